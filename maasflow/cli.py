@@ -1,0 +1,44 @@
+"""The `maasflow` command: sub-command dispatch and the one-line error contract.
+
+`maasflow [flags]` runs the daemon (maas-flow's Go-style flags, see `settings.py`);
+`maasflow <sub-command> ...` runs one of the tools below. Every sub-command module exposes
+`main(argv: list[str]) -> int`. Whatever the command, a `ConfigError` becomes one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+from maasflow.errors import ConfigError
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("maasflow.sim.cli", "run the built-in MAAS simulator"),
+    "serve": ("maasflow.service.cli", "run the provisioning service and webhook power target"),
+    "power-config": ("maasflow.service.power_config", "print MAAS power parameters for a machine"),
+    "demo": ("maasflow.demo", "simulator + service + daemon on loopback, with a live view"),
+    "status": ("maasflow.status", "show what the daemon knows about each machine"),
+}
+
+
+def _load(name: str) -> Callable[[list[str]], int]:
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    entry: Callable[[list[str]], int] = module.main
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in SUBCOMMANDS:
+            return _load(args[0])(args[1:])
+        from maasflow.daemon_cli import main as daemon_main
+
+        return daemon_main(args)
+    except ConfigError as exc:
+        print(f"maasflow: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
