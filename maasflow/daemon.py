@@ -1,0 +1,378 @@
+"""The daemon: one pass every period, from MAAS's listing to at most one action per machine.
+
+A pass lists the machines once, keeps the ones the filters select, lets each machine's
+long-lived `Flow` decide from what MAAS says now (level-triggered), and hands any action to
+the executor, which never blocks the pass. The loop owns the period, the backoff after a
+failed pass, health, metrics, the systemd watchdog and shutdown. It does not speak HTTP to
+MAAS itself (the client does), decide anything (the lifecycle does) or carry out actions
+(the actuator does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
+
+from maasflow.actions import Actuator, Outcome
+from maasflow.errors import Forbidden, MaasError, Unauthorized
+from maasflow.executor import Executor
+from maasflow.filters import FilterSpec
+from maasflow.lifecycle import Action, Decision, Flow, Observation, ProvisionView
+from maasflow.maas.client import MaasClient
+from maasflow.maas.models import Machine
+from maasflow.mappings import Mappings
+from maasflow.metrics import Metrics
+from maasflow.store import ProvisionRecord
+from maasflow.telemetry import Health
+
+log = structlog.get_logger(__name__)
+
+BACKOFF_CAP_S = 300.0
+STUCK_AFTER_S = 600.0  # a listing with all its retries (5 x (30 s timeout + backoff)) fits
+
+
+@dataclass
+class MachineView:
+    """What the daemon last knew of one selected machine, for `/state` and `maasflow status`."""
+
+    system_id: str
+    hostname: str
+    zone: str
+    pool: str
+    status: int
+    status_name: str
+    phase: str
+    reason: str = ""
+    last_action: str | None = None
+    last_action_at: float | None = None
+    last_outcome: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class PassSummary:
+    seen: int
+    selected: int
+    started: int
+    by_status: dict[str, int]
+    by_phase: dict[str, int]
+
+
+class Daemon:
+    """Drives selected machines towards Deployed and through provisioning."""
+
+    def __init__(
+        self,
+        client: MaasClient,
+        actuator: Actuator,
+        *,
+        filters: FilterSpec,
+        mappings: Mappings,
+        period: float,
+        concurrency: int = 16,
+        always_rename: bool = True,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.actuator = actuator
+        self.filters = filters
+        self.mappings = mappings
+        self.period = period
+        self.always_rename = always_rename
+        self.metrics = metrics or Metrics()
+        self.health = health or Health(period)
+        self.clock = clock
+        self.executor = Executor(concurrency)
+        self.flows: dict[str, Flow] = {}
+        self.views: dict[str, MachineView] = {}
+        self.me = ""
+        self.passes = 0
+        self.failed_actions = 0
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self._pass_started: float | None = None
+
+    # -- start-up -------------------------------------------------------------------
+
+    async def identify(self, *, retry: bool = True) -> str:
+        """Ask MAAS who our key belongs to; retry a rejected key with capped backoff."""
+        attempt = 0
+        while True:
+            try:
+                user = await self.client.whoami()
+            except MaasError as exc:
+                reason = _problem(exc)
+                self.health.set_problem(reason)
+                if not retry:
+                    raise
+                attempt += 1
+                delay = min(self.period * 2 ** (attempt - 1), BACKOFF_CAP_S)
+                log.error("cannot identify to MAAS; retrying", reason=reason, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            self.me = user.username
+            if not user.is_superuser:
+                log.warning(
+                    "API key is not an admin's: MAAS refuses commissioning to non-admin users",
+                    user=user.username,
+                )
+            return user.username
+
+    # -- one pass -------------------------------------------------------------------
+
+    async def run_pass(self) -> PassSummary:
+        """List once, decide per selected machine, start actions; never waits for them."""
+        started_at = self.clock()
+        self._pass_started = time.monotonic()
+        try:
+            machines = await self.client.list_machines()
+        except MaasError as exc:
+            self._pass_failed(exc, started_at)
+            raise
+        finally:
+            self._pass_started = None
+        records = {r.system_id: r for r in self.actuator.store.all()}
+        summary = self._decide_all(machines, records)
+        self._pass_ok(summary, started_at)
+        return summary
+
+    def _decide_all(
+        self, machines: list[Machine], records: dict[str, ProvisionRecord]
+    ) -> PassSummary:
+        selected = [m for m in machines if self.filters.selects(m)]
+        started = 0
+        for machine in selected:
+            if self.executor.busy(machine.system_id):
+                continue
+            decision = self.decide(machine, records)
+            self._remember(machine, decision, records.get(machine.system_id))
+            if decision.action is not None:
+                started += self._start(machine, decision.action)
+        self._forget_missing({m.system_id for m in selected})
+        return PassSummary(
+            seen=len(machines),
+            selected=len(selected),
+            started=started,
+            by_status=dict(Counter(m.status_name or str(m.status) for m in selected)),
+            by_phase=dict(Counter(v.phase for v in self.views.values())),
+        )
+
+    def decide(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Decision:
+        """What this machine's flow makes of what MAAS says now (no side effect but the flow)."""
+        return self._flow(machine).observe(self._observation(machine, records))
+
+    def _flow(self, machine: Machine) -> Flow:
+        flow = self.flows.get(machine.system_id)
+        if flow is None:
+            flow = self.flows[machine.system_id] = Flow(machine.system_id)
+        return flow
+
+    def _observation(
+        self, machine: Machine, records: dict[str, ProvisionRecord]
+    ) -> Observation:
+        desired = self.mappings.hostname_for(machine)
+        return Observation(
+            status=machine.status,
+            power_state=machine.power_state,
+            owner=machine.owner,
+            locked=machine.locked,
+            power_type=machine.power_type,
+            me=self.me,
+            desired_hostname=desired if desired != machine.hostname else None,
+            hostname=machine.hostname,
+            provision=self._provision_view(records.get(machine.system_id)),
+            helper_script=bool(self.actuator.power_helper),
+            always_rename=self.always_rename,
+        )
+
+    def _provision_view(self, record: ProvisionRecord | None) -> ProvisionView | None:
+        if self.actuator.provisioner is None:
+            return None
+        if record is None:
+            return ProvisionView(state="none", retry_due=False, poll=False)
+        due = record.state == "failed" and (record.next_attempt_at or 0) <= self.clock()
+        poll = record.state == "running" and record.mode == "url"
+        return ProvisionView(state=record.state, retry_due=due, poll=poll)
+
+    def _remember(
+        self, machine: Machine, decision: Decision, record: ProvisionRecord | None
+    ) -> None:
+        view = self.views.get(machine.system_id)
+        if view is None:
+            view = self.views[machine.system_id] = MachineView(
+                machine.system_id, machine.hostname, machine.zone.name, machine.pool_name,
+                machine.status, machine.status_name, decision.phase,
+            )
+        view.hostname, view.zone, view.pool = machine.hostname, machine.zone.name, machine.pool_name
+        view.status, view.status_name = machine.status, machine.status_name
+        view.phase, view.reason = decision.phase, decision.reason
+        if record is not None:
+            view.attempts = record.attempts
+            view.last_error = record.last_error or view.last_error
+        if decision.entered and decision.phase in ("failed", "unknown"):
+            log.warning(
+                "machine needs a human",
+                system_id=machine.system_id, hostname=machine.hostname,
+                status=machine.status_name or machine.status, phase=decision.phase,
+                reason=decision.reason, status_message=machine.status_message,
+                error_description=machine.error_description,
+            )
+
+    def _forget_missing(self, present: set[str]) -> None:
+        for system_id in [s for s in self.flows if s not in present]:
+            if not self.executor.busy(system_id):
+                self.flows.pop(system_id, None)
+                self.views.pop(system_id, None)
+
+    # -- actions ----------------------------------------------------------------------
+
+    def _start(self, machine: Machine, action: Action) -> int:
+        async def run() -> None:
+            await self._act(machine, action)
+
+        return int(self.executor.submit(machine.system_id, run))
+
+    async def _act(self, machine: Machine, action: Action) -> None:
+        started = time.monotonic()
+        structlog.contextvars.bind_contextvars(
+            system_id=machine.system_id, hostname=machine.hostname
+        )
+        try:
+            outcome = await self._outcome(machine, action)
+        finally:
+            structlog.contextvars.unbind_contextvars("system_id", "hostname")
+        duration = time.monotonic() - started
+        self._record_action(machine, action, outcome, duration)
+
+    async def _outcome(self, machine: Machine, action: Action) -> Outcome:
+        try:
+            return await self.actuator.perform(machine, action)
+        except Forbidden as exc:
+            detail = str(exc)
+            if action.kind == "commission":
+                detail += " (commissioning needs an admin API key: maas apikey --username <admin>)"
+            return Outcome("failed", detail)
+        except MaasError as exc:
+            return Outcome("failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad action must never stop the daemon
+            log.exception("action crashed", action=action.kind)
+            return Outcome("failed", f"{type(exc).__name__}: {exc}")
+
+    def _record_action(
+        self, machine: Machine, action: Action, outcome: Outcome, duration: float
+    ) -> None:
+        view = self.views.get(machine.system_id)
+        if view is not None:
+            view.last_action, view.last_action_at = action.kind, self.clock()
+            view.last_outcome = outcome.result
+            if outcome.result == "failed":
+                view.last_error = outcome.detail
+        if outcome.result == "failed":
+            self.failed_actions += 1
+        self.metrics.observe_action(action.kind, outcome.result, duration)
+        if action.kind in ("provision", "provision_poll") and outcome.result != "running":
+            self.metrics.observe_provision(outcome.result, duration)
+        emit = log.warning if outcome.result == "failed" else log.info
+        emit(
+            "action",
+            system_id=machine.system_id, hostname=machine.hostname,
+            status=machine.status_name or machine.status, action=action.kind,
+            params=dict(action.params) or None, outcome=outcome.result,
+            detail=outcome.detail or None, duration_s=round(duration, 3),
+        )
+
+    # -- pass bookkeeping -------------------------------------------------------------------
+
+    def _pass_ok(self, summary: PassSummary, started_at: float) -> None:
+        now = self.clock()
+        self.passes += 1
+        self.consecutive_failures = 0
+        self.last_error = None
+        self.health.pass_ok(now)
+        self.metrics.observe_pass(now - started_at, True, summary.by_status, summary.by_phase)
+        log.info(
+            "pass", seen=summary.seen, selected=summary.selected,
+            statuses=summary.by_status, started=summary.started,
+            failed=self.failed_actions, in_flight=self.executor.in_flight,
+            duration_s=round(now - started_at, 3),
+        )
+        self.failed_actions = 0
+
+    def _pass_failed(self, exc: MaasError, started_at: float) -> None:
+        now = self.clock()
+        self.consecutive_failures += 1
+        self.last_error = _problem(exc)
+        self.health.pass_failed(self.last_error, now)
+        self.metrics.observe_pass(now - started_at, False, {}, {})
+        log.error("pass failed", reason=self.last_error, next_in_s=round(self.next_delay(), 1))
+
+    def next_delay(self) -> float:
+        """The period, stretched by capped exponential backoff after failed passes."""
+        if self.consecutive_failures == 0:
+            return self.period
+        return min(self.period * 2 ** (self.consecutive_failures - 1), max(BACKOFF_CAP_S, self.period))
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, on_pass: Callable[[], None] | None = None) -> None:
+        """First pass at once, then every period, until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.run_pass()
+            except MaasError:
+                pass  # already logged and counted; the next pass retries after backoff
+            if on_pass is not None:
+                on_pass()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.next_delay())
+            except TimeoutError:
+                pass
+
+    def loop_alive(self) -> bool:
+        """False once a pass has been running far longer than any retry could explain."""
+        if self._pass_started is None:
+            return True
+        stuck_after = max(3 * self.period, STUCK_AFTER_S)
+        return time.monotonic() - self._pass_started < stuck_after
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop starting actions; let running ones finish within `grace` seconds."""
+        cancelled = await self.executor.drain(grace)
+        log.info("stopped", cancelled_actions=cancelled)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON document `/state` serves (schema in `maasflow.telemetry`)."""
+        return {
+            "generated_at": self.clock(),
+            "maas_url": self.client.base_url,
+            "pass": {
+                "count": self.passes,
+                "last_ok_at": self.health.last_success_at,
+                "last_error": self.last_error,
+            },
+            "machines": [asdict(v) for v in sorted(self.views.values(), key=_by_host)],
+        }
+
+    def views_of(self, system_ids: Iterable[str]) -> list[MachineView]:
+        return [self.views[s] for s in system_ids if s in self.views]
+
+
+def _by_host(view: MachineView) -> str:
+    return view.hostname
+
+
+def _problem(exc: MaasError) -> str:
+    if isinstance(exc, Unauthorized):
+        return f"API key rejected by MAAS: {exc.message}"
+    if exc.status is None or exc.status >= 500:
+        return f"MAAS unreachable: {exc}"
+    return str(exc)
