@@ -11,6 +11,7 @@ MAAS itself (the client does), decide anything (the lifecycle does) or carry out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -115,7 +116,7 @@ class Daemon:
                 if not retry:
                     raise
                 attempt += 1
-                delay = min(self.period * 2 ** (attempt - 1), BACKOFF_CAP_S)
+                delay = min(self.period * 2.0 ** (attempt - 1), BACKOFF_CAP_S)
                 log.error("cannot identify to MAAS; retrying", reason=reason, retry_in_s=delay)
                 await asyncio.sleep(delay)
                 continue
@@ -176,9 +177,7 @@ class Daemon:
             flow = self.flows[machine.system_id] = Flow(machine.system_id)
         return flow
 
-    def _observation(
-        self, machine: Machine, records: dict[str, ProvisionRecord]
-    ) -> Observation:
+    def _observation(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Observation:
         desired = self.mappings.hostname_for(machine)
         return Observation(
             status=machine.status,
@@ -209,8 +208,13 @@ class Daemon:
         view = self.views.get(machine.system_id)
         if view is None:
             view = self.views[machine.system_id] = MachineView(
-                machine.system_id, machine.hostname, machine.zone.name, machine.pool_name,
-                machine.status, machine.status_name, decision.phase,
+                machine.system_id,
+                machine.hostname,
+                machine.zone.name,
+                machine.pool_name,
+                machine.status,
+                machine.status_name,
+                decision.phase,
             )
         view.hostname, view.zone, view.pool = machine.hostname, machine.zone.name, machine.pool_name
         view.status, view.status_name = machine.status, machine.status_name
@@ -221,9 +225,12 @@ class Daemon:
         if decision.entered and decision.phase in ("failed", "unknown"):
             log.warning(
                 "machine needs a human",
-                system_id=machine.system_id, hostname=machine.hostname,
-                status=machine.status_name or machine.status, phase=decision.phase,
-                reason=decision.reason, status_message=machine.status_message,
+                system_id=machine.system_id,
+                hostname=machine.hostname,
+                status=machine.status_name or machine.status,
+                phase=decision.phase,
+                reason=decision.reason,
+                status_message=machine.status_message,
                 error_description=machine.error_description,
             )
 
@@ -263,7 +270,7 @@ class Daemon:
             return Outcome("failed", detail)
         except MaasError as exc:
             return Outcome("failed", str(exc))
-        except Exception as exc:  # noqa: BLE001 - one bad action must never stop the daemon
+        except Exception as exc:
             log.exception("action crashed", action=action.kind)
             return Outcome("failed", f"{type(exc).__name__}: {exc}")
 
@@ -284,10 +291,14 @@ class Daemon:
         emit = log.warning if outcome.result == "failed" else log.info
         emit(
             "action",
-            system_id=machine.system_id, hostname=machine.hostname,
-            status=machine.status_name or machine.status, action=action.kind,
-            params=dict(action.params) or None, outcome=outcome.result,
-            detail=outcome.detail or None, duration_s=round(duration, 3),
+            system_id=machine.system_id,
+            hostname=machine.hostname,
+            status=machine.status_name or machine.status,
+            action=action.kind,
+            params=dict(action.params) or None,
+            outcome=outcome.result,
+            detail=outcome.detail or None,
+            duration_s=round(duration, 3),
         )
 
     # -- pass bookkeeping -------------------------------------------------------------------
@@ -300,9 +311,13 @@ class Daemon:
         self.health.pass_ok(now)
         self.metrics.observe_pass(now - started_at, True, summary.by_status, summary.by_phase)
         log.info(
-            "pass", seen=summary.seen, selected=summary.selected,
-            statuses=summary.by_status, started=summary.started,
-            failed=self.failed_actions, in_flight=self.executor.in_flight,
+            "pass",
+            seen=summary.seen,
+            selected=summary.selected,
+            statuses=summary.by_status,
+            started=summary.started,
+            failed=self.failed_actions,
+            in_flight=self.executor.in_flight,
             duration_s=round(now - started_at, 3),
         )
         self.failed_actions = 0
@@ -319,23 +334,22 @@ class Daemon:
         """The period, stretched by capped exponential backoff after failed passes."""
         if self.consecutive_failures == 0:
             return self.period
-        return min(self.period * 2 ** (self.consecutive_failures - 1), max(BACKOFF_CAP_S, self.period))
+        return min(
+            self.period * 2.0 ** (self.consecutive_failures - 1), max(BACKOFF_CAP_S, self.period)
+        )
 
     # -- the loop ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, on_pass: Callable[[], None] | None = None) -> None:
         """First pass at once, then every period, until `stop` is set."""
         while not stop.is_set():
-            try:
+            # A failed pass is already logged and counted; the next one comes after backoff.
+            with contextlib.suppress(MaasError):
                 await self.run_pass()
-            except MaasError:
-                pass  # already logged and counted; the next pass retries after backoff
             if on_pass is not None:
                 on_pass()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.next_delay())
-            except TimeoutError:
-                pass
 
     def loop_alive(self) -> bool:
         """False once a pass has been running far longer than any retry could explain."""

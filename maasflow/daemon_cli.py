@@ -158,8 +158,9 @@ async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
         notifier.ready()
         watchdog = asyncio.create_task(_watchdog(daemon, notifier, stop))
         identify = asyncio.create_task(daemon.identify())
-        await asyncio.wait([identify, asyncio.create_task(stop.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [identify, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
         if identify.done():
             await daemon.run(stop)
         identify.cancel()

@@ -15,6 +15,7 @@ the PUT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -30,7 +31,9 @@ class PowerHelperError(MaasflowError):
     """The helper failed, hung or printed something that is not a power configuration."""
 
 
-async def run_power_helper(script: str, macs: list[str], timeout: float = TIMEOUT_S) -> dict[str, str]:
+async def run_power_helper(
+    script: str, macs: list[str], timeout: float = TIMEOUT_S
+) -> dict[str, str]:
     """Run the helper with the MACs as arguments; return the PUT fields it describes."""
     proc = await asyncio.create_subprocess_exec(
         script,
@@ -76,7 +79,5 @@ def _text(value: object) -> str:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

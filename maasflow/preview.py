@@ -46,8 +46,9 @@ def _item(daemon: Daemon, machine: Machine, records: dict[str, ProvisionRecord])
     }
     why_not = daemon.filters.reason(machine)
     if why_not is not None:
-        return PlanItem(**base, selected=False, phase="excluded", action=None, params={},
-                        reason=why_not)
+        return PlanItem(
+            **base, selected=False, phase="excluded", action=None, params={}, reason=why_not
+        )
     decision = daemon.decide(machine, records)
     action = decision.action
     return PlanItem(
@@ -77,5 +78,6 @@ def print_plan(items: list[PlanItem], fmt: str, out: TextIO) -> None:
             file=out,
         )
     acting = sum(1 for i in items if i.action)
-    print(f"preview: {len(items)} machines, {acting} would get an action; nothing was sent",
-          file=out)
+    print(
+        f"preview: {len(items)} machines, {acting} would get an action; nothing was sent", file=out
+    )
