@@ -1,0 +1,135 @@
+"""ASGI middleware of `maasflow serve`: a request-body cap and a structured access log.
+
+`BodyLimit` reads a request's body before the app sees it and answers 413 once it passes the
+cap (at once when `Content-Length` already says so), so no handler ever holds a huge body.
+
+`AccessLog` writes one `http.request` event per request: method, path, status, duration and
+client. It never logs headers (so never `Authorization`) nor query strings (which may carry
+tokens); the path is cut short and its control characters replaced, so a hostile URL cannot
+forge log lines.
+
+What this module stops at: it knows no routes; the app decides what each path means.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_BODY_LIMIT = 64 * 1024
+_PATH_LIMIT = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class BodyLimit:
+    """Answer 413 to any HTTP request whose body is larger than `limit` bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int = DEFAULT_BODY_LIMIT) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _declared_length(scope) > self.limit:
+            await self._reject(send)
+            return
+        first = await self._read(receive)
+        if first is None:
+            await self._reject(send)
+            return
+        await self.app(scope, _replay(first, receive), send)
+
+    async def _read(self, receive: Receive) -> Message | None:
+        """The whole body as one message (or the disconnect), None past the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return None
+            if not message.get("more_body", False):
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps({"error": f"request body too large (limit {self.limit} bytes)"})
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+class AccessLog:
+    """Log each HTTP request once it is answered; see the module docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            log.info(
+                "http.request",
+                method=scope.get("method", ""),
+                path=safe_path(scope.get("path", "")),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                client=_client(scope),
+            )
+
+
+def safe_path(path: str) -> str:
+    """`path` fit for a log line: short, without control characters."""
+    shown = _CONTROL.sub("?", path[:_PATH_LIMIT])
+    return shown + "..." if len(path) > _PATH_LIMIT else shown
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A `receive` that gives `first`, then whatever the server sends next."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    if not client:
+        return ""
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

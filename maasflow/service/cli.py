@@ -1,0 +1,151 @@
+"""`maasflow serve`: flags → `ServiceConfig`, then serve until SIGTERM or SIGINT (exit 0).
+
+    maasflow serve --script /usr/local/bin/provision \\
+        [--role-script storage=/usr/local/bin/provision-storage ...] \\
+        [--allow-script wipe=/usr/local/bin/wipe ...] [--role-selector-url URL] \\
+        [--default-role compute] [--workers 5] [--job-timeout 3600] [--queue-limit 100] \\
+        [--db PATH] [--host 127.0.0.1] [--port 9420] [--tls-cert PEM --tls-key PEM] \\
+        [power target flags, see `power_api`]
+
+Port 9420 by default: free in IANA's registry and unlikely to meet another local service
+(the opencord provisioner used 4243; pass `--port 4243` to stand in for it). `--port 0` picks
+a free port; the `service.listening` log line tells which. `--db` defaults to
+`$STATE_DIRECTORY/serve.sqlite` (systemd's StateDirectory=), else
+`${XDG_STATE_HOME:-~/.local/state}/maasflow/serve.sqlite`; `--db :memory:` keeps nothing.
+
+Bad flags raise `ConfigError` (one line, exit 2). A signal stops the server gracefully: the
+running jobs are killed and recorded as failed ("interrupted by shutdown"), then exit 0.
+
+What this module stops at: flag parsing and the signal-driven run; `server` does the serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from maasflow.errors import ConfigError
+from maasflow.logs import FORMATS, LEVELS, configure_logging
+from maasflow.service.app import DEFAULT_PORT, ServiceConfig
+from maasflow.service.power_api import add_power_arguments, power_router_from_args
+from maasflow.service.roles import ROLE_PATTERN, executable, named_scripts, selector_url
+from maasflow.service.server import serve_service
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are ConfigErrors (one line, exit 2) instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"serve: {message} (see maasflow serve --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of `maasflow serve`, the power target's included."""
+    parser = _Parser(prog="maasflow serve", description=__doc__.split("\n")[0])
+    _add_listen_arguments(parser)
+    _add_job_arguments(parser)
+    parser.add_argument("--db", help="SQLite file for records (':memory:' keeps nothing)")
+    parser.add_argument("--log-level", choices=sorted(LEVELS), default="info")
+    parser.add_argument("--log-format", choices=FORMATS, default="text")
+    add_power_arguments(parser)
+    return parser
+
+
+def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("listening")
+    group.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    group.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    group.add_argument("--tls-cert", help="PEM certificate (chain) for HTTPS")
+    group.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("provisioning jobs")
+    group.add_argument("--script", help="run for roles without their own script")
+    group.add_argument("--role-script", action="append", default=[], metavar="ROLE=PATH")
+    group.add_argument(
+        "--allow-script",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a script a request may choose by NAME with its 'script' field",
+    )
+    group.add_argument("--default-role", default="compute")
+    group.add_argument("--role-selector-url", help="GET ?id=&name=&ip=&mac= answers a role")
+    group.add_argument("--workers", type=int, default=5)
+    group.add_argument("--job-timeout", type=float, default=3600.0, metavar="SECONDS")
+    group.add_argument("--queue-limit", type=int, default=100, help="pending jobs before 429")
+
+
+def config_from_args(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> ServiceConfig:
+    """Check the parsed flags and build the service's configuration."""
+    roles = named_scripts("--role-script", args.role_script)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be between 0 and 65535")
+    return ServiceConfig(
+        script=None if args.script is None else executable("--script", args.script),
+        role_scripts=roles,
+        allowed_scripts=named_scripts("--allow-script", args.allow_script, roles),
+        default_role=_role(args.default_role),
+        role_selector_url=_optional_url(args.role_selector_url),
+        workers=args.workers,
+        job_timeout=args.job_timeout,
+        queue_limit=args.queue_limit,
+        db=args.db or default_db_path(os.environ if env is None else env),
+        tls_cert=_readable("--tls-cert", args.tls_cert),
+        tls_key=_readable("--tls-key", args.tls_key),
+    )
+
+
+def default_db_path(env: Mapping[str, str]) -> Path | str:
+    """Where records live when `--db` is not given; see the module docstring."""
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state) / "serve.sqlite"
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "maasflow" / "serve.sqlite"
+
+
+def main(argv: list[str]) -> int:
+    """Run `maasflow serve` until a signal; 0 after a clean shutdown."""
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    configure_logging(args.log_level, args.log_format)
+    asyncio.run(_serve_until_signal(config, args))
+    return 0
+
+
+async def _serve_until_signal(config: ServiceConfig, args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    power = power_router_from_args(args)
+    async with serve_service(config, host=args.host, port=args.port, power=power):
+        await stop.wait()
+
+
+def _role(value: str) -> str:
+    if not ROLE_PATTERN.fullmatch(value):
+        raise ConfigError(f"--default-role {value!r}: use letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _optional_url(value: str | None) -> str | None:
+    return None if value is None else selector_url(value)
+
+
+def _readable(flag: str, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"{flag} {value}: not a readable file")
+    return path
