@@ -1,0 +1,362 @@
+"""The webhook power target: HTTP routes that MAAS's `webhook` power driver calls.
+
+MAAS (3.6 `src/provisioningserver/drivers/power/webhook.py`) POSTs `power_on_uri` and
+`power_off_uri` with no body, GETs `power_query_uri`, and sends `User-Agent: MAAS <version>`,
+`Accept: application/json`, `System_Id: <id>` and either `Authorization: Bearer <token>` or
+Basic. It reads the query body with two regex searches (by default `status.*\\:.*running`,
+then `status.*\\:.*stopped`), so the query answers exactly `{"status": "running"}`,
+`{"status": "stopped"}` or `{"status": "unknown"}` and nothing else that could match.
+
+Routes (each also with a trailing slash): `POST /power/{machine}/on`, `.../off`, `.../ack`,
+`GET /power/{machine}`, `GET /power/` (a listing) and `GET /power/acks` (an HTML page of
+power-offs waiting for a person). `{machine}` is a configured name, a MAC or a system_id.
+Errors are JSON: 401 (with `WWW-Authenticate`), 404, 409, and 502/503/504 for backend
+failures, never a 500. Error bodies never echo the path, because MAAS runs its regexes over
+the body of a 404.
+
+This module wires config, auth and backends into an `APIRouter` (`PowerComponent`); the app,
+TLS and the server itself belong to the service shell (`maasflow/service/app.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hmac
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from maasflow.errors import ConfigError, PowerError
+from maasflow.service.backends import Backend, Target, http_status
+from maasflow.service.backends.ack_page import render_acks_page
+from maasflow.service.backends.acks import AckBoard
+from maasflow.service.backends.command import CommandBackend
+from maasflow.service.backends.dli import DliBackend
+from maasflow.service.backends.wol import WolBackend
+from maasflow.service.power_config import (
+    CommandMachine,
+    DliMachine,
+    MachineSpec,
+    PowerAuth,
+    PowerConfig,
+    add_auth_arguments,
+    load_power_auth,
+    load_power_config,
+)
+from maasflow.service.power_state import PowerState, PowerStateStore
+
+log = structlog.get_logger(__name__)
+
+REALM = "maasflow-power"
+_QUERY_WORDS: dict[PowerState, str] = {"on": "running", "off": "stopped", "unknown": "unknown"}
+
+
+class _Refusal(Exception):
+    """A request answered with an error status before any backend ran."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+def _same(given: str, wanted: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), wanted.encode("utf-8"))
+
+
+def _basic_ok(auth: PowerAuth, credentials: str) -> bool:
+    if auth.user is None or auth.password is None:
+        return False
+    try:
+        user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return _same(user, auth.user) & _same(password, auth.password)  # both, always
+
+
+def authorized(auth: PowerAuth, header: str | None) -> bool:
+    """Whether an `Authorization` header carries the configured token or user and password."""
+    if auth.is_open:
+        return True
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and auth.token is not None:
+        return _same(credentials.strip(), auth.token)
+    if scheme.lower() == "basic":
+        return _basic_ok(auth, credentials.strip())
+    return False
+
+
+def _unauthorized(auth: PowerAuth) -> JSONResponse:
+    response = _error(401, "authentication required")
+    if auth.token is not None:
+        response.headers.append("WWW-Authenticate", f'Bearer realm="{REALM}"')
+    if auth.user is not None:
+        response.headers.append("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')
+    return response
+
+
+# --- the component ------------------------------------------------------------------------
+
+
+class PowerComponent:
+    """The power routes plus what they own (backends, pending acks, the state file)."""
+
+    def __init__(
+        self,
+        config: PowerConfig,
+        auth: PowerAuth,
+        backends: dict[str, Backend],
+        acks: AckBoard,
+        store: PowerStateStore,
+    ) -> None:
+        self.config = config
+        self.auth = auth
+        self.backends = backends
+        self.acks = acks
+        self.store = store
+        self.router = APIRouter(tags=["power"])
+        _add_routes(self.router, self)
+
+    async def aclose(self) -> None:
+        """Fail pending acknowledgements and close backend connections."""
+        self.acks.close()
+        for backend in self.backends.values():
+            await backend.aclose()
+
+    def target(self, key: str, request: Request) -> Target:
+        """Resolve `{machine}` (and the System_Id header) to a configured machine."""
+        header = request.headers.get("system_id") or request.headers.get("system-id")
+        name = self.config.find(key) or (self.config.find(header) if header else None)
+        if name is None:
+            raise _Refusal(404, "no such machine is configured")
+        spec = self.config.machines[name]
+        if header and spec.system_id and header.lower() != spec.system_id.lower():
+            raise _Refusal(409, "the System_Id header does not match the configured system_id")
+        sane = header if header and len(header) <= 64 and header.isprintable() else ""
+        return Target(name, spec.mac, spec.hostname or name, spec.system_id or sane)
+
+    async def act(self, action: str, key: str, request: Request) -> Response:
+        """Run one backend call for a request and turn its outcome into a response."""
+        if not authorized(self.auth, request.headers.get("authorization")):
+            return _unauthorized(self.auth)
+        started = time.monotonic()
+        try:
+            target = self.target(key, request)
+            state = await _call(self.backends[target.name], action, target)
+        except _Refusal as refusal:
+            _log_request(request, action, None, refusal.status, started)
+            return _error(refusal.status, refusal.message)
+        except PowerError as exc:
+            _log_request(request, action, target.name, http_status(exc), started, error=str(exc))
+            return _error(http_status(exc), str(exc))
+        _log_request(request, action, target.name, 200, started, state=state)
+        return _answer(action, target.name, state)
+
+
+async def _call(backend: Backend, action: str, target: Target) -> PowerState:
+    try:
+        if action == "on":
+            return await backend.power_on(target)
+        if action == "off":
+            return await backend.power_off(target)
+        return await backend.query(target)
+    except PowerError:
+        raise
+    except Exception as exc:  # a backend bug must still answer MAAS with JSON, not a 500
+        log.exception("power.backend_crashed", machine=target.name, action=action)
+        raise PowerError(f"the {action} backend failed ({exc.__class__.__name__})") from exc
+
+
+def _answer(action: str, name: str, state: PowerState) -> Response:
+    if action == "query":
+        # Exactly this body: MAAS's regexes search the raw text (webhook.py, 3.6).
+        body = json.dumps({"status": _QUERY_WORDS[state]}) + "\n"
+        return Response(body, media_type="application/json")
+    return JSONResponse({"machine": name, "action": action, "state": state})
+
+
+def _log_request(
+    request: Request, action: str, name: str | None, status: int, started: float, **extra: str
+) -> None:
+    log.info(
+        "power.request",
+        action=action,
+        machine=name,
+        status=status,
+        client=request.client.host if request.client else None,
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+        **extra,
+    )
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+def _prefix(request: Request) -> str:
+    path = request.url.path
+    return path[: path.rfind("/power/")] if "/power/" in path else ""
+
+
+def _add_routes(router: APIRouter, power: PowerComponent) -> None:
+    """Register every route twice, with and without a trailing slash."""
+
+    async def listing(request: Request) -> Response:
+        if not authorized(power.auth, request.headers.get("authorization")):
+            return _unauthorized(power.auth)
+        pending = {entry.target.name for entry in power.acks.pending()}
+        return JSONResponse(
+            [
+                {
+                    "name": name,
+                    "backend": spec.backend,
+                    "mac": spec.mac,
+                    "system_id": spec.system_id,
+                    "last_state": power.store.get(name),
+                    "off_waiting_for_ack": name in pending,
+                }
+                for name, spec in power.config.machines.items()
+            ]
+        )
+
+    async def acks_page(request: Request) -> Response:
+        if not authorized(power.auth, request.headers.get("authorization")):
+            return _unauthorized(power.auth)
+        page = render_acks_page(power.acks.pending(), _prefix(request) + "/power")
+        return HTMLResponse(
+            page,
+            headers={
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                "form-action 'self'; frame-ancestors 'none'",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def acknowledge(machine: str, request: Request) -> Response:
+        if not authorized(power.auth, request.headers.get("authorization")):
+            return _unauthorized(power.auth)
+        try:
+            name = power.target(machine, request).name
+        except _Refusal as refusal:
+            return _error(refusal.status, refusal.message)
+        done = power.acks.ack(name)
+        log.info("power.ack", machine=name, acknowledged=done)
+        if request.headers.get("content-type", "").startswith("application/x-www-form-"):
+            return RedirectResponse(_prefix(request) + "/power/acks", status_code=303)
+        if not done:
+            return _error(409, "no power-off of this machine is waiting for acknowledgement")
+        return JSONResponse({"machine": name, "acknowledged": True})
+
+    async def power_on(machine: str, request: Request) -> Response:
+        return await power.act("on", machine, request)
+
+    async def power_off(machine: str, request: Request) -> Response:
+        return await power.act("off", machine, request)
+
+    async def query(machine: str, request: Request) -> Response:
+        return await power.act("query", machine, request)
+
+    routes: list[tuple[str, str, Callable[..., Awaitable[Response]], str]] = [
+        ("/power/", "GET", listing, "List configured machines and their last known state"),
+        ("/power/acks", "GET", acks_page, "HTML page of power-offs awaiting acknowledgement"),
+        ("/power/{machine}/on", "POST", power_on, "Power a machine on (idempotent)"),
+        ("/power/{machine}/off", "POST", power_off, "Power a machine off (idempotent)"),
+        ("/power/{machine}/ack", "POST", acknowledge, "Acknowledge a waiting power-off"),
+        ("/power/{machine}", "GET", query, 'Query: {"status": "running"|"stopped"|...}'),
+    ]
+    for path, method, endpoint, summary in routes:
+        other = path[:-1] if path.endswith("/") else path + "/"
+        router.add_api_route(
+            path, endpoint, methods=[method], summary=summary, response_class=Response
+        )
+        router.add_api_route(
+            other, endpoint, methods=[method], include_in_schema=False, response_class=Response
+        )
+
+
+# --- building -----------------------------------------------------------------------------
+
+
+def _backend(
+    spec: MachineSpec, config: PowerConfig, store: PowerStateStore, acks: AckBoard
+) -> Backend:
+    if isinstance(spec, DliMachine):
+        return DliBackend(spec, spec.resolve_password())
+    if isinstance(spec, CommandMachine):
+        return CommandBackend(spec, store)
+    return WolBackend(spec, config.wol, store, acks)
+
+
+def build_power_component(
+    config: PowerConfig, auth: PowerAuth, state_path: Path | None
+) -> PowerComponent:
+    """Backends for every configured machine, behind one router."""
+    store = PowerStateStore(state_path)
+    acks = AckBoard()
+    backends = {name: _backend(spec, config, store, acks) for name, spec in config.machines.items()}
+    if auth.is_open:
+        log.warning(
+            "power.open",
+            reason="no power credentials configured: anyone who can "
+            "reach the service can switch machines; set --power-token-file or "
+            "--power-user/--power-pass-file",
+        )
+    log.info("power.ready", machines=len(backends), state_file=str(state_path))
+    return PowerComponent(config, auth, backends, acks, store)
+
+
+def add_power_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `serve` flags of the power target (credentials only through files or env)."""
+    group = parser.add_argument_group("webhook power target")
+    group.add_argument(
+        "--power-config",
+        type=Path,
+        metavar="PATH",
+        default=os.environ.get("MAASFLOW_POWER_CONFIG"),
+        help="power config JSON; enables /power/ (or env MAASFLOW_POWER_CONFIG)",
+    )
+    group.add_argument(
+        "--power-state",
+        type=Path,
+        metavar="PATH",
+        help="file for the last known power states (default: <state dir>/power-state.json)",
+    )
+    add_auth_arguments(group)
+
+
+def default_state_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path:
+    """Beside `--db` when it is a file, else the service's state directory (as `serve` does)."""
+    db = getattr(args, "db", None)
+    if db and str(db) != ":memory:":
+        return Path(db).parent / "power-state.json"
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return Path(state) / "power-state.json"
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "maasflow" / "power-state.json"
+
+
+def power_router_from_args(args: argparse.Namespace) -> PowerComponent | None:
+    """The power component `serve` should mount, or None without `--power-config`."""
+    if not getattr(args, "power_config", None):
+        return None
+    config = load_power_config(Path(args.power_config))
+    auth = load_power_auth(args.power_token_file, args.power_user, args.power_pass_file)
+    state_path = args.power_state or default_state_path(args, os.environ)
+    if state_path.is_dir():
+        raise ConfigError(f"--power-state {state_path}: is a directory; name a file in it")
+    return build_power_component(config, auth, state_path)

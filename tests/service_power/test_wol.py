@@ -1,0 +1,170 @@
+"""Wake-on-LAN through the webhook power target, driven the way MAAS drives it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from maasflow.service.backends.wol import magic_packet
+from tests.service_power.helpers import TOKEN, power_service, wol_config
+from tests.service_power.maas_replay import DriverError, MaasWebhookDriver
+
+MAC_BYTES = bytes.fromhex("525400abcdef")
+
+
+def driver_for(base: str, name: str = "desk1", **kw: Any) -> MaasWebhookDriver:
+    return MaasWebhookDriver(
+        on_uri=f"{base}/power/{name}/on",
+        off_uri=f"{base}/power/{name}/off",
+        query_uri=f"{base}/power/{name}",
+        system_id="abc123",
+        **kw,
+    )
+
+
+async def ack_when_pending(base: str, name: str = "desk1") -> int:
+    """Like a person watching the page: acknowledge as soon as the off is waiting."""
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(500):
+            listing = (await client.get("/power/")).json()
+            if any(m["name"] == name and m["off_waiting_for_ack"] for m in listing):
+                return (await client.post(f"/power/{name}/ack")).status_code
+            await asyncio.sleep(0.01)
+    raise AssertionError("the power-off never became pending")
+
+
+def test_magic_packet_is_six_ff_then_the_mac_sixteen_times() -> None:
+    """The magic packet is 102 bytes: 6 x 0xFF followed by the MAC repeated 16 times."""
+    packet = magic_packet("52:54:00:ab:cd:ef")
+    assert len(packet) == 102
+    assert packet == b"\xff\xff\xff\xff\xff\xff" + MAC_BYTES * 16
+
+
+async def test_maas_powers_on_and_the_packet_is_caught(udp_catcher: Any) -> None:
+    """MAAS's power-on sends a magic packet to the configured port and then reads 'on'."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        driver = driver_for(base)
+        await driver.perform("on")
+        assert await driver.power_query() == "on"
+    packet = await udp_catcher.next()
+    assert packet == b"\xff" * 6 + MAC_BYTES * 16
+
+
+async def test_maas_power_off_waits_for_an_ack_then_reads_off(udp_catcher: Any) -> None:
+    """A power-off waits until someone acknowledges it; MAAS then reads the machine as off."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        driver = driver_for(base)
+        await driver.perform("on")
+        off = asyncio.create_task(driver.perform("off"))
+        assert await ack_when_pending(base) == 200
+        await off
+        assert await driver.power_query() == "off"
+        assert driver.posts() == 2  # one on, one off: the ack answered the first off POST
+
+
+async def test_unacknowledged_off_times_out_as_an_error_for_maas(udp_catcher: Any) -> None:
+    """With nobody acknowledging, each off POST gets 504 and MAAS reports the error."""
+    config = wol_config(udp_catcher.port, off_ack_timeout=0.05)
+    async with power_service(config) as (base, _):
+        driver = driver_for(base)
+        await driver.perform("on")
+        with pytest.raises(DriverError, match="status code: 504"):
+            await driver.perform("off")
+        assert await driver.power_query() == "on"
+        assert driver.posts() == 1 + 7
+
+
+async def test_concurrent_offs_join_one_pending_ack(udp_catcher: Any) -> None:
+    """Two off requests while one is pending both finish on a single acknowledgement."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, component):
+        component.store.set("desk1", "on")
+        async with httpx.AsyncClient(base_url=base) as client:
+            first = asyncio.create_task(client.post("/power/desk1/off"))
+            second = asyncio.create_task(client.post("/power/desk1/off/"))
+            assert await ack_when_pending(base) == 200
+            responses = await asyncio.gather(first, second)
+            assert [r.status_code for r in responses] == [200, 200]
+            assert component.acks.pending() == []
+
+
+async def test_off_of_a_machine_known_off_needs_no_ack(udp_catcher: Any) -> None:
+    """An off for a machine already recorded off answers at once (MAAS re-POSTs are cheap)."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, component):
+        component.store.set("desk1", "off")
+        async with httpx.AsyncClient(base_url=base) as client:
+            response = await client.post("/power/desk1/off")
+        assert response.status_code == 200
+        assert response.json()["state"] == "off"
+
+
+async def test_on_while_an_off_waits_supersedes_it(udp_catcher: Any) -> None:
+    """A power-on while an off waits for its ack ends that off with 409, and the state is on."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, component):
+        component.store.set("desk1", "on")
+        async with httpx.AsyncClient(base_url=base) as client:
+            off = asyncio.create_task(client.post("/power/desk1/off"))
+            while not component.acks.is_pending("desk1"):
+                await asyncio.sleep(0.005)
+            assert (await client.post("/power/desk1/on")).status_code == 200
+            assert (await off).status_code == 409
+            assert (await client.get("/power/desk1")).json() == {"status": "running"}
+
+
+async def test_ack_with_nothing_pending_is_a_conflict(udp_catcher: Any) -> None:
+    """Acknowledging a machine with no waiting power-off answers 409 JSON."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        async with httpx.AsyncClient(base_url=base) as client:
+            response = await client.post("/power/desk1/ack")
+        assert response.status_code == 409
+        assert "error" in response.json()
+
+
+async def test_acks_page_lists_pending_offs_and_its_form_acknowledges(udp_catcher: Any) -> None:
+    """The HTML page lists a waiting off with a form; posting that form acknowledges it."""
+    config = wol_config(udp_catcher.port, hostname="<b>desk</b>")
+    async with power_service(config) as (base, component):
+        component.store.set("desk1", "on")
+        async with httpx.AsyncClient(base_url=base) as client:
+            off = asyncio.create_task(client.post("/power/desk1/off"))
+            while not component.acks.is_pending("desk1"):
+                await asyncio.sleep(0.005)
+            page = await client.get("/power/acks")
+            assert page.headers["content-type"].startswith("text/html")
+            assert '<form method="post" action="/power/desk1/ack">' in page.text
+            assert "&lt;b&gt;desk&lt;/b&gt;" in page.text and "<b>desk</b>" not in page.text
+            form = await client.post("/power/desk1/ack", data={"ack": "1"})
+            assert form.status_code == 303 and form.headers["location"] == "/power/acks"
+            assert (await off).status_code == 200
+            empty = await client.get("/power/acks/")
+            assert "Nothing is waiting" in empty.text
+
+
+async def test_probe_decides_the_state_and_ends_a_waiting_off(udp_catcher: Any) -> None:
+    """With a TCP probe, the query follows the port, and a closed port counts as the ack."""
+    listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    probe = {"host": "127.0.0.1", "port": port, "timeout": 1, "interval": 0.02}
+    async with power_service(wol_config(udp_catcher.port, probe=probe)) as (base, _):
+        driver = driver_for(base)
+        assert await driver.power_query() == "on"
+        off = asyncio.create_task(driver.perform("off"))
+        await asyncio.sleep(0.05)
+        assert not off.done()
+        listener.close()
+        await listener.wait_closed()
+        await off
+        assert await driver.power_query() == "off"
+
+
+async def test_bearer_driver_round_trip(udp_catcher: Any) -> None:
+    """MAAS configured with power_token powers a WoL machine on through a token-protected API."""
+    from maasflow.service.power_config import PowerAuth
+
+    async with power_service(wol_config(udp_catcher.port), PowerAuth(token=TOKEN)) as (base, _):
+        await driver_for(base, token=TOKEN).perform("on")
+        with pytest.raises(DriverError, match="401"):
+            await driver_for(base).power_query()
+    assert len(await udp_catcher.next()) == 102
