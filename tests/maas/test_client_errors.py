@@ -299,3 +299,20 @@ async def test_429_from_a_proxy_is_retried(client, router) -> None:
 
 def _json_type() -> dict[str, str]:
     return {"Content-Type": "application/json"}
+
+
+async def test_no_log_line_ever_carries_the_key(client, router, key) -> None:
+    """Across retries, rejections and skipped entries, no log event contains a key part."""
+    router.get("users/").mock(
+        side_effect=[
+            httpx.Response(503, text=f"busy {key.token}"),
+            httpx.Response(401, text=f"Invalid access token: {key.token} {key.secret}"),
+        ]
+    )
+    router.get("machines/").respond(json=[{"system_id": "bad01", "status": "x"}])
+    with capture_logs() as logs:
+        with pytest.raises(Unauthorized):
+            await client.whoami()
+        await client.list_machines()
+    text = repr(logs)
+    assert logs and all(part not in text for part in (key.token, key.secret))
