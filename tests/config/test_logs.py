@@ -1,0 +1,183 @@
+"""Logging set-up: JSON and text rendering, context, levels, stdlib routing and redaction."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+import structlog
+
+from maasflow.logs import configure_logging, get_logger, is_secret_key, redact_secrets
+
+SECRET = "cccccccccccccccccccccccccccccccc"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Leave structlog and the root logger as other tests expect them."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[str]:
+    return [line for line in stream.getvalue().splitlines() if line]
+
+
+def test_json_is_one_object_per_line_with_utc_timestamp() -> None:
+    """JSON format writes one object per event with level, event and an ISO UTC timestamp."""
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    get_logger("t").info("pass done", selected=3)
+    (line,) = _lines(out)
+    record = json.loads(line)
+    assert record["event"] == "pass done" and record["selected"] == 3
+    assert record["level"] == "info"
+    stamp = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+    offset = stamp.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
+
+
+def test_context_variables_are_merged() -> None:
+    """system_id and hostname bound with contextvars appear in every event."""
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    structlog.contextvars.bind_contextvars(system_id="abc123", hostname="node1")
+    get_logger().info("commission")
+    record = json.loads(_lines(out)[0])
+    assert (record["system_id"], record["hostname"]) == ("abc123", "node1")
+
+
+def test_level_filters_events() -> None:
+    """Events below the configured level are dropped."""
+    out = io.StringIO()
+    configure_logging("warning", "json", out)
+    log = get_logger()
+    log.info("quiet")
+    log.warning("loud")
+    assert [json.loads(x)["event"] for x in _lines(out)] == ["loud"]
+
+
+def test_text_format_is_key_value_without_colours_off_a_tty() -> None:
+    """Text format renders key=value and no ANSI escapes when the stream is not a TTY."""
+    out = io.StringIO()
+    configure_logging("debug", "text", out)
+    get_logger().debug("action", system_id="abc123", action="deploy")
+    text = out.getvalue()
+    assert "action" in text and "system_id=abc123" in text and "action=deploy" in text
+    assert "\x1b[" not in text
+
+
+def test_secrets_are_redacted_in_output() -> None:
+    """A secret-looking key's value never reaches the stream, nested ones included."""
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    get_logger().info(
+        "power set", api_key=SECRET, params={"power_pass": SECRET, "power_user": "admin"}
+    )
+    text = out.getvalue()
+    assert SECRET not in text
+    record = json.loads(text)
+    assert record["api_key"] == "***"
+    assert record["params"] == {"power_pass": "***", "power_user": "admin"}
+
+
+def test_stdlib_records_use_the_same_format() -> None:
+    """Standard-library records come out as JSON too; httpx's per-request INFO lines do not."""
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    logging.getLogger("uvicorn.error").info("started on %s", "127.0.0.1")
+    logging.getLogger("httpx").info("HTTP Request: GET /MAAS/api/2.0/machines/")
+    (line,) = _lines(out)
+    record = json.loads(line)
+    assert record["event"] == "started on 127.0.0.1" and record["logger"] == "uvicorn.error"
+    assert record["level"] == "info" and "timestamp" in record
+
+
+def test_configuring_twice_does_not_duplicate_output() -> None:
+    """A second configure_logging replaces the first handler instead of adding one."""
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("info", "json", first)
+    configure_logging("info", "json", second)
+    logging.getLogger("x").warning("once")
+    assert first.getvalue() == "" and len(_lines(second)) == 1
+
+
+def test_text_tracebacks_do_not_show_local_variables() -> None:
+    """An exception logged in text format does not print the frame's local variables."""
+    out = io.StringIO()
+    configure_logging("info", "text", out)
+    api_key = SECRET
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        get_logger().exception("failed")
+    assert "RuntimeError: boom" in out.getvalue()
+    assert api_key not in out.getvalue()
+
+
+def test_json_tracebacks_are_structured() -> None:
+    """An exception logged in JSON format is a structured field, still one line."""
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        get_logger().exception("failed")
+    (line,) = _lines(out)
+    assert json.loads(line)["exception"][0]["exc_type"] == "ValueError"
+
+
+@pytest.mark.parametrize(("level", "fmt"), [("loud", "json"), ("info", "xml")])
+def test_bad_level_or_format(level: str, fmt: str) -> None:
+    """An unknown level or format is a ValueError (settings validated them already)."""
+    with pytest.raises(ValueError):
+        configure_logging(level, fmt, io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("api_key", True),
+        ("apiKey", True),
+        ("MAAS_API_KEY", True),
+        ("token", True),
+        ("power_token", True),
+        ("password", True),
+        ("power_pass", True),
+        ("Authorization", True),
+        ("secret", True),
+        ("client_secret", True),
+        ("X-Auth-Token", True),
+        ("passes", False),
+        ("bypass", False),
+        ("hostname", False),
+        ("system_id", False),
+        ("event", False),
+        (3, False),
+    ],
+)
+def test_secret_key_names(key: object, secret: bool) -> None:
+    """Keys are secret by their words, not by any substring ("bypass" is not a pass)."""
+    assert is_secret_key(key) is secret
+
+
+def test_redaction_processor_walks_lists_and_dicts() -> None:
+    """The processor masks secrets inside lists of dicts and leaves the event alone."""
+    event = {
+        "event": "password reset",
+        "items": [{"token": SECRET}, ("x", {"secret": SECRET})],
+        "authorization": "OAuth ...",
+    }
+    out = redact_secrets(None, "info", event)
+    assert out["event"] == "password reset"
+    assert out["items"] == [{"token": "***"}, ("x", {"secret": "***"})]
+    assert out["authorization"] == "***"
