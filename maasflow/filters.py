@@ -65,10 +65,10 @@ def expand_path(text: str, origin: str, environ: Mapping[str, str] | None = None
         return env[name]
 
     expanded = _VAR.sub(substitute, text)
-    if expanded.startswith("~"):
-        home = env.get("HOME")
-        expanded = os.path.expanduser(expanded) if home is None else home + expanded[1:]
-    return Path(expanded)
+    home = env.get("HOME")
+    if home is not None and (expanded == "~" or expanded.startswith("~/")):
+        return Path(home + expanded[1:])
+    return Path(os.path.expanduser(expanded))
 
 
 def _read_capped(path: Path, origin: str) -> str:

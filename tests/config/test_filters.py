@@ -136,6 +136,14 @@ def test_file_source_with_variable_in_path(tmp_path: Path, machine: MakeMachine)
         assert f.selects(machine(zone="lab")) and not f.selects(machine(zone="default"))
 
 
+def test_tilde_expansion_uses_the_given_home(tmp_path: Path) -> None:
+    """`@~/f.json` reads from the HOME of the given environment; `~user` is left to the OS."""
+    (tmp_path / "f.json").write_text("{}")
+    assert FilterSpec.load("@~/f.json", "-filter", {"HOME": str(tmp_path)}) == FilterSpec()
+    with pytest.raises(ConfigError, match=r"cannot read file '~no-such-user-x/f\.json'"):
+        FilterSpec.load("@~no-such-user-x/f.json", "-filter", {"HOME": str(tmp_path)})
+
+
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     """A bad pattern in a file is reported with the file's path and the origin."""
     path = tmp_path / "bad.json"
