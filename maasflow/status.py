@@ -268,5 +268,5 @@ def _store_machine(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_action_at": when,
         "last_outcome": state,
         "attempts": row.get("attempts") or 0,
-        "last_error": row.get("last_error"),
+        "last_error": row.get("last_error") or None,
     }
