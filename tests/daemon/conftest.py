@@ -1,0 +1,89 @@
+"""Fixtures for daemon unit tests: a fake MAAS client with machines in memory, calls recorded.
+
+It answers like the real client's interface, not like MAAS's HTTP (the simulator does
+that in the end-to-end tests), so a unit test can set a machine's state, run one pass and
+read which op the daemon called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from maasflow.errors import MaasError
+from maasflow.maas.models import Machine, User
+
+
+def machine(system_id: str, status: int, **fields: Any) -> Machine:
+    data: dict[str, Any] = {
+        "system_id": system_id,
+        "hostname": fields.pop("hostname", f"host-{system_id}"),
+        "status": status,
+        "status_name": fields.pop("status_name", ""),
+        "zone": {"name": fields.pop("zone", "default")},
+        "power_state": fields.pop("power_state", "off"),
+        "power_type": fields.pop("power_type", "ipmi"),
+        "ip_addresses": fields.pop("ip_addresses", ["192.0.2.10"]),
+        "interface_set": [{"name": "eth0", "mac_address": fields.pop("mac", "52:54:00:00:00:01")}],
+    }
+    data.update(fields)
+    return Machine.model_validate(data)
+
+
+class FakeMaas:
+    def __init__(self, machines: list[Machine], username: str = "maasflow") -> None:
+        self.machines = {m.system_id: m for m in machines}
+        self.username = username
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.base_url = "http://fake/MAAS"
+        self.fail_listing: MaasError | None = None
+        self.hold: asyncio.Event | None = None  # when set, ops wait for it
+
+    async def whoami(self) -> User:
+        return User(username=self.username, is_superuser=True)
+
+    async def list_machines(self, **_filters: Any) -> list[Machine]:
+        self.calls.append(("GET", "list", {}))
+        if self.fail_listing is not None:
+            raise self.fail_listing
+        return list(self.machines.values())
+
+    async def _op(self, op: str, system_id: str, **params: Any) -> None:
+        self.calls.append(("POST", op, {"system_id": system_id, **params}))
+        if self.hold is not None:
+            await self.hold.wait()
+
+    async def commission(self, system_id: str, **params: Any) -> None:
+        await self._op("commission", system_id, **params)
+
+    async def allocate(self, system_id: str) -> None:
+        await self._op("allocate", system_id)
+
+    async def deploy(self, system_id: str, distro_series: str | None = None) -> None:
+        await self._op("deploy", system_id, distro_series=distro_series)
+
+    async def power_off(self, system_id: str, stop_mode: str = "soft") -> None:
+        await self._op("power_off", system_id, stop_mode=stop_mode)
+
+    async def update(self, system_id: str, **fields: str) -> None:
+        await self._op("update", system_id, **fields)
+
+    async def aclose(self) -> None:
+        return None
+
+    def ops(self) -> list[tuple[str, str]]:
+        return [(op, p.get("system_id", "")) for method, op, p in self.calls if method == "POST"]
+
+
+@pytest.fixture
+def mk() -> Callable[..., Machine]:
+    """Build a Machine from a few fields (pytest's importlib mode forbids importing helpers)."""
+    return machine
+
+
+@pytest.fixture
+def Fake() -> type[FakeMaas]:
+    return FakeMaas

@@ -1,0 +1,166 @@
+"""The pass loop: one listing, one action per machine, single flight, backoff, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maasflow.actions import Actuator
+from maasflow.daemon import Daemon
+from maasflow.errors import TemporaryMaasError
+from maasflow.filters import FilterSpec
+from maasflow.mappings import Mappings
+from maasflow.provisioning import ScriptProvisioner
+from maasflow.store import Store
+
+
+def build(
+    fake: Any,
+    store: Store | None = None,
+    provisioner: ScriptProvisioner | None = None,
+    **kw: Any,
+) -> Daemon:
+    actuator = Actuator(fake, store or Store(":memory:"), provisioner)  # type: ignore[arg-type]
+    return Daemon(
+        fake,  # type: ignore[arg-type]
+        actuator,
+        filters=kw.pop("filters", FilterSpec.load("{}", "test")),
+        mappings=kw.pop("mappings", Mappings.load("{}", "test")),
+        period=kw.pop("period", 1.0),
+        **kw,
+    )
+
+
+async def settle(daemon: Daemon) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await daemon.executor.drain(2)
+    daemon.executor = type(daemon.executor)(4)
+
+
+async def test_one_pass_lists_once_and_starts_one_action_per_machine(mk: Any, Fake: Any) -> None:
+    """New+off is commissioned, New+on powered off, Ready allocated: one listing in all."""
+    fake = Fake(
+        [
+            mk("a", 0, power_state="off"),
+            mk("b", 0, power_state="on"),
+            mk("c", 4),
+            mk("d", 10, owner="maasflow"),
+        ]
+    )
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    summary = await daemon.run_pass()
+    await settle(daemon)
+    assert [c for c in fake.calls if c[1] == "list"] == [("GET", "list", {})]
+    assert sorted(fake.ops()) == [
+        ("allocate", "c"),
+        ("commission", "a"),
+        ("deploy", "d"),
+        ("power_off", "b"),
+    ]
+    assert summary.started == 4
+
+
+async def test_a_machine_with_an_action_in_flight_is_skipped(mk: Any, Fake: Any) -> None:
+    """While commissioning is still being sent, the next pass does not send it again."""
+    fake = Fake([mk("a", 0)])
+    fake.hold = asyncio.Event()
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await asyncio.sleep(0)
+    second = await daemon.run_pass()
+    assert second.started == 0
+    fake.hold.set()
+    await daemon.executor.drain(1)
+    assert fake.ops() == [("commission", "a")]
+
+
+async def test_machines_the_filter_rejects_are_never_touched(mk: Any, Fake: Any) -> None:
+    """Out-of-zone machines produce no op and no flow."""
+    fake = Fake([mk("a", 0, zone="lab-b"), mk("b", 0)])
+    daemon = build(fake, filters=FilterSpec.load('{"zones": {"include": ["^default$"]}}', "t"))
+    await daemon.identify(retry=False)
+    summary = await daemon.run_pass()
+    await settle(daemon)
+    assert fake.ops() == [("commission", "b")]
+    assert (summary.seen, summary.selected) == (2, 1)
+    assert set(daemon.flows) == {"b"}
+
+
+async def test_a_mapped_mac_renames_the_machine(mk: Any, Fake: Any) -> None:
+    """A MAC in the mappings with another hostname leads to a PUT hostname=."""
+    fake = Fake([mk("a", 0, hostname="rough-cat", mac="52:54:00:AA:BB:CC")])
+    daemon = build(fake, mappings=Mappings.load('{"52-54-00-aa-bb-cc": "rack1-n1"}', "t"))
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await settle(daemon)
+    assert fake.calls[-1] == ("POST", "update", {"system_id": "a", "hostname": "rack1-n1"})
+
+
+async def test_a_failed_listing_backs_off_and_a_good_one_resets_it(mk: Any, Fake: Any) -> None:
+    """Each failed pass doubles the wait (capped); health reports the reason."""
+    fake = Fake([mk("a", 4)])
+    daemon = build(fake, period=10.0)
+    fake.fail_listing = TemporaryMaasError("GET", "/machines/", None, "connection refused")
+    for expected in (10.0, 20.0, 40.0):
+        with pytest.raises(Exception, match="connection refused"):
+            await daemon.run_pass()
+        assert daemon.next_delay() == expected
+    ok, reason = daemon.health.check(daemon.clock())
+    assert not ok and "MAAS unreachable" in reason
+    fake.fail_listing = None
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    assert daemon.next_delay() == 10.0
+    assert daemon.health.check(daemon.clock())[0] is True
+    await settle(daemon)
+
+
+def _script(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "provision.sh"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+async def test_a_deployed_machine_is_provisioned_once_even_across_a_restart(
+    tmp_path: Path, mk: Any, Fake: Any
+) -> None:
+    """The script runs once; a new daemon on the same store sees it Provisioned."""
+    runs = tmp_path / "runs"
+    script = _script(tmp_path, f'echo "$1" >> {runs}\n')
+    db = tmp_path / "state.sqlite"
+    fake = Fake([mk("a", 6, owner="maasflow")])
+    for _ in range(2):
+        store = Store(db)
+        daemon = build(fake, store=store, provisioner=ScriptProvisioner(script, ttl=10))
+        await daemon.identify(retry=False)
+        await daemon.run_pass()
+        await settle(daemon)
+        await daemon.run_pass()
+        assert daemon.views["a"].phase == "provisioned"
+        store.close()
+    assert runs.read_text().split() == ["a"]
+
+
+async def test_snapshot_lists_selected_machines_with_their_last_action(mk: Any, Fake: Any) -> None:
+    """`/state` shows phase, last action and outcome per machine."""
+    fake = Fake([mk("a", 0, hostname="n1")])
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await settle(daemon)
+    snap = daemon.snapshot()
+    (row,) = snap["machines"]
+    assert (row["hostname"], row["last_action"], row["last_outcome"]) == (
+        "n1",
+        "commission",
+        "ok",
+    )
+    assert snap["pass"]["count"] == 1
