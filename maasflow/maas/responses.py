@@ -49,7 +49,7 @@ _TYPED: dict[int, type[PermanentMaasError]] = {
     409: Conflict,
 }
 _HINTS = {
-    401: " (MAAS rejected the API key: it is wrong, deleted, or the clock is off by > 5 min)",
+    401: " (MAAS rejected the API key: wrong or deleted, or this clock is over 5 min slow)",
     403: " (the key's user lacks permission: commission and update need an admin key; "
     "a locked machine refuses every change)",
     410: " (MAAS 2.0+ answers 410 Gone to API 1.0; use API version 2.0)",
