@@ -1,0 +1,223 @@
+"""The webhook routes: auth as MAAS sends it, machine resolution, slashes, bodies, errors."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from maasflow.service.power_api import authorized
+from maasflow.service.power_config import PowerAuth
+from tests.service_power.helpers import PASSWORD, TOKEN, USER, power_service, wol_config
+from tests.service_power.maas_replay import (
+    MAAS_DEFAULT_OFF_REGEX,
+    MAAS_DEFAULT_ON_REGEX,
+    DriverError,
+    MaasWebhookDriver,
+)
+
+BOTH = PowerAuth(token=TOKEN, user=USER, password=PASSWORD)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def driver(base: str, path: str = "desk1", **kw: Any) -> MaasWebhookDriver:
+    return MaasWebhookDriver(
+        on_uri=f"{base}/power/{path}/on",
+        off_uri=f"{base}/power/{path}/off",
+        query_uri=f"{base}/power/{path}",
+        system_id="abc123",
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),
+        (basic(USER, PASSWORD), True),
+        ("Bearer wrong", False),
+        (f"Bearer {TOKEN}x", False),
+        (basic(USER, "nope"), False),
+        (basic("other", PASSWORD), False),
+        ("Basic !!!notbase64", False),
+        ("Digest something", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_authorized_accepts_only_the_configured_credentials(header: str | None, ok: bool) -> None:
+    """Bearer and Basic with the configured secrets pass; anything else does not."""
+    assert authorized(BOTH, header) is ok
+
+
+def test_open_auth_lets_everything_through() -> None:
+    """With no credentials configured, any request is authorized."""
+    assert authorized(PowerAuth(), None) and authorized(PowerAuth(), "Bearer x")
+
+
+def test_power_auth_repr_hides_secrets() -> None:
+    """The repr of the credentials never shows the token or the password."""
+    text = repr(BOTH)
+    assert TOKEN not in text and PASSWORD not in text and USER in text
+
+
+async def test_bearer_and_basic_drivers_both_work(udp_catcher: Any) -> None:
+    """A MAAS driver with power_token, and one with power_user/power_pass, both succeed."""
+    async with power_service(wol_config(udp_catcher.port), BOTH) as (base, _):
+        await driver(base, token=TOKEN).perform("on")
+        assert await driver(base, user=USER, password=PASSWORD).power_query() == "on"
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"token": "wrong"}, {"user": USER, "password": "wrong"}, {}],
+    ids=["wrong-token", "wrong-password", "missing"],
+)
+async def test_bad_or_missing_credentials_get_401_with_challenges(
+    udp_catcher: Any, kw: dict[str, str]
+) -> None:
+    """Wrong or missing credentials get 401 JSON with Bearer and Basic challenges."""
+    async with power_service(wol_config(udp_catcher.port), BOTH) as (base, _):
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{base}/power/desk1", headers=driver(base, **kw).headers())
+        assert response.status_code == 401
+        challenges = response.headers.get_list("www-authenticate")
+        assert challenges[0].startswith('Bearer realm="')
+        assert challenges[1].startswith('Basic realm="')
+        assert response.json() == {"error": "authentication required"}
+        with pytest.raises(DriverError, match="401"):
+            await driver(base, **kw).perform("on")
+    assert udp_catcher.pending() is None  # nothing was switched
+
+
+async def test_token_only_service_challenges_with_bearer_only(udp_catcher: Any) -> None:
+    """A service with only a token configured offers only the Bearer scheme."""
+    async with power_service(wol_config(udp_catcher.port), PowerAuth(token=TOKEN)) as (base, _):
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{base}/power/desk1/on")
+    assert response.headers.get_list("www-authenticate") == ['Bearer realm="maasflow-power"']
+
+
+async def test_missing_system_id_header_still_works(udp_catcher: Any) -> None:
+    """Without the System_Id header (dropped by a proxy) the path alone resolves the machine."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        await driver(base, send_system_id=False).perform("on")
+    assert len(await udp_catcher.next()) == 102
+
+
+@pytest.mark.parametrize(
+    "key", ["desk1", "52:54:00:ab:cd:ef", "52-54-00-AB-CD-EF", "525400abcdef", "5254.00ab.cdef",
+            "abc123", "ABC123"],
+)
+async def test_machine_resolves_by_name_mac_or_system_id(udp_catcher: Any, key: str) -> None:
+    """The path segment may be the name, the MAC in any notation, or the system_id."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        await driver(base, key).perform("on")
+        assert await driver(base, key).power_query() == "on"
+
+
+async def test_trailing_slashes_are_served_without_redirects(udp_catcher: Any) -> None:
+    """Every route answers with and without a trailing slash, with no redirect."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        async with httpx.AsyncClient(base_url=base) as client:
+            for method, path in [("POST", "/power/desk1/on"), ("GET", "/power/desk1"),
+                                 ("GET", "/power"), ("GET", "/power/acks")]:
+                for variant in (path, path + "/"):
+                    response = await client.request(method, variant)
+                    assert response.status_code == 200, variant
+
+
+async def test_system_id_header_resolves_an_unknown_path(udp_catcher: Any) -> None:
+    """A path that names nothing still resolves through a configured System_Id header."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        await driver(base, "whatever").perform("on")
+    assert len(await udp_catcher.next()) == 102
+
+
+async def test_mismatched_system_id_header_is_refused(udp_catcher: Any) -> None:
+    """A System_Id header that contradicts the machine's system_id gets 409, nothing switched."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{base}/power/desk1/on", headers={"System_Id": "zzz999"})
+    assert response.status_code == 409
+    assert udp_catcher.pending() is None
+
+
+async def test_unknown_machine_is_404_json_that_no_maas_regex_matches(udp_catcher: Any) -> None:
+    """An unknown machine is a 404 JSON error whose body MAAS's regexes read as unknown."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{base}/power/status%3Arunning")
+        assert response.status_code == 404
+        assert response.json() == {"error": "no such machine is configured"}
+        assert not re.search(MAAS_DEFAULT_ON_REGEX, response.text)
+        assert not re.search(MAAS_DEFAULT_OFF_REGEX, response.text)
+        lost = driver(base, "status:running", send_system_id=False)
+        assert await lost.power_query() == "unknown"
+
+
+async def test_query_body_is_exactly_the_status(udp_catcher: Any) -> None:
+    """The query answers exactly {"status": ...}, so a name like 'running' cannot fool MAAS."""
+    config = wol_config(udp_catcher.port)
+    config["machines"]["running"] = config["machines"].pop("desk1")
+    async with power_service(config) as (base, component):
+        component.store.set("running", "off")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{base}/power/running")
+        assert response.text == '{"status": "stopped"}\n'
+        assert response.headers["content-type"] == "application/json"
+        assert await driver(base, "running").power_query() == "off"
+
+
+async def test_unknown_state_reads_unknown(udp_catcher: Any) -> None:
+    """A machine never switched answers {"status": "unknown"}, which MAAS keeps as unknown."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        assert await driver(base).power_query() == "unknown"
+
+
+async def test_a_crashing_backend_answers_502_json_not_500(udp_catcher: Any) -> None:
+    """An unexpected exception inside a backend becomes a 502 JSON error."""
+
+    class Broken:
+        async def query(self, target: object) -> str:
+            raise RuntimeError("boom")
+
+        async def aclose(self) -> None:
+            return None
+
+    async with power_service(wol_config(udp_catcher.port)) as (base, component):
+        component.backends["desk1"] = Broken()  # type: ignore[assignment]
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{base}/power/desk1")
+    assert response.status_code == 502
+    assert response.json() == {"error": "the query backend failed (RuntimeError)"}
+
+
+async def test_unreachable_broadcast_address_is_503(udp_catcher: Any) -> None:
+    """A broadcast address that cannot be resolved gives 503, not a crash."""
+    config = wol_config(udp_catcher.port, broadcast="no-such-host.invalid")
+    async with power_service(config) as (base, _):
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{base}/power/desk1/on")
+    assert response.status_code == 503
+    assert "magic packet" in response.json()["error"]
+
+
+async def test_open_service_warns_and_logs_no_secrets(udp_catcher: Any) -> None:
+    """An open service logs a warning; request logs never carry the Authorization value."""
+    with capture_logs() as logs:
+        async with power_service(wol_config(udp_catcher.port)) as (base, _):
+            async with httpx.AsyncClient() as client:
+                await client.post(f"{base}/power/desk1/on", headers={"Authorization": "Bearer x1y2"})
+    assert any(e["event"] == "power.open" and e["log_level"] == "warning" for e in logs)
+    requests = [e for e in logs if e["event"] == "power.request"]
+    assert requests and requests[0]["status"] == 200 and requests[0]["machine"] == "desk1"
+    assert "x1y2" not in repr(logs)
