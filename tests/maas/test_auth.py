@@ -32,7 +32,7 @@ def _sign(auth: MaasAuth, method: str = "GET") -> str:
 def test_header_is_plaintext_oauth_with_all_six_params(key, oauth_params) -> None:
     """The header carries the six OAuth params MAAS checks, PLAINTEXT, version 1.0, %26<secret>."""
     params = oauth_params(_sign(MaasAuth(key.full)))
-    assert SIX <= params.keys()
+    assert params.keys() >= SIX
     assert params["oauth_signature_method"] == "PLAINTEXT"
     assert params["oauth_version"] == "1.0"
     assert params["oauth_signature"] == f"%26{key.secret}"
