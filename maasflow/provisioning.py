@@ -122,17 +122,25 @@ def target_for(machine: Machine, resolve: Callable[[str], str | None] = dns_reso
     )
 
 
-class _Tail:
-    """The last `limit` bytes of a stream."""
+class _Tail(asyncio.Protocol):
+    """Keeps the last `limit` bytes read from the script's output pipe."""
 
     def __init__(self, limit: int = TAIL_BYTES) -> None:
         self.limit = limit
         self.data = bytearray()
+        self.closed = asyncio.Event()
 
-    async def pump(self, stream: asyncio.StreamReader | None) -> None:
-        while stream is not None and (chunk := await stream.read(65536)):
-            self.data += chunk
-            del self.data[: -self.limit]
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        del self.data[: -self.limit]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+    async def drained(self, limit: float = DRAIN_WAIT) -> None:
+        """Wait for EOF, but not for a leftover child that keeps the pipe open."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), limit)
 
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
@@ -153,14 +161,6 @@ async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     finally:
         _signal_group(proc.pid, signal.SIGKILL)
     await proc.wait()
-
-
-async def _drain(reader: asyncio.Task[None]) -> None:
-    """Let the reader finish, but not wait on a leftover child that keeps the pipe open."""
-    _done, pending = await asyncio.wait({reader}, timeout=DRAIN_WAIT)
-    for task in pending:
-        task.cancel()
-        await asyncio.wait({task})
 
 
 def _last_line(tail: str, limit: int = 200) -> str:
@@ -214,7 +214,7 @@ class ScriptProvisioner:
         if problem:
             raise ConfigError(f"PROVISION_URL: {problem}; give an executable path or a URL")
 
-    async def _spawn(self, target: Target) -> asyncio.subprocess.Process:
+    async def _spawn(self, target: Target, output: int) -> asyncio.subprocess.Process:
         try:
             return await asyncio.create_subprocess_exec(
                 self.script,
@@ -222,22 +222,46 @@ class ScriptProvisioner:
                 target.hostname,
                 target.ip,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=output,
+                stderr=output,
                 env=_child_env(target),
                 start_new_session=True,
             )
         except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
             raise ProvisionError(f"cannot start provisioning script {self.script}: {exc}") from exc
 
+    async def _start(
+        self, target: Target, tail: _Tail
+    ) -> tuple[asyncio.subprocess.Process, asyncio.BaseTransport]:
+        """Spawn the script writing to a pipe we read ourselves.
+
+        Not `stdout=PIPE`: asyncio's `Process.wait()` then also waits for the pipe to close,
+        which a background child of the script can hold open for as long as it likes.
+        """
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = await self._spawn(target, write_fd)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        try:
+            loop = asyncio.get_running_loop()
+            reader = os.fdopen(read_fd, "rb", buffering=0)
+            pipe, _ = await loop.connect_read_pipe(lambda: tail, reader)
+        except BaseException:
+            _signal_group(proc.pid, signal.SIGKILL)
+            raise
+        return proc, pipe
+
     async def run(self, target: Target) -> str:
         """Run the script to completion; its output tail, or ProvisionError."""
         problem = self._problem()
         if problem:
             raise ProvisionError(problem)
-        proc = await self._spawn(target)
         tail = _Tail()
-        reader = asyncio.create_task(tail.pump(proc.stdout))
+        proc, pipe = await self._start(target, tail)
         code: int | None = None
         try:
             code = await asyncio.wait_for(proc.wait(), self.ttl)
@@ -246,7 +270,8 @@ class ScriptProvisioner:
         finally:
             if proc.returncode is None:  # timed out, or the daemon is shutting down
                 await _kill_group(proc, self.grace)
-            await _drain(reader)
+            await tail.drained()
+            pipe.close()
         if code is None:
             raise ProvisionError(
                 f"provisioning script timed out after {self.ttl:g}s; its process group was killed",
