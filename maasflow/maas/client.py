@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import random
 import re
 import time
@@ -33,7 +32,6 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 import structlog
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from maasflow import __version__
 from maasflow.errors import (
@@ -43,22 +41,27 @@ from maasflow.errors import (
     TemporaryMaasError,
 )
 from maasflow.maas.auth import MaasAuth
+from maasflow.maas.decoding import (
+    Decoder,
+    UnreadableAnswer,
+    decode_machines,
+    decode_object,
+    ignore_body,
+    model_decoder,
+)
 from maasflow.maas.models import Machine, User
 from maasflow.maas.responses import backoff_delay, error_for, message_of
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 FormValue = str | int | bool | Sequence[str]
-Decoder = Callable[[httpx.Response, str, str], T]
 
 SUPPORTED_API_VERSION = "2.0"
 # MAAS system_ids are short [0-9a-z] strings; anything else is refused rather than put in a
 # URL path (a hostile "../" must never reach another endpoint).
 _SYSTEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,127}")
 _API_SUFFIX = re.compile(r"/api/([^/]*)$")
-_MACHINES = TypeAdapter(list[Machine])
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +74,6 @@ class RequestRecord:
     status: int | None  # None when no response arrived (connection error, timeout)
     duration_s: float
     attempt: int
-
-
-class _UnreadableAnswer(TemporaryMaasError):
-    """A success status whose body is not the JSON expected (truncated, a proxy's page)."""
 
 
 def api_urls(base_url: str, api_version: str = SUPPORTED_API_VERSION) -> tuple[str, str]:
@@ -190,20 +189,20 @@ class MaasClient:
 
     async def whoami(self) -> User:
         """The key's user (`GET users/?op=whoami`); the cheapest check that the key works."""
-        return await self._call("GET", "users/", op="whoami", decode=_model_decoder(User))
+        return await self._call("GET", "users/", op="whoami", decode=model_decoder(User))
 
     async def version(self) -> dict[str, Any]:
         """`GET version/`: ``capabilities``, ``version``, ``subversion``."""
-        return await self._call("GET", "version/", decode=_decode_object)
+        return await self._call("GET", "version/", decode=decode_object)
 
     async def list_machines(self, **filters: FormValue) -> list[Machine]:
         """Every machine visible to the key, in one `GET machines/` (filters per §2.4)."""
-        return await self._call("GET", "machines/", params=_form(filters), decode=_decode_machines)
+        return await self._call("GET", "machines/", params=_form(filters), decode=decode_machines)
 
     async def get_machine(self, system_id: str) -> Machine:
         """One machine, `GET machines/<system_id>/`."""
         path = _machine_path("GET", system_id)
-        return await self._call("GET", path, decode=_model_decoder(Machine))
+        return await self._call("GET", path, decode=model_decoder(Machine))
 
     # -- writes --------------------------------------------------------------------------
 
@@ -239,12 +238,12 @@ class MaasClient:
             raise ValueError(f"stop_mode must be 'soft' or 'hard', not {stop_mode!r}")
         path = _machine_path("POST", system_id)
         data = {"stop_mode": stop_mode}
-        await self._call("POST", path, op="power_off", data=data, decode=_ignore_body)
+        await self._call("POST", path, op="power_off", data=data, decode=ignore_body)
 
     async def power_on(self, system_id: str) -> None:
         """`POST machines/<id>/?op=power_on` (MAAS answers 409 when nobody owns the machine)."""
         path = _machine_path("POST", system_id)
-        await self._call("POST", path, op="power_on", decode=_ignore_body)
+        await self._call("POST", path, op="power_on", decode=ignore_body)
 
     async def release(self, system_id: str, **params: FormValue) -> Machine:
         """`POST machines/<id>/?op=release` (comment=, erase=, quick_erase=, ...)."""
@@ -268,9 +267,9 @@ class MaasClient:
     ) -> Machine:
         """Send a write whose answer is a machine; read it back if that answer is unreadable."""
         try:
-            decode = _model_decoder(Machine)
+            decode = model_decoder(Machine)
             return await self._call(method, path, op=op, data=data, decode=decode)
-        except _UnreadableAnswer as exc:
+        except UnreadableAnswer as exc:
             log.warning("maas.unreadable_answer", method=method, path=exc.path, reread=True)
             return await self.get_machine(system_id)
 
@@ -359,7 +358,7 @@ class MaasClient:
 
 def _may_repeat(method: str, exc: TemporaryMaasError) -> bool:
     """A garbled answer to a write means the write happened: never send it twice."""
-    return method == "GET" or not isinstance(exc, _UnreadableAnswer)
+    return method == "GET" or not isinstance(exc, UnreadableAnswer)
 
 
 def _transport_problem(exc: httpx.RequestError) -> str:
@@ -387,91 +386,3 @@ def _form(fields: Mapping[str, FormValue]) -> dict[str, str | list[str]]:
         else:
             form[key] = [str(item) for item in value]
     return form
-
-
-# -- decoders: (response, method, shown path) → value ---------------------------------------
-
-
-def _ignore_body(response: httpx.Response, method: str, shown: str) -> None:
-    """power_on/power_off answer the machine, or null for a driver that cannot stop."""
-
-
-def _unreadable(response: httpx.Response, method: str, shown: str) -> _UnreadableAnswer:
-    return _UnreadableAnswer(
-        method,
-        shown,
-        response.status_code,
-        f"answer is not valid JSON ({len(response.content)} bytes; truncated by a proxy "
-        "or an overloaded MAAS?)",
-    )
-
-
-def _decode_json(response: httpx.Response, method: str, shown: str) -> Any:
-    try:
-        return json.loads(response.content)
-    except (ValueError, RecursionError):
-        raise _unreadable(response, method, shown) from None
-
-
-def _decode_object(response: httpx.Response, method: str, shown: str) -> dict[str, Any]:
-    data = _decode_json(response, method, shown)
-    if not isinstance(data, dict):
-        raise _unreadable(response, method, shown)
-    return data
-
-
-def _model_decoder(model: type[M]) -> Decoder[M]:
-    def decode(response: httpx.Response, method: str, shown: str) -> M:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            if _is_bad_json(exc):
-                raise _unreadable(response, method, shown) from None
-            raise PermanentMaasError(
-                method,
-                shown,
-                response.status_code,
-                f"answer is not a {model.__name__}: " + _first_problem(exc),
-            ) from None
-
-    return decode
-
-
-def _decode_machines(response: httpx.Response, method: str, shown: str) -> list[Machine]:
-    """Fast path: validate the whole listing at once; on a bad entry, go one by one."""
-    try:
-        return _MACHINES.validate_json(response.content)
-    except ValidationError as exc:
-        if _is_bad_json(exc):
-            raise _unreadable(response, method, shown) from None
-    entries = _decode_json(response, method, shown)
-    if not isinstance(entries, list):
-        raise PermanentMaasError(
-            method,
-            shown,
-            response.status_code,
-            f"expected a JSON list of machines, got a JSON {type(entries).__name__}",
-        )
-    return [m for m in (_machine_or_none(entry) for entry in entries) if m is not None]
-
-
-def _machine_or_none(entry: Any) -> Machine | None:
-    try:
-        return Machine.model_validate(entry)
-    except ValidationError as exc:
-        raw_id = entry.get("system_id") if isinstance(entry, dict) else None
-        system_id = "".join(c for c in str(raw_id) if c.isprintable())[:64] if raw_id else None
-        log.warning("maas.machine_skipped", system_id=system_id, problem=_first_problem(exc))
-        return None
-
-
-def _is_bad_json(exc: ValidationError) -> bool:
-    return any(error["type"] == "json_invalid" for error in exc.errors(include_input=False))
-
-
-def _first_problem(exc: ValidationError) -> str:
-    errors = exc.errors(include_input=False, include_url=False)
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top)"
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"[:300]

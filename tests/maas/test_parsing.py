@@ -109,3 +109,10 @@ async def test_ten_thousand_machines_come_back_from_one_get(client, router, mach
     parsed = await client.list_machines()
     assert route.call_count == 1
     assert len(parsed) == 10_000 and parsed[-1].system_id == "m09999"
+
+
+async def test_version_that_is_not_an_object_is_a_permanent_error(client, router) -> None:
+    """version/ answering a bare string (like the anonymous api/version/) is reported."""
+    router.get("version/").respond(json="2.0")
+    with pytest.raises(PermanentMaasError, match="expected a JSON object, got a JSON str"):
+        await client.version()
