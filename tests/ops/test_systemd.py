@@ -1,0 +1,194 @@
+"""The systemd units: `systemd-analyze verify` passes and the directives operators need are set."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from maasflow.service.cli import build_parser
+from maasflow.settings import load_settings, settings_reference
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "systemd"
+UNIT_NAMES = ("maasflow.service", "maasflow-serve.service")
+INSTALLED_BINARY = "/usr/local/bin/maasflow"
+KEY = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
+
+Unit = dict[str, dict[str, list[str]]]
+
+
+def parse_unit(text: str) -> Unit:
+    """[section] -> key -> every value in order (systemd keys may repeat)."""
+    unit: Unit = {}
+    section: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = unit.setdefault(line[1:-1], {})
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f"not key=value: {raw!r}"
+        section.setdefault(key.strip(), []).append(value.strip())
+    return unit
+
+
+def _unit(name: str) -> Unit:
+    return parse_unit((UNITS / name).read_text())
+
+
+def _systemd_analyze() -> str:
+    found = shutil.which("systemd-analyze")
+    if found is None:
+        pytest.fail(
+            "systemd-analyze is not installed: CI must install Debian's systemd package "
+            "(apt-get install -y systemd) so the units can be verified"
+        )
+    return found
+
+
+def _verify(unit_file: Path, tmp_path: Path) -> list[str]:
+    """systemd-analyze verify on a copy whose ExecStart binary exists; the lines about it."""
+    binary = Path(sys.executable).parent / "maasflow"
+    text = unit_file.read_text().replace(INSTALLED_BINARY, str(binary))
+    copy = tmp_path / unit_file.name
+    copy.write_text(text)
+    result = subprocess.run(
+        [_systemd_analyze(), "verify", "--man=no", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = (result.stdout + result.stderr).splitlines()
+    mentions = [line for line in output if unit_file.name in line or str(binary) in line]
+    assert result.returncode == 0, "\n".join(output)
+    return mentions
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_unit_passes_systemd_analyze_verify(name: str, tmp_path: Path) -> None:
+    """systemd-analyze verify accepts the unit with no warning (unknown keys, bad values)."""
+    assert _verify(UNITS / name, tmp_path) == []
+
+
+def test_verify_would_catch_a_misspelt_directive(tmp_path: Path) -> None:
+    """The check above is not vacuous: a typo in a directive is reported."""
+    broken = tmp_path / "src" / "maasflow.service"
+    broken.parent.mkdir()
+    text = (UNITS / "maasflow.service").read_text()
+    broken.write_text(text.replace("ProtectHome=yes", "ProtectHomme=yes"))
+    assert any("ProtectHomme" in line for line in _verify(broken, tmp_path))
+
+
+COMMON = {
+    "Type": "notify",
+    "NotifyAccess": "main",
+    "DynamicUser": "yes",
+    "User": "maasflow",
+    "StateDirectory": "maasflow",
+    "EnvironmentFile": "-/etc/default/maasflow",
+    "Restart": "on-failure",
+    "RestartSec": "5",
+    "RestartPreventExitStatus": "2",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "NoNewPrivileges": "yes",
+    "ProtectKernelTunables": "yes",
+    "ProtectControlGroups": "yes",
+    "LockPersonality": "yes",
+    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+    "SystemCallFilter": "@system-service",
+    "CapabilityBoundingSet": "",
+}
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_unit_sets_notify_user_state_restart_and_hardening(name: str) -> None:
+    """Both units: Type=notify with a watchdog, dynamic user, state dir, restart, hardening."""
+    unit = _unit(name)
+    service = {key: values[-1] for key, values in unit["Service"].items()}
+    assert {key: service.get(key) for key in COMMON} == COMMON
+    assert int(service["WatchdogSec"]) >= 30
+    assert {"StartLimitIntervalSec", "StartLimitBurst"} <= unit["Unit"].keys()
+    assert service["ExecStart"].startswith(f"{INSTALLED_BINARY} ")
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_daemon_unit_loads_the_api_key_as_a_credential_settings_reads(tmp_path: Path) -> None:
+    """LoadCredential's name is the file settings reads from $CREDENTIALS_DIRECTORY."""
+    (credential,) = _unit("maasflow.service")["Service"]["LoadCredential"]
+    name, _, source = credential.partition(":")
+    assert source == "/etc/maasflow/maas_api_key"
+    (tmp_path / name).write_text(KEY + "\n")
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "HOME": str(tmp_path)}
+    assert load_settings([], env).api_key.get_secret_value() == KEY
+
+
+def test_daemon_unit_gives_a_graceful_stop_time_to_finish() -> None:
+    """TimeoutStopSec exceeds the default shutdown grace (30 s) so actions can finish."""
+    service = _unit("maasflow.service")["Service"]
+    assert int(service["TimeoutStopSec"][-1]) > 30
+    assert service["ExecStart"] == [f"{INSTALLED_BINARY} $MAASFLOW_ARGS"]
+
+
+def test_serve_unit_passes_the_power_token_as_a_credential_file() -> None:
+    """The serve unit runs `maasflow serve` with the token credential, a flag serve accepts."""
+    service = _unit("maasflow-serve.service")["Service"]
+    (execstart,) = service["ExecStart"]
+    argv = execstart.split()
+    assert argv[:2] == [INSTALLED_BINARY, "serve"]
+    token_flag = argv.index("--power-token-file")
+    assert argv[token_flag + 1] == "%d/power_token"
+    assert service["LoadCredential"] == ["power_token:/etc/maasflow/power_token"]
+    args = build_parser().parse_args(["--power-token-file", "/run/credentials/x/power_token"])
+    assert str(args.power_token_file).endswith("power_token")
+
+
+NON_OBVIOUS = (
+    "Type",
+    "LoadCredential",
+    "DynamicUser",
+    "StateDirectory",
+    "Environment",
+    "RestartPreventExitStatus",
+    "CapabilityBoundingSet",
+    "RestrictAddressFamilies",
+    "SystemCallFilter",
+    "StartLimitIntervalSec",
+)
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_non_obvious_directives_carry_a_comment(name: str) -> None:
+    """Each non-obvious directive sits in a block of lines opened by a comment."""
+    lines = (UNITS / name).read_text().splitlines()
+    for key in NON_OBVIOUS:
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{key}="))
+        block = []
+        for line in reversed(lines[:index]):
+            if not line.strip():
+                break
+            block.append(line)
+        assert any(line.startswith("#") for line in block), f"{name}: {key}= has no comment"
+
+
+def test_example_environment_file_documents_every_setting_commented_out() -> None:
+    """systemd/maasflow.default names every env var of the settings, all commented out."""
+    text = (UNITS / "maasflow.default").read_text()
+    documented = set(re.findall(r"^#([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    settings_env = {name for _, names, _, _ in settings_reference() for name in names}
+    units = " ".join((UNITS / n).read_text() for n in UNIT_NAMES)
+    unit_vars = set(re.findall(r"\$([A-Z][A-Z0-9_]*)", units)) - {"CREDENTIALS_DIRECTORY"}
+    assert settings_env - documented == set()
+    assert unit_vars - documented == set()
+    active = [line for line in text.splitlines() if re.match(r"\s*[A-Za-z_]+=", line)]
+    assert active == []
