@@ -170,7 +170,10 @@ def _last_line(tail: str, limit: int = 200) -> str:
 
 def _exit_error(code: int, tail: str) -> ProvisionError:
     if code < 0:
-        how = f"was killed by signal {signal.Signals(-code).name}"
+        try:
+            how = f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:  # a real-time or otherwise unnamed signal
+            how = f"was killed by signal {-code}"
     else:
         how = f"exited with code {code}"
     return ProvisionError(

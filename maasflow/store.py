@@ -123,6 +123,8 @@ class Store:
             )
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+        if version == SCHEMA_VERSION:
+            return  # current: write nothing (a preview opening the file must not change it)
         self._db.execute(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

@@ -82,6 +82,14 @@ async def test_script_killed_by_a_signal_says_so(tmp_path: Path) -> None:
     assert caught.value.exit_code == -9
 
 
+async def test_unnamed_signal_is_reported_by_number(tmp_path: Path) -> None:
+    """A script killed by a real-time signal reports the signal number."""
+    script = write_script(tmp_path, "kill -s 40 $$\n")
+    with pytest.raises(ProvisionError, match="killed by signal 40") as caught:
+        await ScriptProvisioner(script, ttl=30).run(TARGET)
+    assert caught.value.exit_code == -40
+
+
 async def test_output_tail_is_bounded(tmp_path: Path) -> None:
     """Only the last TAIL_BYTES of a chatty script's output are kept."""
     script = write_script(

@@ -213,3 +213,14 @@ def test_retry_delay_is_bounded(attempts: int, jitter: float) -> None:
     delay = retry_delay(attempts, base=30.0, cap=3600.0, rand=lambda: jitter)
     nominal = min(3600.0, 30.0 * 2.0 ** min(max(attempts, 1) - 1, 62))
     assert 0.8 * nominal - 1e-9 <= delay <= nominal <= 3600.0
+
+
+def test_reopening_a_current_file_writes_nothing(tmp_path: Path, clock: Clock) -> None:
+    """Opening an up-to-date state file (as a preview does) leaves its bytes unchanged."""
+    path = tmp_path / "state.db"
+    db = Store(path, clock=clock)
+    db.start("abc", "n", "script")
+    db.close()
+    before = path.read_bytes()
+    Store(path, clock=clock).close()
+    assert path.read_bytes() == before
