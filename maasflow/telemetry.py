@@ -218,7 +218,7 @@ async def serve_telemetry(app: Any, listen: str) -> AsyncIterator[str]:
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"telemetry {url}")
     try:
         await _until_started(server, task)
-        log.info("telemetry endpoint listening", url=url)
+        log.debug("telemetry endpoint listening", url=url)
         yield url
     finally:
         server.should_exit = True

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +195,36 @@ def test_example_environment_file_documents_every_setting_commented_out() -> Non
     assert unit_vars - documented == set()
     active = [line for line in text.splitlines() if re.match(r"\s*[A-Za-z_]+=", line)]
     assert active == []
+
+
+async def test_serve_tells_systemd_it_is_ready_and_alive(short_dir: Path) -> None:
+    """The serve unit is Type=notify with WatchdogSec: `maasflow serve` must send READY=1 and
+    WATCHDOG=1 to NOTIFY_SOCKET, or systemd fails its start (or kills it two minutes later)."""
+    path = str(short_dir / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.setblocking(False)
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}
+        argv = [str(Path(sys.executable).parent / "maasflow"), "serve", "--port", "0"]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, "--db", ":memory:", env=env, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            seen = await asyncio.wait_for(_until_ready_and_watchdog(sock), 15)
+        except TimeoutError:
+            pytest.fail(
+                "maasflow serve sent no READY=1 and WATCHDOG=1 within 15 s: it must call "
+                "maasflow.notify.SystemdNotifier().ready() once listening and run its keepalive()"
+            )
+        finally:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 30)
+    assert {"READY=1", "WATCHDOG=1"} <= seen
+
+
+async def _until_ready_and_watchdog(sock: socket.socket) -> set[str]:
+    loop = asyncio.get_running_loop()
+    seen: set[str] = set()
+    while not {"READY=1", "WATCHDOG=1"} <= seen:
+        seen.update((await loop.sock_recv(sock, 4096)).decode().splitlines())
+    return seen
