@@ -10,6 +10,7 @@ action from the returned `Outcome`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +20,13 @@ from maasflow.lifecycle import Action
 from maasflow.maas.client import MaasClient
 from maasflow.maas.models import Machine
 from maasflow.power_helper import run_power_helper
-from maasflow.provisioning import HttpProvisioner, PollResult, ScriptProvisioner, target_for
+from maasflow.provisioning import (
+    HttpProvisioner,
+    PollResult,
+    ScriptProvisioner,
+    Target,
+    target_for,
+)
 from maasflow.store import Store, retry_delay
 
 Provisioner = ScriptProvisioner | HttpProvisioner
@@ -104,7 +111,7 @@ class Actuator:
         mode = "url" if isinstance(provisioner, HttpProvisioner) else "script"
         record = self.store.start(machine.system_id, machine.hostname, mode)
         try:
-            target = target_for(machine)
+            target = await _target(machine)
             if isinstance(provisioner, HttpProvisioner):
                 await provisioner.submit(target)
                 return Outcome("running", "submitted")
@@ -120,7 +127,7 @@ class Actuator:
         if record is None or not isinstance(provisioner, HttpProvisioner):
             return Outcome("failed", "no provisioning record to poll")
         try:
-            target = target_for(machine)
+            target = await _target(machine)
             result = await provisioner.poll(target, record.started_at)
             if result is PollResult.MISSING:
                 await provisioner.submit(target)
@@ -147,3 +154,8 @@ class Actuator:
         if self.provisioner is None:
             raise ProvisionError("provisioning requested but no PROVISION_URL is set")
         return self.provisioner
+
+
+async def _target(machine: Machine) -> Target:
+    """`target_for` may fall back to a blocking DNS lookup: keep it off the event loop."""
+    return await asyncio.to_thread(target_for, machine)
