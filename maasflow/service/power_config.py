@@ -223,6 +223,7 @@ def _validation_message(path: Path, exc: ValidationError) -> str:
     first = errors[0]
     where = _error_location(tuple(first["loc"]))
     what = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    what = what.removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"power config {path}: {where}: {what}{more}; fix it (see power.example.json)"
 
@@ -272,14 +273,19 @@ class PowerAuth:
         return f"PowerAuth(token={token}, user={self.user!r}, password=<hidden>)"
 
 
-def load_power_auth(token_file: Path | None, user: str | None, pass_file: Path | None) -> PowerAuth:
-    """Credentials from files, else `MAASFLOW_POWER_TOKEN` / `MAASFLOW_POWER_PASS`."""
+def load_power_auth(
+    token_file: Path | None, user: str | None, pass_file: Path | None, *, complete: bool = True
+) -> PowerAuth:
+    """Credentials from files, else `MAASFLOW_POWER_TOKEN` / `MAASFLOW_POWER_PASS`.
+
+    `complete` (serving) insists that a user comes with a password and the other way round.
+    """
     token = read_secret_file(token_file, "--power-token-file") if token_file else None
     token = token or os.environ.get("MAASFLOW_POWER_TOKEN") or None
     user = user or os.environ.get("MAASFLOW_POWER_USER") or None
     password = read_secret_file(pass_file, "--power-pass-file") if pass_file else None
     password = password or os.environ.get("MAASFLOW_POWER_PASS") or None
-    if (user is None) != (password is None):
+    if complete and (user is None) != (password is None):
         raise ConfigError(
             "--power-user and a password (--power-pass-file or MAASFLOW_POWER_PASS) "
             "go together: give both or neither"
@@ -449,7 +455,9 @@ def _show_machine(args: Any, config: PowerConfig) -> int:
             "in power_query_uri, so use an address a rack controller can reach",
             file=sys.stderr,
         )
-    auth = load_power_auth(args.power_token_file, args.power_user, args.power_pass_file)
+    auth = load_power_auth(
+        args.power_token_file, args.power_user, args.power_pass_file, complete=False
+    )
     mode = args.auth or _default_auth_mode(auth)
     params = webhook_parameters(
         name, base_url, mode, auth, args.verify_ssl or "n", args.show_secrets

@@ -209,12 +209,10 @@ class FakeDli:
         if not 0 <= n < self.outlets:
             return Response("Not Found", 404)
         if request.method == "GET":
-            value = bool(self._read_state() >> n & 1)
-            return Response(json.dumps(value), media_type="application/json")
-        csrf = request.headers.get("x-csrf") or (
-            request.headers.get("x-requested-with") == "XMLHttpRequest"
-        )
-        if not csrf:
+            shown = bool(self._read_state() >> n & 1)
+            return Response(json.dumps(shown), media_type="application/json")
+        xhr = request.headers.get("x-requested-with") == "XMLHttpRequest"
+        if not (request.headers.get("x-csrf") or xhr):
             return Response("CSRF check failed", 403)
         value = _parse_value(await request.body(), request.headers.get("content-type", ""))
         if value is None:

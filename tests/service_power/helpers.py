@@ -21,7 +21,9 @@ PASSWORD = "pa:ss word"
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, **ssl: str) -> AsyncIterator[str]:
+async def serve(
+    app: Any, ssl_certfile: str | None = None, ssl_keyfile: str | None = None
+) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on 127.0.0.1 and a free port; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -31,15 +33,16 @@ async def serve(app: Any, **ssl: str) -> AsyncIterator[str]:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
-        **ssl,
-    )  # type: ignore[arg-type]
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.005)
-    scheme = "https" if ssl else "http"
+    scheme = "https" if ssl_certfile else "http"
     try:
         yield f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
     finally:
@@ -50,7 +53,11 @@ async def serve(app: Any, **ssl: str) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def power_service(
-    config: dict[str, Any], auth: PowerAuth | None = None, state: Path | None = None, **ssl: str
+    config: dict[str, Any],
+    auth: PowerAuth | None = None,
+    state: Path | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> AsyncIterator[tuple[str, PowerComponent]]:
     """A FastAPI app with only the power router, served on loopback."""
     component = build_power_component(
@@ -59,7 +66,7 @@ async def power_service(
     app = FastAPI()
     app.include_router(component.router)
     try:
-        async with serve(app, **ssl) as base:
+        async with serve(app, ssl_certfile, ssl_keyfile) as base:
             yield base, component
     finally:
         await component.aclose()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import ssl
 from dataclasses import dataclass, field
 
 import httpx
@@ -46,7 +47,7 @@ class MaasWebhookDriver:
     password: str | None = None
     on_regex: str = MAAS_DEFAULT_ON_REGEX
     off_regex: str = MAAS_DEFAULT_OFF_REGEX
-    verify: bool | str = False
+    verify: bool | str | ssl.SSLContext = False
     scale: float = 0.01
     send_system_id: bool = True
     version: str = "3.6.1"

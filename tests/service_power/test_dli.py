@@ -16,6 +16,7 @@ from tests.service_power.helpers import power_service, serve
 from tests.service_power.maas_replay import MaasWebhookDriver
 
 TARGET = Target("rack1", None, "rack1", "dli001")
+SWITCH_PW = FakeDli().password
 FAST = {"poll_interval": 0.01, "settle_timeout": 1.0, "cycle_delay": 0.0}
 
 
@@ -26,10 +27,17 @@ async def switch() -> AsyncIterator[tuple[FakeDli, str]]:
         yield fake, base
 
 
-def backend(base: str, dialect: str = "auto", password: str = "4321", **kw: Any) -> DliBackend:
+def backend(base: str, dialect: str = "auto", password: str = SWITCH_PW, **kw: Any) -> DliBackend:
     spec = DliMachine.model_validate(
-        {"backend": "dli", "address": base.removeprefix("http://"), "outlet": 3,
-         "dialect": dialect, "password": password, **FAST, **kw}
+        {
+            "backend": "dli",
+            "address": base.removeprefix("http://"),
+            "outlet": 3,
+            "dialect": dialect,
+            "password": password,
+            **FAST,
+            **kw,
+        }
     )
     return DliBackend(spec, spec.resolve_password())
 
@@ -157,11 +165,19 @@ async def test_maas_drives_a_dli_outlet_through_the_webhook(dialect: str) -> Non
     """MAAS's webhook driver, replayed, powers a DLI outlet on and off through the service."""
     fake = FakeDli(stale_reads=True)
     async with serve(fake.app()) as dli_base:
-        spec = {"backend": "dli", "address": dli_base, "outlet": 3, "dialect": dialect,
-                "password": "4321", "system_id": "dli001", **FAST}
+        spec = {
+            "backend": "dli",
+            "address": dli_base,
+            "outlet": 3,
+            "dialect": dialect,
+            "password": "4321",
+            "system_id": "dli001",
+            **FAST,
+        }
         async with power_service({"machines": {"rack1": spec}}) as (base, _):
-            driver = MaasWebhookDriver(f"{base}/power/rack1/on", f"{base}/power/rack1/off",
-                                       f"{base}/power/rack1", "dli001")
+            driver = MaasWebhookDriver(
+                f"{base}/power/rack1/on", f"{base}/power/rack1/off", f"{base}/power/rack1", "dli001"
+            )
             await driver.perform("on")
             assert fake.is_on(3)
             await driver.perform("off")
@@ -174,10 +190,18 @@ async def test_unreachable_switch_answers_503() -> None:
     fake = FakeDli()
     async with serve(fake.app()) as dli_base:
         pass  # the port is closed again now
-    spec = {"backend": "dli", "address": dli_base, "outlet": 1, "dialect": "auto",
-            "password": "x", "timeout": 2}
-    async with power_service({"machines": {"rack1": spec}}) as (base, _):
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"{base}/power/rack1")
+    spec = {
+        "backend": "dli",
+        "address": dli_base,
+        "outlet": 1,
+        "dialect": "auto",
+        "password": "x",
+        "timeout": 2,
+    }
+    async with (
+        power_service({"machines": {"rack1": spec}}) as (base, _),
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.get(f"{base}/power/rack1")
     assert response.status_code == 503
     assert "DLI switch" in response.json()["error"]

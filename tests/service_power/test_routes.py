@@ -100,9 +100,11 @@ async def test_bad_or_missing_credentials_get_401_with_challenges(
 
 async def test_token_only_service_challenges_with_bearer_only(udp_catcher: Any) -> None:
     """A service with only a token configured offers only the Bearer scheme."""
-    async with power_service(wol_config(udp_catcher.port), PowerAuth(token=TOKEN)) as (base, _):
-        async with httpx.AsyncClient() as client:
-            response = await client.post(f"{base}/power/desk1/on")
+    async with (
+        power_service(wol_config(udp_catcher.port), PowerAuth(token=TOKEN)) as (base, _),
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.post(f"{base}/power/desk1/on")
     assert response.headers.get_list("www-authenticate") == ['Bearer realm="maasflow-power"']
 
 
@@ -114,8 +116,16 @@ async def test_missing_system_id_header_still_works(udp_catcher: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["desk1", "52:54:00:ab:cd:ef", "52-54-00-AB-CD-EF", "525400abcdef", "5254.00ab.cdef",
-            "abc123", "ABC123"],
+    "key",
+    [
+        "desk1",
+        "52:54:00:ab:cd:ef",
+        "52-54-00-AB-CD-EF",
+        "525400abcdef",
+        "5254.00ab.cdef",
+        "abc123",
+        "ABC123",
+    ],
 )
 async def test_machine_resolves_by_name_mac_or_system_id(udp_catcher: Any, key: str) -> None:
     """The path segment may be the name, the MAC in any notation, or the system_id."""
@@ -126,13 +136,19 @@ async def test_machine_resolves_by_name_mac_or_system_id(udp_catcher: Any, key: 
 
 async def test_trailing_slashes_are_served_without_redirects(udp_catcher: Any) -> None:
     """Every route answers with and without a trailing slash, with no redirect."""
-    async with power_service(wol_config(udp_catcher.port)) as (base, _):
-        async with httpx.AsyncClient(base_url=base) as client:
-            for method, path in [("POST", "/power/desk1/on"), ("GET", "/power/desk1"),
-                                 ("GET", "/power"), ("GET", "/power/acks")]:
-                for variant in (path, path + "/"):
-                    response = await client.request(method, variant)
-                    assert response.status_code == 200, variant
+    async with (
+        power_service(wol_config(udp_catcher.port)) as (base, _),
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        for method, path in [
+            ("POST", "/power/desk1/on"),
+            ("GET", "/power/desk1"),
+            ("GET", "/power"),
+            ("GET", "/power/acks"),
+        ]:
+            for variant in (path, path + "/"):
+                response = await client.request(method, variant)
+                assert response.status_code == 200, variant
 
 
 async def test_system_id_header_resolves_an_unknown_path(udp_catcher: Any) -> None:
@@ -144,9 +160,11 @@ async def test_system_id_header_resolves_an_unknown_path(udp_catcher: Any) -> No
 
 async def test_mismatched_system_id_header_is_refused(udp_catcher: Any) -> None:
     """A System_Id header that contradicts the machine's system_id gets 409, nothing switched."""
-    async with power_service(wol_config(udp_catcher.port)) as (base, _):
-        async with httpx.AsyncClient() as client:
-            response = await client.post(f"{base}/power/desk1/on", headers={"System_Id": "zzz999"})
+    async with (
+        power_service(wol_config(udp_catcher.port)) as (base, _),
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.post(f"{base}/power/desk1/on", headers={"System_Id": "zzz999"})
     assert response.status_code == 409
     assert udp_catcher.pending() is None
 
@@ -204,19 +222,18 @@ async def test_a_crashing_backend_answers_502_json_not_500(udp_catcher: Any) -> 
 async def test_unreachable_broadcast_address_is_503(udp_catcher: Any) -> None:
     """A broadcast address that cannot be resolved gives 503, not a crash."""
     config = wol_config(udp_catcher.port, broadcast="no-such-host.invalid")
-    async with power_service(config) as (base, _):
-        async with httpx.AsyncClient() as client:
-            response = await client.post(f"{base}/power/desk1/on")
+    async with power_service(config) as (base, _), httpx.AsyncClient() as client:
+        response = await client.post(f"{base}/power/desk1/on")
     assert response.status_code == 503
     assert "magic packet" in response.json()["error"]
 
 
 async def test_open_service_warns_and_logs_no_secrets(udp_catcher: Any) -> None:
     """An open service logs a warning; request logs never carry the Authorization value."""
+    service = power_service(wol_config(udp_catcher.port))
     with capture_logs() as logs:
-        async with power_service(wol_config(udp_catcher.port)) as (base, _):
-            async with httpx.AsyncClient() as client:
-                await client.post(f"{base}/power/desk1/on", headers={"Authorization": "Bearer x1y2"})
+        async with service as (base, _), httpx.AsyncClient() as client:
+            await client.post(f"{base}/power/desk1/on", headers={"Authorization": "Bearer x1y2"})
     assert any(e["event"] == "power.open" and e["log_level"] == "warning" for e in logs)
     requests = [e for e in logs if e["event"] == "power.request"]
     assert requests and requests[0]["status"] == 200 and requests[0]["machine"] == "desk1"

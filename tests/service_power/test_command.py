@@ -1,0 +1,137 @@
+"""The command backend: argv templates run without a shell, status regexes, timeouts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from maasflow.service.backends import PowerError, Target
+from maasflow.service.backends.command import CommandBackend, render
+from maasflow.service.power_config import CommandMachine
+from maasflow.service.power_state import PowerStateStore
+from tests.service_power.helpers import power_service
+from tests.service_power.maas_replay import MaasWebhookDriver
+
+HOSTILE = "a;rm -rf x"
+RECORDER = """
+import json, os, sys
+with open(sys.argv[1], "a") as out:
+    out.write(json.dumps({"argv": sys.argv[2:],
+                          "token": "MAASFLOW_POWER_TOKEN" in os.environ}) + "\\n")
+"""
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> tuple[list[str], Path]:
+    """An argv prefix that appends its arguments as JSON lines to a log file."""
+    script = tmp_path / "record.py"
+    script.write_text(RECORDER)
+    return [sys.executable, str(script), str(tmp_path / "calls.jsonl")], tmp_path / "calls.jsonl"
+
+
+def calls(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def spec(**kw: Any) -> CommandMachine:
+    return CommandMachine.model_validate({"backend": "command", **kw})
+
+
+def test_render_substitutes_each_argument_literally() -> None:
+    """Placeholders are replaced inside each argument; values with braces stay literal."""
+    target = Target("n{mac}", "aa:bb:cc:dd:ee:ff", "$(reboot)", "sys;id")
+    argv = render(["ctl", "--host={hostname}", "{name}", "{system_id}/{mac}"], target)
+    assert argv == ["ctl", "--host=$(reboot)", "n{mac}", "sys;id/aa:bb:cc:dd:ee:ff"]
+
+
+async def test_hostile_names_reach_the_program_as_single_literal_arguments(
+    recorder: tuple[list[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine named `a;rm -rf x` is passed as one argument and no shell ever runs it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").mkdir()
+    monkeypatch.setenv("MAASFLOW_POWER_TOKEN", "tok")
+    prefix, log = recorder
+    machine = {
+        "backend": "command",
+        "hostname": "$(touch pwned)",
+        "system_id": "abc123",
+        "on": [*prefix, "on", "{name}", "{hostname}", "{system_id}"],
+        "off": [*prefix, "off", "{name}"],
+    }
+    async with power_service({"machines": {HOSTILE: machine}}) as (base, _):
+        driver = MaasWebhookDriver(
+            f"{base}/power/{quote(HOSTILE)}/on", "", f"{base}/power/{quote(HOSTILE)}", "abc123"
+        )
+        await driver.perform("on")
+    assert calls(log) == [{"argv": ["on", HOSTILE, "$(touch pwned)", "abc123"], "token": False}]
+    assert (tmp_path / "x").is_dir() and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "state"),
+    [("Chassis Power is on", "on"), ("power: OFF", "off"), ("running", "on"), ("???", "unknown")],
+)
+async def test_status_output_is_read_with_the_regexes(output: str, state: str) -> None:
+    """The status program's stdout maps to on, off or unknown with the default regexes."""
+    backend = CommandBackend(
+        spec(on=["true"], off=["true"], status=[sys.executable, "-c", f"print({output!r})"]),
+        PowerStateStore(None),
+    )
+    assert await backend.query(Target("m", None, "m", "")) == state
+
+
+async def test_custom_regexes_decide_the_state() -> None:
+    """Configured on_regex/off_regex replace the defaults."""
+    machine = spec(
+        on=["true"], off=["true"], status=["echo", "PWR=1"], on_regex=r"PWR=1", off_regex=r"PWR=0"
+    )
+    assert (
+        await CommandBackend(machine, PowerStateStore(None)).query(Target("m", None, "m", ""))
+        == "on"
+    )
+
+
+async def test_without_status_the_last_action_is_remembered(tmp_path: Path) -> None:
+    """With no status template, a successful on/off is what the query answers."""
+    store = PowerStateStore(tmp_path / "state.json")
+    backend = CommandBackend(spec(on=["true"], off=["true"]), store)
+    target = Target("m", None, "m", "")
+    assert await backend.query(target) == "unknown"
+    await backend.power_on(target)
+    assert await backend.query(target) == "on"
+    assert PowerStateStore(tmp_path / "state.json").get("m") == "on"
+
+
+async def test_failing_program_is_an_error_with_exit_code_and_output() -> None:
+    """A non-zero exit raises PowerError carrying the exit code and the output's tail."""
+    argv = [sys.executable, "-c", "import sys; print('relay jammed'); sys.exit(3)"]
+    backend = CommandBackend(spec(on=argv, off=argv), PowerStateStore(None))
+    with pytest.raises(PowerError, match=r"exited 3: relay jammed"):
+        await backend.power_on(Target("m", None, "m", ""))
+
+
+async def test_slow_program_is_killed_at_its_timeout() -> None:
+    """A program running past `timeout` is killed and reported as an error."""
+    argv = [sys.executable, "-c", "import time; time.sleep(30)"]
+    backend = CommandBackend(spec(on=argv, off=argv, timeout=0.2), PowerStateStore(None))
+    with pytest.raises(PowerError, match=r"did not finish within 0\.2 s"):
+        await backend.power_off(Target("m", None, "m", ""))
+
+
+async def test_missing_program_answers_503() -> None:
+    """A program that does not exist makes the request answer 503 JSON."""
+    machine = {"backend": "command", "on": ["/nonexistent/power-tool", "{name}"], "off": ["true"]}
+    async with (
+        power_service({"machines": {"m": machine}}) as (base, _),
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.post(f"{base}/power/m/on")
+    assert response.status_code == 503
+    assert "/nonexistent/power-tool" in response.json()["error"]
