@@ -363,6 +363,14 @@ class Daemon:
         cancelled = await self.executor.drain(grace)
         log.info("stopped", cancelled_actions=cancelled)
 
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=: how the last pass went."""
+        if self.last_error:
+            return f"pass failed: {self.last_error}"[:200]
+        phases = Counter(v.phase for v in self.views.values())
+        counts = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
+        return f"{self.passes} passes; {len(self.views)} machines: {counts}"[:200]
+
     def snapshot(self) -> dict[str, Any]:
         """The JSON document `/state` serves (schema in `maasflow.telemetry`)."""
         return {

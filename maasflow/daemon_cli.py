@@ -156,13 +156,13 @@ async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
     notifier = SystemdNotifier()
     async with _telemetry(daemon, settings, metrics):
         notifier.ready()
-        watchdog = asyncio.create_task(_watchdog(daemon, notifier, stop))
+        watchdog = asyncio.create_task(notifier.keepalive(daemon.loop_alive))
         identify = asyncio.create_task(daemon.identify())
         await asyncio.wait(
             [identify, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
         )
         if identify.done():
-            await daemon.run(stop)
+            await daemon.run(stop, on_pass=lambda: notifier.status(daemon.status_line()))
         identify.cancel()
         notifier.stopping()
         await daemon.shutdown(settings.grace)
@@ -179,14 +179,3 @@ async def _telemetry(daemon: Daemon, settings: Settings, metrics: Metrics) -> As
     async with serve_telemetry(app, settings.listen) as url:
         log.info("telemetry listening", url=url)
         yield
-
-
-async def _watchdog(daemon: Daemon, notifier: SystemdNotifier, stop: asyncio.Event) -> None:
-    """Ping systemd's watchdog only while the loop makes progress, so a hang trips it."""
-    interval = notifier.watchdog_interval()
-    if interval is None:
-        return
-    while not stop.is_set():
-        if daemon.loop_alive():
-            notifier.watchdog()
-        await asyncio.sleep(interval)
