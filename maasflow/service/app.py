@@ -112,6 +112,7 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
         app.include_router(power.router)
     _add_health(app, pool)
     _add_error_shapes(app)
+    _document_error_shapes(app)
     app.add_middleware(BodyLimit, limit=config.max_body)
     app.add_middleware(AccessLog)
     return app
@@ -167,6 +168,21 @@ def _add_error_shapes(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+
+
+def _document_error_shapes(app: FastAPI) -> None:
+    """Drop FastAPI's 422 from the provisioning paths' schema: they answer 400 instead."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path, operations in generate().get("paths", {}).items():
+                if path == PREFIX or path.startswith(PREFIX + "/"):
+                    for operation in operations.values():
+                        operation.get("responses", {}).pop("422", None)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def _is_provisioning(request: Request) -> bool:

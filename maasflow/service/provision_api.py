@@ -180,7 +180,17 @@ def _add_reads(router: APIRouter, pool: JobPool) -> None:
             return error(404, f"no record for id {job_id[:128]!r}")
         return JSONResponse(record.to_json(), status_code=_code(record))
 
-    @router.get("/{job_id}/log", response_class=PlainTextResponse, responses=_UNKNOWN)
+    log_responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "the last 64 KiB of its stdout and stderr"},
+        404: {"content": {"application/json": {"schema": ErrorOut.model_json_schema()}}},
+    }
+
+    @router.get(
+        "/{job_id}/log",
+        response_class=PlainTextResponse,
+        responses=log_responses,
+        summary="the job's output so far",
+    )
     async def get_log(job_id: str) -> Response:
         output = pool.output(job_id)
         if output is None:

@@ -67,7 +67,8 @@ class ScriptPicker:
         where = _redacted(self.selector_url)
         try:
             async with httpx.AsyncClient(timeout=self.selector_timeout) as client:
-                response = await client.get(self.selector_url, params=params)
+                url = httpx.URL(self.selector_url).copy_merge_params(params)
+                response = await client.get(url)
             response.raise_for_status()
             role = response.content[:_MAX_SELECTOR_BODY].decode("utf-8", "replace").strip()
         except httpx.HTTPError as exc:

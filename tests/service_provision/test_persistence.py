@@ -1,0 +1,175 @@
+"""Records survive restarts; jobs a stopped or killed service left behind become failed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from maasflow.errors import ConfigError
+from maasflow.service import ServiceConfig
+from maasflow.service.records import JobRequest, Record, RecordStore, Status
+
+REPO = Path(__file__).resolve().parents[2]
+PENDING, RUNNING, COMPLETE, FAILED = 0, 1, 2, 3
+
+
+async def test_finished_record_survives_a_restart(kit: Any) -> None:
+    """A record finished before a restart is still there, unchanged, after it."""
+    db = kit.tmp / "serve.sqlite"
+    script = kit.script("echo.sh", "echo provisioned $1\n")
+    config = ServiceConfig(script=script, db=db)
+    async with kit.running(config) as client:
+        await client.post("/provision/", json=kit.machine())
+        before = await kit.wait_record(client, "abc123", COMPLETE)
+    async with kit.running(config) as client:
+        after = await client.get("/provision/abc123")
+        log = await client.get("/provision/abc123/log")
+    assert after.status_code == 200 and after.json() == before
+    assert log.text == "provisioned abc123\n"
+
+
+async def test_shutdown_kills_running_jobs_and_fails_pending_ones(kit: Any) -> None:
+    """A clean shutdown kills running jobs' process groups and fails every unfinished record."""
+    db = kit.tmp / "serve.sqlite"
+    script = kit.gated_script("held.sh")
+    config = ServiceConfig(script=script, db=db, workers=1)
+    async with kit.running(config) as client:
+        await client.post("/provision/", json=kit.machine("run"))
+        await kit.wait_record(client, "run", RUNNING)
+        await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
+        await client.post("/provision/", json=kit.machine("wait"))
+    pid = int((kit.tmp / "held.sh.pid").read_text())
+    await kit.wait_until(lambda: not kit.alive(pid), "the running script to be killed")
+    async with kit.running(config) as client:
+        records = {r["request"]["id"]: r for r in (await client.get("/provision/")).json()}
+    assert {r["status"] for r in records.values()} == {FAILED}
+    assert {r["message"] for r in records.values()} == {"interrupted by shutdown"}
+    assert len(kit.runs("held.sh")) == 1
+
+
+@pytest.fixture
+def orphan_pids() -> Iterator[list[int]]:
+    """Process groups a killed service leaves behind, killed after the test."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """`python -m maasflow serve --port 0 ...` and the URL its listening line names."""
+    argv = [sys.executable, "-m", "maasflow", "serve", "--port", "0", *args]
+    proc = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(r"service\.listening.*url=(http://127\.0\.0\.1:\d+)", line)
+        if found:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe flowing
+            return proc, found.group(1)
+    pytest.fail(f"maasflow serve exited {proc.wait()} before listening")
+
+
+def wait_running(url: str, job_id: str) -> None:
+    """Poll the service until `job_id` is running (its script started)."""
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{url}/provision/{job_id}").json()["status"] != RUNNING:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.02)
+
+
+async def test_job_of_a_killed_service_is_failed_after_restart(
+    kit: Any, orphan_pids: list[int]
+) -> None:
+    """A job running when the service is SIGKILLed is failed "interrupted by restart"."""
+    db = kit.tmp / "serve.sqlite"
+    script = kit.gated_script("held.sh")
+    proc, url = start_cli("--db", str(db), "--script", str(script))
+    try:
+        httpx.post(f"{url}/provision/", json=kit.machine())
+        wait_running(url, "abc123")
+        await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
+        orphan_pids.append(int((kit.tmp / "held.sh.pid").read_text()))
+    finally:
+        proc.kill()
+        proc.wait()
+    async with kit.running(ServiceConfig(script=script, db=db)) as client:
+        record = await client.get("/provision/abc123")
+    assert record.status_code == 200
+    assert record.json()["status"] == FAILED
+    assert record.json()["message"] == "interrupted by restart"
+    assert len(kit.runs("held.sh")) == 1
+
+
+async def test_sigterm_stops_the_cli_cleanly_with_exit_0(kit: Any) -> None:
+    """`maasflow serve` exits 0 on SIGTERM, after killing its running job and recording it."""
+    db = kit.tmp / "serve.sqlite"
+    script = kit.gated_script("held.sh")
+    proc, url = start_cli("--db", str(db), "--script", str(script))
+    try:
+        httpx.post(f"{url}/provision/", json=kit.machine())
+        wait_running(url, "abc123")
+        await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    pid = int((kit.tmp / "held.sh.pid").read_text())
+    assert code == 0
+    assert not kit.alive(pid)
+    record = RecordStore(db).get("abc123")
+    assert record is not None and record.message == "interrupted by shutdown"
+
+
+def test_store_round_trips_a_record(tmp_path: Path) -> None:
+    """A record put in the store comes back equal, across connections."""
+    record = Record(
+        JobRequest("m1", "node", "10.0.0.1", "", role="gpu", script="wipe"),
+        status=Status.COMPLETE,
+        worker=2,
+        message="completed",
+        timestamp=1700000000,
+        role="gpu",
+        output="ok\n",
+    )
+    RecordStore(tmp_path / "r.sqlite").put(record)
+    assert RecordStore(tmp_path / "r.sqlite").get("m1") == record
+
+
+def test_fail_unfinished_touches_only_pending_and_running(tmp_path: Path) -> None:
+    """Only pending and running records become failed; finished ones keep their outcome."""
+    store = RecordStore(tmp_path / "r.sqlite")
+    for job_id, status in [("p", Status.PENDING), ("r", Status.RUNNING), ("c", Status.COMPLETE)]:
+        store.put(Record(JobRequest(job_id, "n", "10.0.0.1", ""), status=status, message="x"))
+    assert store.fail_unfinished("interrupted by restart") == 2
+    outcome = {r.id: (r.status, r.message) for r in store.all()}
+    assert outcome == {
+        "p": (Status.FAILED, "interrupted by restart"),
+        "r": (Status.FAILED, "interrupted by restart"),
+        "c": (Status.COMPLETE, "x"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["directory", "not sqlite"])
+def test_unusable_db_is_a_config_error(tmp_path: Path, kind: str) -> None:
+    """A --db that is a directory or not an SQLite file is a ConfigError naming --db."""
+    path = tmp_path / "db"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(ConfigError, match=r"^--db "):
+        RecordStore(path)
