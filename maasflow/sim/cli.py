@@ -1,0 +1,112 @@
+"""`maasflow sim`: run the MAAS simulator from the command line until SIGINT/SIGTERM.
+
+Prints the API URL and the keys to use (they are this simulator's own keys, so printing
+them is the point), then serves until stopped and exits 0. Bad flags raise `ConfigError`
+with one line naming the flag, which the top-level CLI turns into exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import NoReturn
+
+from maasflow.errors import ConfigError
+from maasflow.sim.config import SimConfig
+from maasflow.sim.faults import Faults
+from maasflow.sim.scenario import demo_machines, generate_machines
+from maasflow.sim.server import Simulator, serve_simulator
+
+FAULT_FLAGS = {
+    "latency_ms": "milliseconds added to every API answer",
+    "error_500_rate": "share of API requests answered 500",
+    "error_503_rate": "share answered 503 with Retry-After",
+    "retry_after_503": "Retry-After seconds on those 503s",
+    "conflict_409_rate": "share answered MAAS's HTML 409 with Retry-After",
+    "retry_after_409": "Retry-After seconds on those 409s",
+    "drop_rate": "share whose connection is closed without an answer",
+    "truncate_rate": "share answered with truncated JSON",
+    "malformed_rate": "share answered with malformed JSON",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"sim: {message} (see `maasflow sim --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="maasflow sim", description="Run the built-in MAAS 2.0 simulator.")
+    parser.add_argument("--machines", type=int, default=12, help="how many machines (default 12)")
+    parser.add_argument("--scenario", choices=("generated", "demo"), default="generated")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5240, help="port (0 = any free port)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for ids, keys and outcomes")
+    parser.add_argument("--admin-key", help="use this consumer:token:secret as the admin key")
+    parser.add_argument("--time-factor", type=float, default=1.0, help="scale every duration")
+    parser.add_argument("--commission-fail-rate", type=float, default=0.0)
+    parser.add_argument("--deploy-fail-rate", type=float, default=0.0)
+    for name, text in FAULT_FLAGS.items():
+        kind = int if name.startswith("retry_after") else float
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> SimConfig:
+    """A SimConfig from parsed flags; ConfigError for values out of range."""
+    if args.machines < 0:
+        raise ConfigError("sim: --machines must be 0 or more")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("sim: --port must be between 0 and 65535")
+    given = {name: getattr(args, name) for name in FAULT_FLAGS if getattr(args, name) is not None}
+    machines = (
+        demo_machines(args.seed)
+        if args.scenario == "demo"
+        else generate_machines(args.machines, args.seed)
+    )
+    return SimConfig(
+        seed=args.seed,
+        time_factor=args.time_factor,
+        faults=Faults(**given),
+        machines=machines,
+        admin_key=args.admin_key,
+        commission_fail_rate=args.commission_fail_rate,
+        deploy_fail_rate=args.deploy_fail_rate,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `maasflow sim`."""
+    args = build_parser().parse_args(argv)
+    config = config_from(args)
+    asyncio.run(_serve(config, args.host, args.port))
+    return 0
+
+
+async def _serve(config: SimConfig, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with serve_simulator(config, host, port) as sim:
+            _announce(sim)
+            await stop.wait()
+    except OSError as exc:
+        raise ConfigError(
+            f"sim: cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port"
+        ) from None
+
+
+def _announce(sim: Simulator) -> None:
+    config = sim.config
+    print(f"MAAS simulator listening on {sim.url}", flush=True)
+    print(f"admin API key: {sim.admin_key}", flush=True)
+    print(f"non-admin API key ({sim.user_username}): {sim.user_key}", flush=True)
+    print(
+        f"machines: {len(sim.machines)}  seed: {config.seed}  time factor: {config.time_factor}"
+        f"  faults: {config.faults.describe()}",
+        flush=True,
+    )
+    print("Stop with Ctrl-C.", flush=True)

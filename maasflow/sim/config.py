@@ -1,0 +1,78 @@
+"""How one simulator run is set up: `SimConfig` and the lifecycle `Durations`.
+
+Durations are seconds at `time_factor=1` (roughly a small real MAAS lab); every wait the
+simulator does, including the webhook confirm loop, is multiplied by `time_factor`, so tests
+run the same lifecycle in milliseconds. Failure rates are per attempt, rolled from a
+per-machine seeded generator, so a run is reproducible. This module only validates values;
+`server.py` builds a simulator from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from maasflow.errors import ConfigError
+from maasflow.sim.faults import Faults
+from maasflow.sim.scenario import MachineSpec
+
+MAAS_VERSION = "3.6.1"
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Seconds each lifecycle phase takes at time_factor 1."""
+
+    commissioning: float = 20.0
+    testing: float = 10.0
+    deploying: float = 40.0
+    releasing: float = 5.0
+    disk_erasing: float = 20.0
+    power: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value < 0:
+                raise ConfigError(f"duration {name}={value} must not be negative")
+
+
+@dataclass
+class SimConfig:
+    """Everything a simulator needs; defaults give an empty, fault-free MAAS."""
+
+    seed: int = 0
+    time_factor: float = 1.0
+    faults: Faults = field(default_factory=Faults)
+    machines: list[MachineSpec] = field(default_factory=list)
+    durations: Durations = field(default_factory=Durations)
+    commission_fail_rate: float = 0.0
+    testing_fail_rate: float = 0.0
+    deploy_fail_rate: float = 0.0
+    release_fail_rate: float = 0.0
+    erase_fail_rate: float = 0.0
+    admin_key: str | None = None
+    admin_username: str = "admin"
+    user_username: str = "user"
+    other_username: str = "someone-else"
+    maas_version: str = MAAS_VERSION
+    zones: list[str] = field(default_factory=lambda: ["default"])
+    pools: list[str] = field(default_factory=lambda: ["default"])
+    domains: list[str] = field(default_factory=lambda: ["maas"])
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.time_factor > 0:
+            raise ConfigError(f"time_factor={self.time_factor} must be greater than 0")
+        for name in (
+            "commission_fail_rate",
+            "testing_fail_rate",
+            "deploy_fail_rate",
+            "release_fail_rate",
+            "erase_fail_rate",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}={value} must be between 0 and 1")
+
+    def scaled(self, seconds: float) -> float:
+        """A wait of `seconds` at time_factor 1, scaled for this run."""
+        return seconds * self.time_factor
