@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
@@ -112,6 +113,12 @@ def _unauthorized(auth: PowerAuth) -> JSONResponse:
 
 # --- the component ------------------------------------------------------------------------
 
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
+
 
 class PowerComponent:
     """The power routes plus what they own (backends, pending acks, the state file)."""
@@ -133,7 +140,7 @@ class PowerComponent:
         _add_routes(self.router, self)
 
     async def aclose(self) -> None:
-        """Fail pending acknowledgements and close backend connections."""
+        """Fail pending acknowledgements and close backend connections (idempotent)."""
         self.acks.close()
         for backend in self.backends.values():
             await backend.aclose()
@@ -150,10 +157,16 @@ class PowerComponent:
         sane = header if header and len(header) <= 64 and header.isprintable() else ""
         return Target(name, spec.mac, spec.hostname or name, spec.system_id or sane)
 
+    def denied(self, request: Request) -> Response | None:
+        """The 401 answer for a request without the configured credentials, else None."""
+        if authorized(self.auth, request.headers.get("authorization")):
+            return None
+        return _unauthorized(self.auth)
+
     async def act(self, action: str, key: str, request: Request) -> Response:
         """Run one backend call for a request and turn its outcome into a response."""
-        if not authorized(self.auth, request.headers.get("authorization")):
-            return _unauthorized(self.auth)
+        if (refused := self.denied(request)) is not None:
+            return refused
         started = time.monotonic()
         try:
             target = self.target(key, request)
@@ -166,6 +179,55 @@ class PowerComponent:
             return _error(http_status(exc), str(exc))
         _log_request(request, action, target.name, 200, started, state=state)
         return _answer(action, target.name, state)
+
+    # Route handlers (FastAPI reads their signatures; `machine` is the path segment).
+
+    async def power_on(self, machine: str, request: Request) -> Response:
+        return await self.act("on", machine, request)
+
+    async def power_off(self, machine: str, request: Request) -> Response:
+        return await self.act("off", machine, request)
+
+    async def query(self, machine: str, request: Request) -> Response:
+        return await self.act("query", machine, request)
+
+    async def listing(self, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        pending = {entry.target.name for entry in self.acks.pending()}
+        return JSONResponse([self._summary(name, name in pending) for name in self.config.machines])
+
+    async def acks_page(self, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        page = render_acks_page(self.acks.pending(), _prefix(request) + "/power")
+        return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+    async def acknowledge(self, machine: str, request: Request) -> Response:
+        if (refused := self.denied(request)) is not None:
+            return refused
+        try:
+            name = self.target(machine, request).name
+        except _Refusal as refusal:
+            return _error(refusal.status, refusal.message)
+        done = self.acks.ack(name)
+        log.info("power.ack", machine=name, acknowledged=done)
+        if request.headers.get("content-type", "").startswith("application/x-www-form-"):
+            return RedirectResponse(_prefix(request) + "/power/acks", status_code=303)
+        if not done:
+            return _error(409, "no power-off of this machine is waiting for acknowledgement")
+        return JSONResponse({"machine": name, "acknowledged": True})
+
+    def _summary(self, name: str, waiting: bool) -> dict[str, object]:
+        spec = self.config.machines[name]
+        return {
+            "name": name,
+            "backend": spec.backend,
+            "mac": spec.mac,
+            "system_id": spec.system_id,
+            "last_state": self.store.get(name),
+            "off_waiting_for_ack": waiting,
+        }
 
 
 async def _call(backend: Backend, action: str, target: Target) -> PowerState:
@@ -204,84 +266,117 @@ def _log_request(
     )
 
 
-# --- routes -------------------------------------------------------------------------------
-
-
 def _prefix(request: Request) -> str:
     path = request.url.path
     return path[: path.rfind("/power/")] if "/power/" in path else ""
 
 
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR: dict[str, Any] = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}},
+    "required": ["error"],
+}
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: _json("Missing or wrong credentials (see WWW-Authenticate)", _ERROR),
+    404: _json("No such machine is configured", _ERROR),
+    409: _json("System_Id mismatch, or superseded by a newer request", _ERROR),
+    502: _json("The backend failed", _ERROR),
+    503: _json("The backend is unreachable, or the service is stopping", _ERROR),
+    504: _json("Nobody acknowledged the power-off in time", _ERROR),
+}
+_STATE = {"type": "string", "enum": ["on", "off", "unknown"]}
+_DONE = _json(
+    "Done, or under way",
+    {
+        "type": "object",
+        "required": ["machine", "action", "state"],
+        "properties": {
+            "machine": {"type": "string"},
+            "action": {"type": "string"},
+            "state": _STATE,
+        },
+    },
+)
+_STATUS = _json(
+    "The state, in the words MAAS's default regexes look for",
+    {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {"status": {"type": "string", "enum": ["running", "stopped", "unknown"]}},
+    },
+)
+_ACKED = _json(
+    "Acknowledged",
+    {
+        "type": "object",
+        "properties": {"machine": {"type": "string"}, "acknowledged": {"type": "boolean"}},
+    },
+)
+_LISTING = _json("Configured machines", {"type": "array", "items": {"type": "object"}})
+_PAGE = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+_SEE_OTHER = {"description": "A form post: back to the page"}
+
+
 def _add_routes(router: APIRouter, power: PowerComponent) -> None:
-    """Register every route twice, with and without a trailing slash."""
-
-    async def listing(request: Request) -> Response:
-        if not authorized(power.auth, request.headers.get("authorization")):
-            return _unauthorized(power.auth)
-        pending = {entry.target.name for entry in power.acks.pending()}
-        return JSONResponse(
-            [
-                {
-                    "name": name,
-                    "backend": spec.backend,
-                    "mac": spec.mac,
-                    "system_id": spec.system_id,
-                    "last_state": power.store.get(name),
-                    "off_waiting_for_ack": name in pending,
-                }
-                for name, spec in power.config.machines.items()
-            ]
-        )
-
-    async def acks_page(request: Request) -> Response:
-        if not authorized(power.auth, request.headers.get("authorization")):
-            return _unauthorized(power.auth)
-        page = render_acks_page(power.acks.pending(), _prefix(request) + "/power")
-        return HTMLResponse(
-            page,
-            headers={
-                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                "form-action 'self'; frame-ancestors 'none'",
-                "Cache-Control": "no-store",
-            },
-        )
-
-    async def acknowledge(machine: str, request: Request) -> Response:
-        if not authorized(power.auth, request.headers.get("authorization")):
-            return _unauthorized(power.auth)
-        try:
-            name = power.target(machine, request).name
-        except _Refusal as refusal:
-            return _error(refusal.status, refusal.message)
-        done = power.acks.ack(name)
-        log.info("power.ack", machine=name, acknowledged=done)
-        if request.headers.get("content-type", "").startswith("application/x-www-form-"):
-            return RedirectResponse(_prefix(request) + "/power/acks", status_code=303)
-        if not done:
-            return _error(409, "no power-off of this machine is waiting for acknowledgement")
-        return JSONResponse({"machine": name, "acknowledged": True})
-
-    async def power_on(machine: str, request: Request) -> Response:
-        return await power.act("on", machine, request)
-
-    async def power_off(machine: str, request: Request) -> Response:
-        return await power.act("off", machine, request)
-
-    async def query(machine: str, request: Request) -> Response:
-        return await power.act("query", machine, request)
-
-    routes: list[tuple[str, str, Callable[..., Awaitable[Response]], str]] = [
-        ("/power/", "GET", listing, "List configured machines and their last known state"),
-        ("/power/acks", "GET", acks_page, "HTML page of power-offs awaiting acknowledgement"),
-        ("/power/{machine}/on", "POST", power_on, "Power a machine on (idempotent)"),
-        ("/power/{machine}/off", "POST", power_off, "Power a machine off (idempotent)"),
-        ("/power/{machine}/ack", "POST", acknowledge, "Acknowledge a waiting power-off"),
-        ("/power/{machine}", "GET", query, 'Query: {"status": "running"|"stopped"|...}'),
+    """Register every route twice, with and without a trailing slash (MAAS may use either)."""
+    routes: list[tuple[str, str, Callable[..., Awaitable[Response]], str, dict[int | str, Any]]] = [
+        (
+            "/power/",
+            "GET",
+            power.listing,
+            "List machines and their last known state",
+            {200: _LISTING, 401: _ERRORS[401]},
+        ),
+        (
+            "/power/acks",
+            "GET",
+            power.acks_page,
+            "HTML page of power-offs awaiting an ack",
+            {200: _PAGE, 401: _ERRORS[401]},
+        ),
+        (
+            "/power/{machine}/on",
+            "POST",
+            power.power_on,
+            "Power on (idempotent)",
+            {200: _DONE, **_ERRORS},
+        ),
+        (
+            "/power/{machine}/off",
+            "POST",
+            power.power_off,
+            "Power off (idempotent)",
+            {200: _DONE, **_ERRORS},
+        ),
+        (
+            "/power/{machine}/ack",
+            "POST",
+            power.acknowledge,
+            "Acknowledge a waiting power-off",
+            {200: _ACKED, 303: _SEE_OTHER, 401: _ERRORS[401], 404: _ERRORS[404], 409: _ERRORS[409]},
+        ),
+        (
+            "/power/{machine}",
+            "GET",
+            power.query,
+            "Query the power state",
+            {200: _STATUS, **_ERRORS},
+        ),
     ]
-    for path, method, endpoint, summary in routes:
+    for path, method, endpoint, summary, responses in routes:
         other = path[:-1] if path.endswith("/") else path + "/"
         router.add_api_route(
-            path, endpoint, methods=[method], summary=summary, response_class=Response
+            path,
+            endpoint,
+            methods=[method],
+            summary=summary,
+            response_class=Response,
+            responses=responses,
         )
         router.add_api_route(
             other, endpoint, methods=[method], include_in_schema=False, response_class=Response
