@@ -183,27 +183,33 @@ class PowerComponent:
     # Route handlers (FastAPI reads their signatures; `machine` is the path segment).
 
     async def power_on(self, machine: str, request: Request) -> Response:
+        """Power a machine on (idempotent; answers once done or under way)."""
         return await self.act("on", machine, request)
 
     async def power_off(self, machine: str, request: Request) -> Response:
+        """Power a machine off (idempotent; Wake-on-LAN machines wait for an ack)."""
         return await self.act("off", machine, request)
 
     async def query(self, machine: str, request: Request) -> Response:
+        """Query the power state: {"status": "running" | "stopped" | "unknown"}."""
         return await self.act("query", machine, request)
 
     async def listing(self, request: Request) -> Response:
+        """List the configured machines and their last known state."""
         if (refused := self.denied(request)) is not None:
             return refused
         pending = {entry.target.name for entry in self.acks.pending()}
         return JSONResponse([self._summary(name, name in pending) for name in self.config.machines])
 
     async def acks_page(self, request: Request) -> Response:
+        """HTML page of power-offs waiting for a person's acknowledgement."""
         if (refused := self.denied(request)) is not None:
             return refused
         page = render_acks_page(self.acks.pending(), _prefix(request) + "/power")
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
     async def acknowledge(self, machine: str, request: Request) -> Response:
+        """Acknowledge a waiting power-off (a form post is sent back to the page)."""
         if (refused := self.denied(request)) is not None:
             return refused
         try:
@@ -322,65 +328,45 @@ _PAGE = {"description": "HTML page", "content": {"text/html": {"schema": {"type"
 _SEE_OTHER = {"description": "A form post: back to the page"}
 
 
+def _route(
+    router: APIRouter,
+    method: str,
+    path: str,
+    endpoint: Callable[..., Awaitable[Response]],
+    responses: dict[int | str, Any],
+) -> None:
+    """Register `path` and its trailing-slash twin (hidden from the schema) for `method`."""
+    twin = path[:-1] if path.endswith("/") else path + "/"
+    summary = (endpoint.__doc__ or "").strip().splitlines()[0]
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=[method],
+        summary=summary,
+        response_class=Response,
+        responses=responses,
+    )
+    router.add_api_route(
+        twin, endpoint, methods=[method], include_in_schema=False, response_class=Response
+    )
+
+
 def _add_routes(router: APIRouter, power: PowerComponent) -> None:
-    """Register every route twice, with and without a trailing slash (MAAS may use either)."""
-    routes: list[tuple[str, str, Callable[..., Awaitable[Response]], str, dict[int | str, Any]]] = [
-        (
-            "/power/",
-            "GET",
-            power.listing,
-            "List machines and their last known state",
-            {200: _LISTING, 401: _ERRORS[401]},
-        ),
-        (
-            "/power/acks",
-            "GET",
-            power.acks_page,
-            "HTML page of power-offs awaiting an ack",
-            {200: _PAGE, 401: _ERRORS[401]},
-        ),
-        (
-            "/power/{machine}/on",
-            "POST",
-            power.power_on,
-            "Power on (idempotent)",
-            {200: _DONE, **_ERRORS},
-        ),
-        (
-            "/power/{machine}/off",
-            "POST",
-            power.power_off,
-            "Power off (idempotent)",
-            {200: _DONE, **_ERRORS},
-        ),
-        (
-            "/power/{machine}/ack",
-            "POST",
-            power.acknowledge,
-            "Acknowledge a waiting power-off",
-            {200: _ACKED, 303: _SEE_OTHER, 401: _ERRORS[401], 404: _ERRORS[404], 409: _ERRORS[409]},
-        ),
-        (
-            "/power/{machine}",
-            "GET",
-            power.query,
-            "Query the power state",
-            {200: _STATUS, **_ERRORS},
-        ),
-    ]
-    for path, method, endpoint, summary, responses in routes:
-        other = path[:-1] if path.endswith("/") else path + "/"
-        router.add_api_route(
-            path,
-            endpoint,
-            methods=[method],
-            summary=summary,
-            response_class=Response,
-            responses=responses,
-        )
-        router.add_api_route(
-            other, endpoint, methods=[method], include_in_schema=False, response_class=Response
-        )
+    """The routes, `/power/acks` before `/power/{machine}` so the page is not a machine."""
+    only_401: dict[int | str, Any] = {401: _ERRORS[401]}
+    _route(router, "GET", "/power/", power.listing, {200: _LISTING, **only_401})
+    _route(router, "GET", "/power/acks", power.acks_page, {200: _PAGE, **only_401})
+    _route(router, "POST", "/power/{machine}/on", power.power_on, {200: _DONE, **_ERRORS})
+    _route(router, "POST", "/power/{machine}/off", power.power_off, {200: _DONE, **_ERRORS})
+    ack_errors: dict[int | str, Any] = {code: _ERRORS[code] for code in (401, 404, 409)}
+    _route(
+        router,
+        "POST",
+        "/power/{machine}/ack",
+        power.acknowledge,
+        {200: _ACKED, 303: _SEE_OTHER, **ack_errors},
+    )
+    _route(router, "GET", "/power/{machine}", power.query, {200: _STATUS, **_ERRORS})
 
 
 # --- building -----------------------------------------------------------------------------
