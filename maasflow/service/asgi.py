@@ -2,6 +2,8 @@
 
 `BodyLimit` reads a request's body before the app sees it and answers 413 once it passes the
 cap (at once when `Content-Length` already says so), so no handler ever holds a huge body.
+Up to 1 MiB of the excess is read and dropped first, so that the client gets the 413 rather
+than a connection reset.
 
 `AccessLog` writes one `http.request` event per request: method, path, status, duration and
 client. It never logs headers (so never `Authorization`) nor query strings (which may carry
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = structlog.get_logger(__name__)
 
 DEFAULT_BODY_LIMIT = 64 * 1024
+DRAIN_LIMIT = 1024 * 1024  # bytes read and dropped after a 413, beyond which we just close
 _PATH_LIMIT = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -38,14 +41,19 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_length(scope) > self.limit:
+        declared = _declared_length(scope)
+        if declared > self.limit:
+            if declared <= DRAIN_LIMIT:
+                await _drain(receive, DRAIN_LIMIT)
             await self._reject(send)
             return
         first = await self._read(receive)
         if first is None:
+            await _drain(receive, DRAIN_LIMIT)
             await self._reject(send)
-            return
-        await self.app(scope, _replay(first, receive), send)
+        elif first["type"] == "http.request":
+            await self.app(scope, _replay(first, receive), send)
+        # else the client left before its body arrived: there is no one to answer
 
     async def _read(self, receive: Receive) -> Message | None:
         """The whole body as one message (or the disconnect), None past the limit."""
@@ -105,6 +113,20 @@ def safe_path(path: str) -> str:
     """`path` fit for a log line: short, without control characters."""
     shown = _CONTROL.sub("?", path[:_PATH_LIMIT])
     return shown + "..." if len(path) > _PATH_LIMIT else shown
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop the rest of a body (up to `limit` bytes) so the 413 reaches the client.
+
+    A server that answers and closes while request bytes are still unread makes the kernel
+    reset the connection, and most clients then report the reset, not the 413.
+    """
+    size = 0
+    while size <= limit:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _declared_length(scope: Scope) -> int:

@@ -36,6 +36,11 @@ from maasflow.service.power_api import add_power_arguments, power_router_from_ar
 from maasflow.service.roles import ROLE_PATTERN, executable, named_scripts, selector_url
 from maasflow.service.server import serve_service
 
+DESCRIPTION = (
+    "Run the provisioning service (the opencord provisioner's POST-plus-poll API that the "
+    "daemon's PROVISION_URL can point at) and, with --power-config, the MAAS webhook power target."
+)
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are ConfigErrors (one line, exit 2) instead of usage + exit."""
@@ -46,10 +51,15 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of `maasflow serve`, the power target's included."""
-    parser = _Parser(prog="maasflow serve", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="maasflow serve", description=DESCRIPTION)
     _add_listen_arguments(parser)
     _add_job_arguments(parser)
-    parser.add_argument("--db", help="SQLite file for records (':memory:' keeps nothing)")
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite file of records (default $STATE_DIRECTORY/serve.sqlite, else "
+        "~/.local/state/maasflow/serve.sqlite; ':memory:' keeps nothing)",
+    )
     parser.add_argument("--log-level", choices=sorted(LEVELS), default="info")
     parser.add_argument("--log-format", choices=FORMATS, default="text")
     add_power_arguments(parser)
@@ -58,28 +68,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("listening")
-    group.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    group.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
-    group.add_argument("--tls-cert", help="PEM certificate (chain) for HTTPS")
-    group.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    group.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    group.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="%(default)s; 0 picks a free port"
+    )
+    group.add_argument("--tls-cert", metavar="PEM", help="certificate (chain) to serve HTTPS")
+    group.add_argument("--tls-key", metavar="PEM", help="the unencrypted key of --tls-cert")
 
 
 def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("provisioning jobs")
-    group.add_argument("--script", help="run for roles without their own script")
-    group.add_argument("--role-script", action="append", default=[], metavar="ROLE=PATH")
+    group.add_argument(
+        "--script", metavar="PATH", help="run as PATH ID NAME IP MAC ROLE for roles without one"
+    )
+    group.add_argument(
+        "--role-script",
+        action="append",
+        default=[],
+        metavar="ROLE=PATH",
+        help="the script of one role (repeatable); a request may also name it in 'script'",
+    )
     group.add_argument(
         "--allow-script",
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="a script a request may choose by NAME with its 'script' field",
+        help="a script a request may choose by NAME in its 'script' field (repeatable)",
     )
-    group.add_argument("--default-role", default="compute")
-    group.add_argument("--role-selector-url", help="GET ?id=&name=&ip=&mac= answers a role")
-    group.add_argument("--workers", type=int, default=5)
-    group.add_argument("--job-timeout", type=float, default=3600.0, metavar="SECONDS")
-    group.add_argument("--queue-limit", type=int, default=100, help="pending jobs before 429")
+    group.add_argument("--default-role", default="compute", help="(%(default)s)")
+    group.add_argument(
+        "--role-selector-url", metavar="URL", help="GET URL?id=&name=&ip=&mac= answers a role"
+    )
+    group.add_argument("--workers", type=int, default=5, help="jobs run at once (%(default)s)")
+    group.add_argument(
+        "--job-timeout", type=float, default=3600.0, metavar="SECONDS", help="(%(default)g)"
+    )
+    group.add_argument(
+        "--queue-limit", type=int, default=100, help="pending jobs before 429 (%(default)s)"
+    )
 
 
 def config_from_args(

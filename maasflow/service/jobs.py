@@ -3,7 +3,10 @@
 A job is one request's run of `<script> <id> <name> <ip> <mac> <role>`, started with
 `asyncio.create_subprocess_exec` in a new session, so that its whole process group can be
 stopped at once: on timeout, on DELETE, on shutdown (SIGTERM, a grace period, then SIGKILL).
-Its combined stdout and stderr are kept, bounded to the last `output_limit` bytes.
+Its combined stdout and stderr are kept, bounded to the last `output_limit` bytes. Its
+environment is the service's without the power target's credentials or a MAAS API key, plus
+`MAASFLOW_SYSTEM_ID`, `_HOSTNAME`, `_IP`, `_MAC` and `_ROLE` (as the daemon's script runner
+sets them), so one script can serve both.
 
 Rules the pool keeps:
 - one active job per id: a request for an id already pending or running changes nothing;
@@ -35,6 +38,7 @@ OUTPUT_LIMIT = 64 * 1024
 _CHUNK = 4096
 _DRAIN_SECONDS = 1.0
 _MESSAGE_TAIL = 200
+_HIDDEN_ENV = frozenset({"MAASFLOW_POWER_TOKEN", "MAASFLOW_POWER_PASS"})
 
 
 class QueueFull(Exception):
@@ -195,14 +199,17 @@ class JobPool:
         self._update(job, job.record.moved(Status.RUNNING, f"running {script.name}", role=role))
         log.info("job.started", id=request.id, role=role, script=script.name)
         argv = [str(script), request.id, request.name, request.ip, request.mac, role]
-        return await self._execute(job, argv, script)
+        return await self._execute(job, argv, script, child_env(request, role))
 
-    async def _execute(self, job: Job, argv: list[str], script: Path) -> tuple[Status, str]:
+    async def _execute(
+        self, job: Job, argv: list[str], script: Path, env: dict[str, str]
+    ) -> tuple[Status, str]:
         if job.stop_reason is not None:
             return Status.FAILED, job.stop_reason
         try:
             job.proc = await asyncio.create_subprocess_exec(
                 *argv,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -259,6 +266,23 @@ class JobPool:
             del self._jobs[job.record.id]
         job.done.set()
         log.info("job.finished", id=job.record.id, status=status.name.lower(), message=message)
+
+
+def child_env(request: JobRequest, role: str) -> dict[str, str]:
+    """The service's environment minus its secrets, plus MAASFLOW_* facts about the job."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _HIDDEN_ENV and not key.upper().endswith("MAAS_API_KEY")
+    }
+    env.update(
+        MAASFLOW_SYSTEM_ID=request.id,
+        MAASFLOW_HOSTNAME=request.name,
+        MAASFLOW_IP=request.ip,
+        MAASFLOW_MAC=request.mac,
+        MAASFLOW_ROLE=role,
+    )
+    return env
 
 
 async def _pump(stream: asyncio.StreamReader, tail: OutputTail) -> None:

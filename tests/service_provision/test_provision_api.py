@@ -322,3 +322,22 @@ async def test_huge_body_answers_413(kit: Any) -> None:
         health = await client.get("/healthz")
     assert response.status_code == 413 and "error" in response.json()
     assert health.status_code == 200
+
+
+async def test_script_environment_has_job_facts_but_no_secrets(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script sees MAASFLOW_* facts about its job, never the service's credentials."""
+    monkeypatch.setenv("MAASFLOW_POWER_TOKEN", "tok-secret")
+    monkeypatch.setenv("MAASFLOW_POWER_PASS", "pass-secret")
+    monkeypatch.setenv("MAAS_API_KEY", "a:b:c")
+    out = kit.tmp / "env.txt"
+    script = kit.script("env.sh", f"env > {out}\n")
+    async with kit.running(ServiceConfig(script=script)) as client:
+        await client.post("/provision/", json=kit.machine(role="gpu"))
+        await kit.wait_record(client, "abc123", COMPLETE)
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert env["MAASFLOW_SYSTEM_ID"] == "abc123" and env["MAASFLOW_ROLE"] == "gpu"
+    assert env["MAASFLOW_IP"] == "10.0.0.7" and env["MAASFLOW_MAC"] == "52:54:00:aa:bb:cc"
+    text = out.read_text()
+    assert "tok-secret" not in text and "pass-secret" not in text and "MAAS_API_KEY" not in env

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from maasflow.errors import ConfigError
 from maasflow.service import ServiceConfig, ServiceThread, serve_service
+from maasflow.service.asgi import BodyLimit
 
 
 async def test_healthz_reports_workers_and_queue(kit: Any) -> None:
@@ -191,3 +192,32 @@ def test_ipv6_loopback_url_is_bracketed(kit: Any) -> None:
         assert httpx.get(f"{thread.url}/healthz").status_code == 200
     finally:
         thread.stop()
+
+
+async def test_chunked_body_past_the_cap_answers_413(kit: Any) -> None:
+    """A body without Content-Length is counted as it arrives and refused past the cap."""
+
+    async def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * 4096
+
+    async with kit.running(ServiceConfig()) as client:
+        response = await client.post("/provision/", content=chunks())
+    assert response.status_code == 413
+
+
+async def test_body_limit_does_not_call_the_app_for_a_vanished_client() -> None:
+    """When the client disconnects before its body arrived, the app is not called."""
+    called: list[object] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        called.append(message)
+
+    await BodyLimit(app, limit=10)({"type": "http", "headers": []}, receive, send)
+    assert called == []
