@@ -67,7 +67,7 @@ class Expectation:
 def expectation(spec: MachineSpec, admin: str) -> Expectation:
     """Derived from the scenario, not from the daemon: the demo's own oracle."""
     if spec.zone != "default":
-        return Expectation("untouched", f"zone {spec.zone} is not selected")
+        return Expectation("untouched", f"zone {spec.zone}")
     if spec.locked:
         return Expectation("untouched", "locked")
     if spec.owner not in (None, admin):
@@ -209,6 +209,15 @@ def _write_script(path: Path) -> Path:
     return path
 
 
+def _phase_text(phase: str, reason: str) -> str:
+    text = f"{phase} ({reason})" if phase in ("hands-off", "waiting") and reason else phase
+    return text[:34]
+
+
+def _excluded(exp: Expectation | None) -> str:
+    return f"excluded ({exp.why})"[:34] if exp else "-"
+
+
 class LiveView:
     """Watches simulator and daemon; draws the table; decides when the demo is done."""
 
@@ -273,7 +282,7 @@ class LiveView:
         for sid, machine in sorted(self.sim.machines.items(), key=lambda kv: kv[1].hostname):
             exp = self.expect.get(sid)
             view = self.daemon.views.get(sid)
-            phase = view.phase if view else f"left alone ({exp.why})" if exp else "-"
+            phase = _phase_text(view.phase, view.reason) if view else _excluded(exp)
             action = view.last_action or "-" if view else "-"
             took = self.finished.get(sid, elapsed)
             mark = "ok" if sid in self.finished else ".."
