@@ -163,6 +163,8 @@ class JobPool:
                 self._finish(job, Status.FAILED, "deleted")
             job.stop("deleted")
             await job.done.wait()
+            if job_id in self._jobs:  # a new run was queued meanwhile: it is not deleted
+                return job.record
         record = self.store.get(job_id)
         if record is not None:
             self.store.delete(job_id)
