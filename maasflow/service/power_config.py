@@ -23,7 +23,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import (
@@ -441,7 +441,7 @@ def main(argv: list[str]) -> int:
     return _show_machine(args, config)
 
 
-def _show_machine(args: Any, config: PowerConfig) -> int:
+def _show_machine(args: argparse.Namespace, config: PowerConfig) -> int:
     if not args.machine:
         raise ConfigError("name a machine (see --list), e.g. maasflow power-config desk1 ...")
     name = config.find(args.machine)

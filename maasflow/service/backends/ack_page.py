@@ -3,7 +3,9 @@
 A plain HTML page with no script: it refreshes itself every few seconds and each button is a
 form that POSTs to `<base>/<machine>/ack` (the router answers a form post with a redirect back
 here). Every value from the configuration or from MAAS is HTML-escaped, and machine names are
-percent-encoded in URLs.
+percent-encoded in URLs. The page sits behind the same credentials as the power routes: with
+Basic configured a browser asks for them; with a Bearer token only, acknowledge with
+`curl -X POST -H "Authorization: Bearer ..." .../power/<machine>/ack` instead.
 """
 
 from __future__ import annotations
