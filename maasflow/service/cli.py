@@ -13,8 +13,10 @@ a free port; the `service.listening` log line tells which. `--db` defaults to
 `$STATE_DIRECTORY/serve.sqlite` (systemd's StateDirectory=), else
 `${XDG_STATE_HOME:-~/.local/state}/maasflow/serve.sqlite`; `--db :memory:` keeps nothing.
 
-Bad flags raise `ConfigError` (one line, exit 2). A signal stops the server gracefully: the
-running jobs are killed and recorded as failed ("interrupted by shutdown"), then exit 0.
+Bad flags raise `ConfigError` (one line, exit 2). Under systemd (`Type=notify`) the service
+sends READY=1 once listening and WATCHDOG=1 pings while its workers are alive. A signal stops
+the server gracefully: the running jobs are killed and recorded as failed ("interrupted by
+shutdown"), then exit 0.
 
 What this module stops at: flag parsing and the signal-driven run; `server` does the serving.
 """
@@ -31,6 +33,7 @@ from typing import NoReturn
 
 from maasflow.errors import ConfigError
 from maasflow.logs import FORMATS, LEVELS, configure_logging
+from maasflow.notify import SystemdNotifier
 from maasflow.service.app import DEFAULT_PORT, ServiceConfig
 from maasflow.service.power_api import add_power_arguments, power_router_from_args
 from maasflow.service.roles import ROLE_PATTERN, executable, named_scripts, selector_url
@@ -154,8 +157,16 @@ async def _serve_until_signal(config: ServiceConfig, args: argparse.Namespace) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     power = power_router_from_args(args)
-    async with serve_service(config, host=args.host, port=args.port, power=power):
-        await stop.wait()
+    notifier = SystemdNotifier()
+    async with serve_service(config, host=args.host, port=args.port, power=power) as svc:
+        notifier.ready()
+        notifier.status(f"serving on {svc.url}")
+        keepalive = asyncio.create_task(notifier.keepalive(lambda: svc.pool.healthy))
+        try:
+            await stop.wait()
+        finally:
+            notifier.stopping()
+            keepalive.cancel()
 
 
 def _role(value: str) -> str:

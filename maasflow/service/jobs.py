@@ -113,6 +113,11 @@ class JobPool:
     def running(self) -> int:
         return sum(job.record.status is Status.RUNNING for job in self._jobs.values())
 
+    @property
+    def healthy(self) -> bool:
+        """True while every worker is alive (a worker only ends on shutdown or by a bug)."""
+        return bool(self._workers) and not any(task.done() for task in self._workers)
+
     def start(self) -> None:
         """Start the workers; call from the event loop that will run the jobs."""
         for index in range(self.limits.workers):

@@ -31,6 +31,7 @@ from fastapi import FastAPI
 
 from maasflow.errors import ConfigError
 from maasflow.service.app import ServiceConfig, build_app
+from maasflow.service.jobs import JobPool
 
 if TYPE_CHECKING:
     from maasflow.service.power_api import PowerComponent
@@ -48,6 +49,12 @@ class RunningService:
 
     url: str
     app: FastAPI
+
+    @property
+    def pool(self) -> JobPool:
+        """The app's job pool (for health checks and tests)."""
+        pool: JobPool = self.app.state.pool
+        return pool
 
 
 class _Server(uvicorn.Server):

@@ -221,3 +221,10 @@ async def test_body_limit_does_not_call_the_app_for_a_vanished_client() -> None:
 
     await BodyLimit(app, limit=10)({"type": "http", "headers": []}, receive, send)
     assert called == []
+
+
+async def test_pool_reports_healthy_only_while_serving() -> None:
+    """The job pool counts as healthy while its workers run, and not after shutdown."""
+    async with serve_service(ServiceConfig(workers=2)) as svc:
+        assert svc.pool.healthy
+    assert not svc.pool.healthy
