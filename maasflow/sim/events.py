@@ -202,6 +202,8 @@ def _level_ok(event: Event, page: Page) -> bool:
 def _next_uri(params: Params, page: Page, events: list[Event]) -> str:
     if events:
         return _uri(params, "after", events[0].id)
+    if page.after is not None:
+        return _uri(params, "after", page.after)
     if page.before is not None:
         return _uri(params, "after", page.before - 1)
     return _uri(params, None, None)

@@ -17,7 +17,7 @@ import random
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
 
 import uvicorn
@@ -140,18 +140,37 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the embedding program owns Ctrl-C."""
+    """uvicorn without its signal handlers (the embedding program owns Ctrl-C) and with a
+    main loop that stops as soon as `stop()` is called instead of on its next 0.1 s tick."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake = asyncio.Event()
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    def stop(self) -> None:
+        self.should_exit = True
+        self._wake.set()
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket bound to host:port (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP (not 0) or asyncio skips TCP_NODELAY on accepted sockets,
+    # and every answer then waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -193,7 +212,7 @@ async def serve_simulator(
         sim._loop = asyncio.get_running_loop()
         yield sim
     finally:
-        server.should_exit = True
+        server.stop()
         await asyncio.gather(task, return_exceptions=True)
         await sim.aclose()
         sock.close()

@@ -222,7 +222,8 @@ def status_event(status: int) -> str | None:
 def _settle(machine: Machine) -> None:
     """Make a machine created directly in some status look like it got there."""
     machine.previous_status = machine.status
-    machine.return_status = machine.status
+    busy = machine.status in (Status.COMMISSIONING, Status.TESTING)
+    machine.return_status = Status.NEW if busy else machine.status
     if machine.status >= Status.READY or machine.status == Status.FAILED_COMMISSIONING:
         machine.commissioning_result = 3 if machine.status == Status.FAILED_COMMISSIONING else 2
         machine.testing_result = 3 if machine.status == Status.FAILED_TESTING else 2
