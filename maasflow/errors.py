@@ -84,7 +84,9 @@ class Conflict(PermanentMaasError):
 class ProvisionError(MaasflowError):
     """Provisioning failed; carries its evidence (exit code, output tail, HTTP status)."""
 
-    def __init__(self, message: str, *, exit_code: int | None = None, output_tail: str = "") -> None:
+    def __init__(
+        self, message: str, *, exit_code: int | None = None, output_tail: str = ""
+    ) -> None:
         self.exit_code = exit_code
         self.output_tail = output_tail
         super().__init__(message)
