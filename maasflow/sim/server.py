@@ -140,8 +140,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers (the embedding program owns Ctrl-C) and with a
-    main loop that stops as soon as `stop()` is called instead of on its next 0.1 s tick."""
+    """uvicorn without its signal handlers (the embedding program owns Ctrl-C), with a main
+    loop that stops as soon as `stop()` is called and a shutdown that does not idle."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -154,6 +154,22 @@ class _EmbeddedServer(uvicorn.Server):
     def stop(self) -> None:
         self.should_exit = True
         self._wake.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Like uvicorn's, but polls every 10 ms instead of sleeping 0.1 s steps."""
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.config.timeout_graceful_shutdown or 1)
+        state = self.server_state
+        while (state.connections or state.tasks) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for task in state.tasks:
+            task.cancel()
+        for server in self.servers:
+            await server.wait_closed()
 
     async def main_loop(self) -> None:
         counter = 0

@@ -12,8 +12,7 @@ import pytest
 from maasflow.sim import MachineSpec, SimConfig, Simulator
 from maasflow.sim.events import EventLog, parse_page
 from maasflow.sim.http import ApiError
-
-from .conftest import FAST
+from tests.sim.helpers import FAST
 
 Wait = Callable[..., Awaitable[None]]
 CREATED = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2}\. \d{4} \d{2}:\d{2}:\d{2}$")

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from maasflow.sim import MachineSpec, SimConfig, Simulator, generate_machines, serve_simulator
-
-from .conftest import FAST, api_client
+from tests.sim.helpers import FAST, api_client
 
 Wait = Callable[..., Awaitable[None]]
 DOC_RANGES = [

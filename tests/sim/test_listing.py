@@ -12,8 +12,7 @@ import pytest
 import pytest_asyncio
 
 from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
-
-from .conftest import FAST, api_client
+from tests.sim.helpers import FAST, api_client
 
 MACHINES = [
     MachineSpec("alpha", status=0, tags=["gpu", "big"], macs=["52:54:00:00:00:01"]),

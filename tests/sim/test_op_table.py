@@ -16,8 +16,7 @@ import pytest_asyncio
 
 from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
 from maasflow.sim.statuses import STATUS_NAMES
-
-from .conftest import FAST, api_client
+from tests.sim.helpers import FAST, api_client
 
 ALL = sorted(STATUS_NAMES)
 COMMISSION_OK = {0, 2, 4, 8}

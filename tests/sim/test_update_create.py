@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from maasflow.sim import MachineSpec, SimConfig, Simulator
-
-from .conftest import FAST
+from tests.sim.helpers import FAST
 
 WEBHOOK = {
     "power_type": "webhook",

@@ -1,0 +1,154 @@
+"""Fault injection: every knob is observable, seeded, and a faulted write never happens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from maasflow.errors import ConfigError
+from maasflow.sim import Faults, MachineSpec, SimConfig, Simulator, serve_simulator
+from maasflow.sim.faults import FaultInjector
+from tests.sim.helpers import FAST, api_client
+
+
+@asynccontextmanager
+async def faulty(faults: Faults) -> AsyncIterator[tuple[Simulator, httpx.AsyncClient, str]]:
+    config = SimConfig(seed=8, time_factor=FAST, faults=faults, machines=[MachineSpec("victim")])
+    async with serve_simulator(config) as sim, api_client(sim, sim.admin_key) as client:
+        yield sim, client, sim.find("victim").system_id
+
+
+async def commission(client: httpx.AsyncClient, system_id: str) -> httpx.Response:
+    return await client.post(f"machines/{system_id}/", params={"op": "commission"})
+
+
+async def test_500_rate_answers_500_and_skips_the_write() -> None:
+    """error_500_rate=1 answers 500 text/plain and the commission does not happen."""
+    async with faulty(Faults(error_500_rate=1.0)) as (sim, client, system_id):
+        response = await commission(client, system_id)
+        assert response.status_code == 500
+        assert response.headers["content-type"].startswith("text/plain")
+        assert sim.machines[system_id].status == 0
+        assert sim.request_log[-1].fault == "error_500"
+        assert sim.ops_for(system_id) == []
+
+
+async def test_503_rate_carries_the_retry_after_knob() -> None:
+    """error_503_rate answers 503 with Retry-After set to retry_after_503."""
+    async with faulty(Faults(error_503_rate=1.0, retry_after_503=7)) as (sim, client, system_id):
+        response = await commission(client, system_id)
+        assert (response.status_code, response.headers["retry-after"]) == (503, "7")
+        assert sim.machines[system_id].status == 0
+
+
+async def test_409_rate_is_maas_html_conflict_page() -> None:
+    """conflict_409_rate answers an HTML 409 with Retry-After, unlike a state conflict."""
+    async with faulty(Faults(conflict_409_rate=1.0, retry_after_409=5)) as (sim, client, system_id):
+        response = await commission(client, system_id)
+        assert response.status_code == 409
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["retry-after"] == "5"
+        assert "Conflict error. Try your request again" in response.text
+        assert sim.machines[system_id].status == 0
+
+
+async def test_drop_rate_closes_without_an_answer() -> None:
+    """drop_rate=1 closes the connection: the client sees a transport error, no write."""
+    async with faulty(Faults(drop_rate=1.0)) as (sim, client, system_id):
+        with pytest.raises(httpx.TransportError):
+            await commission(client, system_id)
+        assert sim.machines[system_id].status == 0
+        record = sim.request_log[-1]
+        assert (record.status, record.fault, record.effective) == (None, "drop", False)
+
+
+async def test_server_keeps_serving_after_drops() -> None:
+    """After dropped connections a fresh request is served normally."""
+    async with faulty(Faults(drop_rate=1.0)) as (sim, client, _):
+        for _ in range(3):
+            with pytest.raises(httpx.TransportError):
+                await client.get("machines/")
+        sim.injector.faults = Faults()
+        assert (await client.get("machines/")).status_code == 200
+
+
+@pytest.mark.parametrize("knob", ["truncate_rate", "malformed_rate"])
+async def test_broken_json_rates(knob: str) -> None:
+    """truncate/malformed answer 200 with a JSON body that does not parse."""
+    async with faulty(Faults(**{knob: 1.0})) as (sim, client, system_id):
+        listing = await client.get("machines/")
+        assert listing.status_code == 200
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(listing.content)
+        written = await commission(client, system_id)
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(written.content)
+        assert sim.machines[system_id].status == 0
+
+
+async def test_version_endpoints_are_never_faulted() -> None:
+    """Faults apply to API requests only, not to version/ or /MAAS/api/version/."""
+    async with faulty(Faults(error_500_rate=1.0)) as (sim, client, _):
+        assert (await client.get("version/")).status_code == 200
+        assert (await client.get(sim.url + "/api/version/")).text == "2.0"
+
+
+async def test_latency_waits_before_answering() -> None:
+    """latency_ms is handed to the injector's sleep once per API request."""
+    waited: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    injector = FaultInjector(Faults(latency_ms=50), seed=1, sleep=fake_sleep)
+    await injector.delay()
+    assert waited == [0.05]
+
+
+async def test_latency_is_applied_over_http() -> None:
+    """A running simulator with latency still answers correctly."""
+    async with faulty(Faults(latency_ms=5)) as (_, client, _):
+        assert (await client.get("machines/")).status_code == 200
+
+
+def test_picks_are_seeded() -> None:
+    """The same seed gives the same fault sequence; another seed a different one."""
+    faults = Faults(error_503_rate=0.1, conflict_409_rate=0.05, drop_rate=0.05)
+    one, two, other = (FaultInjector(faults, seed=s) for s in (3, 3, 4))
+    sequence = [one.pick() for _ in range(500)]
+    assert sequence == [two.pick() for _ in range(500)]
+    assert sequence != [other.pick() for _ in range(500)]
+
+
+def test_rates_select_roughly_their_share() -> None:
+    """Over many requests each fault shows up about as often as its rate says."""
+    injector = FaultInjector(Faults(error_503_rate=0.10, conflict_409_rate=0.05), seed=9)
+    picks = [injector.pick() for _ in range(4000)]
+    assert 300 < picks.count("error_503") < 500
+    assert 120 < picks.count("conflict_409") < 280
+    assert picks.count(None) > 3000
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"error_500_rate": 1.5},
+        {"drop_rate": -0.1},
+        {"error_503_rate": 0.7, "drop_rate": 0.7},
+        {"latency_ms": -1},
+    ],
+)
+def test_bad_knobs_are_config_errors(bad: dict[str, float]) -> None:
+    """Rates outside 0..1, rates adding up past 1 and negative latency are refused."""
+    with pytest.raises(ConfigError):
+        Faults(**bad)  # type: ignore[arg-type]
+
+
+def test_describe_lists_changed_knobs() -> None:
+    """describe() names only the knobs that differ from the defaults."""
+    assert Faults().describe() == "none"
+    assert Faults(drop_rate=0.5).describe() == "drop_rate=0.5"

@@ -1,0 +1,143 @@
+"""Hostile or broken requests get 4xx answers, never a 500 or a dead server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from maasflow.sim import Simulator, demo_machines
+from maasflow.sim.auth import ApiKey, User
+from maasflow.sim.events import EventLog
+from maasflow.sim.filters import select
+from maasflow.sim.http import ApiError, BadBody, parse_body, parse_query
+from maasflow.sim.world import World
+
+
+async def test_garbage_multipart_is_400(admin: httpx.AsyncClient, sim: Simulator) -> None:
+    """A multipart body without proper parts answers 400, not 500."""
+    target = sim.find("node-01").system_id
+    response = await admin.put(
+        f"machines/{target}/",
+        content=b"--xyz\r\nnot a header\r\n\r\nhello",
+        headers={"Content-Type": "multipart/form-data"},
+    )
+    assert response.status_code == 400
+
+
+async def test_invalid_utf8_in_query_is_handled(admin: httpx.AsyncClient) -> None:
+    """Undecodable bytes in a filter value are replaced, then refused as an unknown zone."""
+    response = await admin.get("machines/?zone=%ff%fe")
+    assert response.status_code == 400
+    assert "zone" in response.json()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "OAuth",
+        "OAuth ,,,,",
+        'OAuth oauth_consumer_key="',
+        "Basic Zm9vOmJhcg==",
+        "OAuth " + "x=" * 500,
+    ],
+)
+async def test_weird_authorization_headers_never_500(
+    anonymous: httpx.AsyncClient, authorization: str
+) -> None:
+    """Malformed Authorization headers are anonymous or refused, never a server error."""
+    response = await anonymous.get(
+        "users/", params={"op": "whoami"}, headers={"Authorization": authorization}
+    )
+    assert response.status_code in (400, 401)
+
+
+@pytest.mark.parametrize(
+    "path", ["machines/..%2f..%2fetc/", "machines/%00/", "machines/a/b/", "events/x/"]
+)
+async def test_odd_paths_are_404(admin: httpx.AsyncClient, path: str) -> None:
+    """Strange machine ids and paths are not found, not errors."""
+    response = await admin.get(path)
+    assert response.status_code == 404
+
+
+async def test_huge_op_name_is_clipped(admin: httpx.AsyncClient, sim: Simulator) -> None:
+    """An enormous op name is refused and not echoed in full."""
+    target = sim.find("node-01").system_id
+    response = await admin.post(f"machines/{target}/", params={"op": "x" * 5000})
+    assert response.status_code == 400
+    assert len(response.text) < 200
+
+
+async def test_body_over_the_limit_is_413(admin: httpx.AsyncClient, sim: Simulator) -> None:
+    """A body over 16 MiB is refused before parsing."""
+    target = sim.find("node-01").system_id
+    response = await admin.put(
+        f"machines/{target}/",
+        content=b"a" * (16 * 1024 * 1024 + 1),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+
+
+def test_multipart_parser_reads_repeated_fields() -> None:
+    """Repeated multipart fields keep every value, in order."""
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="mac_addresses"\r\n\r\naa\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="mac_addresses"\r\n\r\nbb\r\n--b--\r\n'
+    )
+    assert parse_body("multipart/form-data; boundary=b", body) == {"mac_addresses": ["aa", "bb"]}
+
+
+def test_multipart_part_without_name_is_bad_body() -> None:
+    """A part with no name is a BadBody, which the app turns into a 400."""
+    body = b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n"
+    with pytest.raises(BadBody):
+        parse_body("multipart/form-data; boundary=b", body)
+
+
+@given(st.binary(max_size=200))
+def test_query_parser_never_raises(raw: bytes) -> None:
+    """Any bytes at all parse into a multi-dict of strings."""
+    params = parse_query(raw)
+    assert all(isinstance(v, str) for values in params.values() for v in values)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "zone",
+                    "tags",
+                    "status",
+                    "mac_address",
+                    "cpu_count",
+                    "id",
+                    "op",
+                    "limit",
+                    "colour",
+                ]
+            ),
+            st.text(max_size=12),
+        ),
+        max_size=4,
+    )
+)
+def test_filters_never_crash(params: list[tuple[str, str]]) -> None:
+    """Any combination of filter names and values answers 200 or 400 from the selector."""
+    world = World(1, EventLog())
+    for spec in demo_machines(1):
+        world.add(spec)
+    multi: dict[str, list[str]] = {}
+    for name, value in params:
+        multi.setdefault(name, []).append(value)
+    admin = User("admin", True, ApiKey("c", "t", "s"))
+    try:
+        select(world, admin, multi)
+    except ApiError as exc:
+        assert exc.response.status == 400
