@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -28,10 +29,10 @@ def config() -> SimConfig:
     return SimConfig(seed=6, time_factor=FAST, machines=machines)
 
 
-async def query(client: httpx.AsyncClient, **params: str) -> dict:
+async def query(client: httpx.AsyncClient, **params: str) -> dict[str, Any]:
     response = await client.get("events/", params={"op": "query", **params})
     assert response.status_code == 200, response.text
-    body: dict = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 

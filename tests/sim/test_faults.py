@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -79,7 +80,8 @@ async def test_server_keeps_serving_after_drops() -> None:
 @pytest.mark.parametrize("knob", ["truncate_rate", "malformed_rate"])
 async def test_broken_json_rates(knob: str) -> None:
     """truncate/malformed answer 200 with a JSON body that does not parse."""
-    async with faulty(Faults(**{knob: 1.0})) as (sim, client, system_id):
+    knobs: dict[str, Any] = {knob: 1.0}
+    async with faulty(Faults(**knobs)) as (sim, client, system_id):
         listing = await client.get("machines/")
         assert listing.status_code == 200
         with pytest.raises(json.JSONDecodeError):
@@ -142,10 +144,10 @@ def test_rates_select_roughly_their_share() -> None:
         {"latency_ms": -1},
     ],
 )
-def test_bad_knobs_are_config_errors(bad: dict[str, float]) -> None:
+def test_bad_knobs_are_config_errors(bad: dict[str, Any]) -> None:
     """Rates outside 0..1, rates adding up past 1 and negative latency are refused."""
     with pytest.raises(ConfigError):
-        Faults(**bad)  # type: ignore[arg-type]
+        Faults(**bad)
 
 
 def test_describe_lists_changed_knobs() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -41,12 +42,12 @@ def transitions(sim: Simulator, hostname: str) -> list[str]:
 
 async def op(
     client: httpx.AsyncClient, sim: Simulator, hostname: str, name: str, **data: str
-) -> dict:
+) -> dict[str, Any]:
     response = await client.post(
         f"machines/{sim.find(hostname).system_id}/", params={"op": name}, data=data
     )
     assert response.status_code == 200, response.text
-    body: dict = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 

@@ -14,6 +14,7 @@ import pytest_asyncio
 from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
 from tests.sim.helpers import FAST, api_client
 
+Query = list[tuple[str, str | int | float | bool | None]]
 MACHINES = [
     MachineSpec("alpha", status=0, tags=["gpu", "big"], macs=["52:54:00:00:00:01"]),
     MachineSpec("bravo", status=4, zone="lab-b", tags=["gpu"], power_state="on"),
@@ -43,7 +44,7 @@ async def user(shared: Simulator) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def names(client: httpx.AsyncClient, params: list[tuple[str, str]]) -> list[str]:
+async def names(client: httpx.AsyncClient, params: Query) -> list[str]:
     response = await client.get("machines/", params=params)
     assert response.status_code == 200, response.text
     return [machine["hostname"] for machine in response.json()]
@@ -75,7 +76,9 @@ async def names(client: httpx.AsyncClient, params: list[tuple[str, str]]) -> lis
     ],
 )
 async def test_filter(
-    admin: httpx.AsyncClient, params: list[tuple[str, str]], expected: list[str]
+    admin: httpx.AsyncClient,
+    params: Query,
+    expected: list[str],
 ) -> None:
     """Each filter selects what MAAS would (OR within a key, AND across keys and for tags)."""
     assert await names(admin, params) == expected
@@ -105,7 +108,9 @@ async def test_id_filter_selects_by_system_id(admin: httpx.AsyncClient) -> None:
     ],
 )
 async def test_bad_filter_is_400_json(
-    admin: httpx.AsyncClient, params: list[tuple[str, str]], expected: dict[str, list[str]]
+    admin: httpx.AsyncClient,
+    params: Query,
+    expected: dict[str, list[str]],
 ) -> None:
     """Unknown constraint names and unknown values answer 400 with a JSON field dict."""
     response = await admin.get("machines/", params=params)

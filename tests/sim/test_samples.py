@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,9 +53,9 @@ OWN_SHAPE = {
 }
 
 
-async def machine_json(admin: httpx.AsyncClient) -> dict:
+async def machine_json(admin: httpx.AsyncClient) -> dict[str, Any]:
     listing = (await admin.get("machines/")).json()
-    machine: dict = listing[0]
+    machine: dict[str, Any] = listing[0]
     return machine
 
 
