@@ -49,16 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--deploy-fail-rate", type=float, default=0.0)
     for name, text in FAULT_FLAGS.items():
         kind = int if name.startswith("retry_after") else float
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+        parser.add_argument("--" + _flag(name), type=kind, help=text)
     return parser
 
 
 def config_from(args: argparse.Namespace) -> SimConfig:
     """A SimConfig from parsed flags; ConfigError for values out of range."""
-    if args.machines < 0:
-        raise ConfigError("sim: --machines must be 0 or more")
-    if not 0 <= args.port <= 65535:
-        raise ConfigError("sim: --port must be between 0 and 65535")
+    _check_flags(args)
     given = {name: getattr(args, name) for name in FAULT_FLAGS if getattr(args, name) is not None}
     machines = (
         demo_machines(args.seed)
@@ -74,6 +71,33 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         commission_fail_rate=args.commission_fail_rate,
         deploy_fail_rate=args.deploy_fail_rate,
     )
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse out-of-range values, naming the flag as the user typed it."""
+    if args.machines < 0:
+        raise ConfigError("sim: --machines must be 0 or more")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("sim: --port must be between 0 and 65535")
+    if not args.time_factor > 0:
+        raise ConfigError("sim: --time-factor must be greater than 0 (1 = real time)")
+    rates = ["commission_fail_rate", "deploy_fail_rate"]
+    rates += [name for name in FAULT_FLAGS if name.endswith("_rate")]
+    for name in rates:
+        value = getattr(args, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"sim: --{_flag(name)} {value}: a rate must be between 0 and 1")
+    for name in ("latency_ms", "retry_after_503", "retry_after_409"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"sim: --{_flag(name)} must not be negative")
+    fault_rates = [getattr(args, name) or 0.0 for name in FAULT_FLAGS if name.endswith("_rate")]
+    if sum(fault_rates) > 1.0:
+        raise ConfigError("sim: the fault rates add up to more than 1; lower some of them")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def main(argv: list[str]) -> int:

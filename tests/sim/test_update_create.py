@@ -166,3 +166,26 @@ async def test_delete_is_204_and_removes(admin: httpx.AsyncClient, sim: Simulato
     assert (response.status_code, response.content) == (204, b"")
     assert target not in sim.machines
     assert (await admin.get(f"machines/{target}/")).status_code == 404
+
+
+async def test_anonymous_post_enlists_a_new_machine(
+    anonymous: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """Without a key, POST machines/ is enlistment: a New, unowned machine, no commissioning."""
+    response = await anonymous.post(
+        "machines/", data={"architecture": "amd64/generic", "mac_addresses": "52:54:00:aa:bb:03"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status_name"], body["owner"]) == ("New", None)
+    assert sim.machines[body["system_id"]].status == 0
+
+
+async def test_duplicate_mac_is_refused(admin: httpx.AsyncClient, sim: Simulator) -> None:
+    """A MAC already on another machine cannot be registered again."""
+    taken = sim.find("first").macs[0]
+    response = await admin.post(
+        "machines/", data={"architecture": "amd64/generic", "mac_addresses": taken}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"mac_addresses": [f"MAC address {taken} already in use."]}
