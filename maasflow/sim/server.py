@@ -282,9 +282,11 @@ class SimulatorThread:
         return self.sim
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread to end."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """Stop serving and wait for the thread to end; calling it again does nothing."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with suppress(RuntimeError):  # the loop may close between the check and the call
+                loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             self._thread.join(timeout=self._timeout)
 

@@ -25,3 +25,12 @@ def test_thread_serves_and_stops() -> None:
     except httpx.TransportError:
         reachable = False
     assert not reachable
+
+
+def test_stop_twice_is_harmless() -> None:
+    """Stopping an already stopped simulator thread raises nothing."""
+    thread = SimulatorThread(SimConfig())
+    thread.start()
+    thread.stop()
+    thread.stop()
+    assert thread.sim is not None and thread.sim.url.startswith("http://127.0.0.1:")
