@@ -203,7 +203,7 @@ class Api:
         user = call.user
         if user is not None and not user.is_superuser:
             forms.require_admin(False)
-        new = forms.create_request(self._world, call.params, user is not None)
+        new = forms.create_request(self._world, call.params, is_admin=user is not None)
         machine = self._world.add(new.spec)
         machine.power_type, machine.power_parameters = new.power_type, new.power_parameters
         call.system_id = machine.system_id

@@ -17,7 +17,7 @@ from maasflow.sim.auth import User
 from maasflow.sim.forms import MAC_RE, parse_mac
 from maasflow.sim.http import Params, fail, field_errors
 from maasflow.sim.machine import Machine
-from maasflow.sim.statuses import FILTER_NAMES, SIMPLE_STATUS, Status
+from maasflow.sim.statuses import ALLOCATE_FROM, FILTER_NAMES, SIMPLE_STATUS, Status
 from maasflow.sim.world import World, visible
 
 Values = Callable[[Machine], set[str]]
@@ -138,7 +138,7 @@ def choose_for_allocation(world: World, user: User, params: Params) -> Machine:
     candidates = [
         m
         for m in world.machines.values()
-        if m.status == Status.READY and not m.locked and visible(m, user) and test(m)
+        if m.status in ALLOCATE_FROM and not m.locked and visible(m, user) and test(m)
     ]
     if not candidates:
         raise fail(409, _nothing_available(constraints))

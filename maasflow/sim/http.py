@@ -99,11 +99,6 @@ class Request:
             merged.setdefault(key, []).extend(values)
         return merged
 
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of a body-or-query parameter."""
-        values = self.form.get(name) or self.query.get(name)
-        return values[0] if values else default
-
 
 def parse_query(raw: bytes) -> Params:
     """Decode a query string into a multi-dict; undecodable bytes become U+FFFD."""

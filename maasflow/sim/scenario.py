@@ -26,7 +26,12 @@ OTHER_OWNER = "someone-else"
 
 @dataclass
 class MachineSpec:
-    """One machine to create. Outcomes: None = roll the config's failure rate."""
+    """One machine to create.
+
+    Outcomes force how its next commissioning / deployment / release (or disk erase) ends;
+    None rolls the config's failure rate. A machine created in a transitional status
+    (Commissioning, Deploying, Releasing, ...) stays there until an op moves it.
+    """
 
     hostname: str
     status: int = 0
