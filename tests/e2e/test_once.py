@@ -8,8 +8,11 @@ the provisioning script run once per Deployed machine of ours.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from maasflow.sim import SimConfig, Simulator
 from tests.e2e import scenario
@@ -28,12 +31,14 @@ WIRE: dict[str, tuple[str, str, dict[str, list[str]]]] = {
 }
 
 
-def run_once(sim: Simulator, env: dict[str, str], script: Path, tmp_path: Path) -> None:
-    args = ["-once", "-listen", "", "-db", str(tmp_path / "state.sqlite")]
+def run_once(sim: Simulator, env: dict[str, str], script: Path, tmp_path: Path) -> list[str]:
+    """Run `maasflow -once` on the scenario; its stderr (JSON log) lines."""
+    args = ["-once", "-listen", "", "-db", str(tmp_path / "state.sqlite"), "-log-format", "json"]
     args += ["-filter", scenario.filter_json(), "-mappings", scenario.mappings_json()]
     args += ["-provision-url", str(script)]
     result = run_cli(args, env, timeout=60)
     assert result.returncode == 0, result.stderr
+    return result.stderr.splitlines()
 
 
 def writes_by_host(sim: Simulator, ids: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
@@ -96,3 +101,28 @@ def test_every_request_is_signed_as_the_admin_and_none_is_refused(
     assert len(records) == 2 + acting  # whoami, one listing, one write per acting machine
     assert [r for r in records if r.status == 401] == []
     assert {r.user for r in records} == {sim.admin_username}
+
+
+def test_one_pass_logs_one_line_per_action_and_one_summary(
+    start_sim: SimFactory, env_for: EnvFor, script: Path, tmp_path: Path
+) -> None:
+    """The JSON log has one `pass` summary and one `action` line per action taken."""
+    sim = start_sim(SimConfig(seed=7, time_factor=FAST, machines=scenario.specs()))
+    events = [json.loads(line) for line in run_once(sim, env_for(sim), script, tmp_path)]
+    actions = sorted(e["hostname"] for e in events if e.get("event") == "action")
+    assert actions == sorted(h for h, a in scenario.EXPECTED.items() if a is not None)
+    assert [e["seen"] for e in events if e.get("event") == "pass"] == [len(scenario.EXPECTED)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: maasflow/logs.py _QUIET_LIBRARIES lacks 'transitions', whose logger writes "
+    "'Finished processing state ... callbacks' at INFO for every phase change",
+)
+def test_info_log_has_no_library_chatter(
+    start_sim: SimFactory, env_for: EnvFor, script: Path, tmp_path: Path
+) -> None:
+    """At the default level the log holds maasflow's events, not the state machine's internals."""
+    sim = start_sim(SimConfig(seed=8, time_factor=FAST, machines=scenario.specs()))
+    lines = run_once(sim, env_for(sim), script, tmp_path)
+    assert [line for line in lines if '"transitions' in line] == []
