@@ -101,6 +101,7 @@ class Daemon:
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self._pass_started: float | None = None
+        self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
 
     # -- start-up -------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class Daemon:
     async def run_pass(self) -> PassSummary:
         """List once, decide per selected machine, start actions; never waits for them."""
         started_at = self.clock()
-        self._pass_started = time.monotonic()
+        listed_at = self._pass_started = time.monotonic()
         try:
             machines = await self.client.list_machines()
         except MaasError as exc:
@@ -142,17 +143,17 @@ class Daemon:
         finally:
             self._pass_started = None
         records = {r.system_id: r for r in self.actuator.store.all()}
-        summary = self._decide_all(machines, records)
+        summary = self._decide_all(machines, records, listed_at)
         self._pass_ok(summary, started_at)
         return summary
 
     def _decide_all(
-        self, machines: list[Machine], records: dict[str, ProvisionRecord]
+        self, machines: list[Machine], records: dict[str, ProvisionRecord], listed_at: float
     ) -> PassSummary:
         selected = [m for m in machines if self.filters.selects(m)]
         started = 0
         for machine in selected:
-            if self.executor.busy(machine.system_id):
+            if self._stale_or_busy(machine.system_id, listed_at):
                 continue
             decision = self.decide(machine, records)
             self._remember(machine, decision, records.get(machine.system_id))
@@ -166,6 +167,16 @@ class Daemon:
             by_status=dict(Counter(m.status_name or str(m.status) for m in selected)),
             by_phase=dict(Counter(v.phase for v in self.views.values())),
         )
+
+    def _stale_or_busy(self, system_id: str, listed_at: float) -> bool:
+        """Skip a machine whose action is in flight, or ended after the listing was asked for.
+
+        In the second case the listing may predate the action's effect (MAAS answered the
+        listing first): deciding from it would repeat the action. The next pass sees the truth.
+        """
+        if self.executor.busy(system_id):
+            return True
+        return self._acted_at.get(system_id, float("-inf")) > listed_at
 
     def decide(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Decision:
         """What this machine's flow makes of what MAAS says now (no side effect but the flow)."""
@@ -239,6 +250,7 @@ class Daemon:
             if not self.executor.busy(system_id):
                 self.flows.pop(system_id, None)
                 self.views.pop(system_id, None)
+                self._acted_at.pop(system_id, None)
 
     # -- actions ----------------------------------------------------------------------
 
@@ -257,8 +269,8 @@ class Daemon:
             outcome = await self._outcome(machine, action)
         finally:
             structlog.contextvars.unbind_contextvars("system_id", "hostname")
-        duration = time.monotonic() - started
-        self._record_action(machine, action, outcome, duration)
+        self._acted_at[machine.system_id] = time.monotonic()
+        self._record_action(machine, action, outcome, self._acted_at[machine.system_id] - started)
 
     async def _outcome(self, machine: Machine, action: Action) -> Outcome:
         try:

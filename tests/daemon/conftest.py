@@ -41,6 +41,7 @@ class FakeMaas:
         self.base_url = "http://fake/MAAS"
         self.fail_listing: MaasError | None = None
         self.hold: asyncio.Event | None = None  # when set, ops wait for it
+        self.listing_gate: asyncio.Event | None = None  # when set, listings wait for it
 
     async def whoami(self) -> User:
         return User(username=self.username, is_superuser=True)
@@ -49,6 +50,8 @@ class FakeMaas:
         self.calls.append(("GET", "list", {}))
         if self.fail_listing is not None:
             raise self.fail_listing
+        if self.listing_gate is not None:
+            await self.listing_gate.wait()
         return list(self.machines.values())
 
     async def _op(self, op: str, system_id: str, **params: Any) -> None:

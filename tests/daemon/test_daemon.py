@@ -81,6 +81,31 @@ async def test_a_machine_with_an_action_in_flight_is_skipped(mk: Any, Fake: Any)
     assert fake.ops() == [("commission", "a")]
 
 
+async def test_an_action_that_ends_during_a_listing_is_not_repeated_from_it(
+    mk: Any, Fake: Any
+) -> None:
+    """A listing asked for before the commission landed is stale for that machine: skip it."""
+    fake = Fake([mk("a", 0)])
+    fake.hold = asyncio.Event()
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await asyncio.sleep(0)
+    fake.listing_gate = asyncio.Event()
+    second = asyncio.create_task(daemon.run_pass())
+    await asyncio.sleep(0)
+    fake.hold.set()  # the commission ends while the second listing is on its way
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not daemon.executor.busy("a")
+    fake.listing_gate.set()  # MAAS answers with the machine still New
+    assert (await second).started == 0
+    fake.listing_gate = None
+    await daemon.run_pass()  # a listing asked for afterwards is trusted again
+    await daemon.executor.drain(1)
+    assert fake.ops() == [("commission", "a"), ("commission", "a")]
+
+
 async def test_machines_the_filter_rejects_are_never_touched(mk: Any, Fake: Any) -> None:
     """Out-of-zone machines produce no op and no flow."""
     fake = Fake([mk("a", 0, zone="lab-b"), mk("b", 0)])
