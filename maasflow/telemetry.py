@@ -30,12 +30,11 @@ the snapshot's timestamps use. Nothing here talks to MAAS.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -47,6 +46,7 @@ from starlette.routing import Route
 
 from maasflow.errors import ConfigError
 from maasflow.metrics import Metrics
+from maasflow.webserver import bind, serving, url_for
 
 log = structlog.get_logger(__name__)
 
@@ -169,42 +169,17 @@ def _bind(listen: str) -> socket.socket:
     host, port = parse_listen(listen)
     hint = 'choose a free port or an address of this host, or -listen "" to turn it off'
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise ConfigError(f"-listen {listen!r}: cannot resolve {host!r} ({exc}); {hint}") from None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"-listen {listen!r}: cannot listen ({exc.strerror}); {hint}") from None
-    return sock
-
-
-def _url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the embedding program decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-    def install_signal_handlers(self) -> None:
-        """uvicorn < 0.29 spelling of the same hook; nothing to install."""
+        return bind(host, port)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"-listen {listen!r}: cannot listen ({reason}); {hint}") from None
 
 
 @contextlib.asynccontextmanager
 async def serve_telemetry(app: Any, listen: str) -> AsyncIterator[str]:
     """Serve `app` on `listen` in the running loop; yields `http://host:port` (real port)."""
     sock = _bind(listen)
-    url = _url_of(sock)
+    url = url_for(sock)
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -214,21 +189,6 @@ async def serve_telemetry(app: Any, listen: str) -> AsyncIterator[str]:
         limit_concurrency=64,  # a small read-only endpoint: refuse floods instead of queueing
         timeout_graceful_shutdown=2,
     )
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"telemetry {url}")
-    try:
-        await _until_started(server, task)
+    async with serving(config, sock):
         log.debug("telemetry endpoint listening", url=url)
         yield url
-    finally:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
-        sock.close()
-
-
-async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    while not server.started:
-        if task.done():
-            task.result()  # re-raise why it died
-            raise RuntimeError("telemetry server stopped before it started")
-        await asyncio.sleep(0.01)

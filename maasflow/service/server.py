@@ -15,12 +15,10 @@ What this module stops at: it parses no flags (`cli` does) and defines no routes
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import ssl
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -32,6 +30,7 @@ from fastapi import FastAPI
 from maasflow.errors import ConfigError
 from maasflow.service.app import ServiceConfig, build_app
 from maasflow.service.jobs import JobPool
+from maasflow.webserver import LoopThread, bind, serving, url_for
 
 if TYPE_CHECKING:
     from maasflow.service.power_api import PowerComponent
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
-_START_POLL_SECONDS = 0.01
 _THREAD_JOIN_SECONDS = 30.0
 
 
@@ -57,14 +55,6 @@ class RunningService:
         return pool
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the caller decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serve_service(
     config: ServiceConfig,
@@ -77,22 +67,15 @@ async def serve_service(
     app: FastAPI | None = None
     try:
         app = build_app(config, power)
-        server = _Server(_uvicorn_config(app, config))
-        sock = bind(host, port)
+        uv = _uvicorn_config(app, config)
+        sock = listen_socket(host, port)
     except BaseException:
         await _abandon(app, power)
         raise
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="maasflow-serve")
-    try:
-        await _started(server, task)
-        url = _url(config, host, sock.getsockname()[1])
+    async with serving(uv, sock):
+        url = url_for(sock, "http" if config.tls_cert is None else "https")
         log.info("service.listening", url=url)
         yield RunningService(url=url, app=app)
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()
 
 
 async def _abandon(app: FastAPI | None, power: PowerComponent | None) -> None:
@@ -103,22 +86,16 @@ async def _abandon(app: FastAPI | None, power: PowerComponent | None) -> None:
         await power.aclose()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (IPv4 or IPv6), or a ConfigError naming them."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, or a ConfigError naming --host/--port."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
+        return bind(host, port)
     except (OSError, UnicodeError) as exc:
-        raise ConfigError(f"--host {host}: cannot resolve ({exc}); pass an IP address") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"--host {host} --port {port}: cannot listen ({exc.strerror})") from exc
-    return sock
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen ({reason}); pass an IP address of "
+            "this host and a free port"
+        ) from exc
 
 
 def _uvicorn_config(app: FastAPI, config: ServiceConfig) -> uvicorn.Config:
@@ -142,21 +119,6 @@ def _uvicorn_config(app: FastAPI, config: ServiceConfig) -> uvicorn.Config:
     return uv
 
 
-async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    """Return once uvicorn is serving; raise if it stopped instead."""
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("maasflow serve: the server stopped during start-up")
-        await asyncio.sleep(_START_POLL_SECONDS)
-
-
-def _url(config: ServiceConfig, host: str, port: int) -> str:
-    scheme = "http" if config.tls_cert is None else "https"
-    shown = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown}:{port}"
-
-
 class ServiceThread:
     """`serve_service` on its own event loop in a daemon thread, for sync callers."""
 
@@ -168,31 +130,23 @@ class ServiceThread:
         port: int = 0,
         power: PowerComponent | None = None,
     ) -> None:
-        self._args = (config, host, port, power)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread(
+            lambda: serve_service(config, host=host, port=port, power=power),
+            "maasflow-serve",
+            _THREAD_JOIN_SECONDS,
+        )
         self.url = ""
         self.app: FastAPI | None = None
 
     def start(self) -> ServiceThread:
         """Start serving; return once the URL answers, or raise why it could not."""
-        self._thread = threading.Thread(target=self._main, name="maasflow-serve", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
+        running = self._thread.start()
+        self.url, self.app = running.url, running.app
         return self
 
     def stop(self) -> None:
         """Shut down gracefully and wait for the thread."""
-        if self._loop is not None and self._stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(_THREAD_JOIN_SECONDS)
+        self._thread.stop()
 
     def __enter__(self) -> ServiceThread:
         return self.start()
@@ -201,20 +155,3 @@ class ServiceThread:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # handed to the caller of start()
-            self._error = exc
-        finally:
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        config, host, port, power = self._args
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with serve_service(config, host=host, port=port, power=power) as running:
-            self.url, self.app = running.url, running.app
-            self._ready.set()
-            await self._stop.wait()

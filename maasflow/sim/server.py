@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
 
 import uvicorn
@@ -35,6 +33,7 @@ from maasflow.sim.power import PowerControl
 from maasflow.sim.requestlog import RequestLog
 from maasflow.sim.scenario import MachineSpec
 from maasflow.sim.world import World
+from maasflow.webserver import LoopThread, bind, serving
 
 
 class Simulator:
@@ -139,62 +138,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers (the embedding program owns Ctrl-C), with a main
-    loop that stops as soon as `stop()` is called and a shutdown that does not idle."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._wake = asyncio.Event()
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def stop(self) -> None:
-        self.should_exit = True
-        self._wake.set()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Like uvicorn's, but polls every 10 ms instead of sleeping 0.1 s steps."""
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.config.timeout_graceful_shutdown or 1)
-        state = self.server_state
-        while (state.connections or state.tasks) and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        for task in state.tasks:
-            task.cancel()
-        for server in self.servers:
-            await server.wait_closed()
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864000
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket bound to host:port (port 0 picks a free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP (not 0) or asyncio skips TCP_NODELAY on accepted sockets,
-    # and every answer then waits ~40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/MAAS"
@@ -207,39 +150,25 @@ async def serve_simulator(
     """Serve a new simulator on host:port for the duration of the `async with` block."""
     sim = Simulator(config)
     sock = bind(host, port)
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            sim.app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            proxy_headers=False,
-            http="h11",
-            ws="none",
-            server_header=False,
-            timeout_graceful_shutdown=1,
-        )
+    uv = uvicorn.Config(
+        sim.app,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        proxy_headers=False,
+        http="h11",
+        ws="none",
+        server_header=False,
+        timeout_graceful_shutdown=1,
     )
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
-        await _until_started(server, task)
-        sim.url = _url(host, sock.getsockname()[1])
-        sim._loop = asyncio.get_running_loop()
-        yield sim
+        async with serving(uv, sock):
+            sim.url = _url(host, sock.getsockname()[1])
+            sim._loop = asyncio.get_running_loop()
+            yield sim
     finally:
-        server.stop()
-        await asyncio.gather(task, return_exceptions=True)
         await sim.aclose()
-        sock.close()
-
-
-async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the simulator's HTTP server stopped while starting")
-        await asyncio.sleep(0.005)
 
 
 class SimulatorThread:
@@ -248,16 +177,19 @@ class SimulatorThread:
     def __init__(
         self, config: SimConfig, host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0
     ) -> None:
-        self._config = config
-        self._host = host
-        self._port = port
-        self._timeout = timeout
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread(
+            lambda: serve_simulator(config, host, port), "maasflow-sim", timeout
+        )
         self.sim: Simulator | None = None
+
+    def start(self) -> Simulator:
+        """Start serving and return the simulator once it answers."""
+        self.sim = self._thread.start()
+        return self.sim
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end; calling it again does nothing."""
+        self._thread.stop()
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -269,39 +201,3 @@ class SimulatorThread:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def start(self) -> Simulator:
-        """Start serving and return the simulator once it answers."""
-        self._thread = threading.Thread(target=self._run, name="maasflow-sim", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self._timeout):
-            raise RuntimeError("the simulator did not start in time")
-        if self._error is not None:
-            raise self._error
-        assert self.sim is not None
-        return self.sim
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread to end; calling it again does nothing."""
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            with suppress(RuntimeError):  # the loop may close between the check and the call
-                loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=self._timeout)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # surfaced to start() rather than lost in the thread
-            self._error = exc
-        finally:
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with serve_simulator(self._config, self._host, self._port) as sim:
-            self.sim = sim
-            self._ready.set()
-            await self._stop.wait()

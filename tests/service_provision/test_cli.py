@@ -11,7 +11,7 @@ from maasflow.cli import main as maasflow_main
 from maasflow.errors import ConfigError
 from maasflow.service.app import ServiceConfig
 from maasflow.service.cli import build_parser, config_from_args, default_db_path
-from maasflow.service.server import bind
+from maasflow.service.server import listen_socket
 
 
 def config_for(*argv: str) -> ServiceConfig:
@@ -119,6 +119,6 @@ def test_port_in_use_is_a_config_error() -> None:
     taken.listen()
     try:
         with pytest.raises(ConfigError, match="--port"):
-            bind("127.0.0.1", taken.getsockname()[1])
+            listen_socket("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()

@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 
 from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
-from maasflow.sim.server import bind
+from maasflow.webserver import bind
 from tests.sim.helpers import FAST, api_client
 
 Wait = Callable[..., Awaitable[None]]
