@@ -78,8 +78,13 @@ def _split_key(argv: list[str]) -> tuple[list[str], str | None]:
 
 
 def _build(settings: Settings, metrics: Metrics) -> Daemon:
+    health = Health(settings.period)
+
     def on_response(record: RequestRecord) -> None:
         metrics.observe_request(record.method, record.op or "", record.status, record.duration_s)
+        if record.status is None or record.status >= 500:
+            answer = "no response" if record.status is None else f"HTTP {record.status}"
+            health.request_failed(f"MAAS unreachable: {record.method} {record.path}: {answer}")
 
     client = MaasClient(
         settings.maas_url,
@@ -107,7 +112,7 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         concurrency=settings.concurrency,
         always_rename=settings.always_rename,
         metrics=metrics,
-        health=Health(settings.period),
+        health=health,
     )
 
 

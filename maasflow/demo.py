@@ -215,7 +215,10 @@ def _phase_text(phase: str, reason: str) -> str:
 
 
 def _excluded(exp: Expectation | None) -> str:
-    return f"excluded ({exp.why})"[:34] if exp else "-"
+    """For a machine the daemon holds no view of: left alone on purpose, or not seen yet."""
+    if exp is None or exp.outcome != "untouched":
+        return "not seen yet"
+    return f"excluded ({exp.why})"[:34]
 
 
 class LiveView:

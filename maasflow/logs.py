@@ -33,7 +33,7 @@ _SECRET_WORDS = frozenset(
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 _MAX_DEPTH = 8
 _HANDLER_MARK = "_maasflow_handler"
-_QUIET_LIBRARIES = ("httpx", "httpcore")
+_QUIET_LIBRARIES = ("httpx", "httpcore", "transitions")
 
 
 def is_secret_key(key: object) -> bool:
@@ -123,7 +123,7 @@ def _route_stdlib(level: int, fmt: str, renderer: Processor, stream: TextIO) -> 
     setattr(handler, _HANDLER_MARK, True)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in _QUIET_LIBRARIES:  # they log every request at INFO: one line per pass is ours
+    for name in _QUIET_LIBRARIES:  # chatty at INFO (every request, every state change)
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 

@@ -70,16 +70,25 @@ class Health:
         self.last_pass_at: float | None = None
         self.last_error: str | None = None
         self.problem: str | None = None
+        self.request_error: str | None = None
 
     def pass_ok(self, now: float | None = None) -> None:
         """A pass succeeded: healthy again, whatever went wrong before."""
         self.last_success_at = self.last_pass_at = self._now(now)
-        self.last_error = self.problem = None
+        self.last_error = self.problem = self.request_error = None
 
     def pass_failed(self, reason: str, now: float | None = None) -> None:
         """A pass failed; unhealthy once no pass has succeeded for three periods."""
         self.last_pass_at = self._now(now)
         self.last_error = reason
+
+    def request_failed(self, reason: str) -> None:
+        """A MAAS request failed inside a pass that may still be retrying it.
+
+        It changes nothing while passes succeed; once they stop, it names the likely cause
+        instead of a bare "loop stuck".
+        """
+        self.request_error = reason
 
     def set_problem(self, reason: str | None) -> None:
         """Unhealthy now with `reason` (e.g. the key was rejected) until a pass succeeds."""
@@ -95,6 +104,8 @@ class Health:
             return True, "ok"
         if self.last_error is not None:
             return False, self.last_error
+        if self.request_error is not None:
+            return False, self.request_error
         since = now - (self.started_at if self.last_pass_at is None else self.last_pass_at)
         if self.last_pass_at is None and since <= window:
             return False, "starting"

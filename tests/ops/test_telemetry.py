@@ -76,6 +76,20 @@ def test_no_pass_for_three_periods_is_a_stuck_loop() -> None:
     assert health.check(T0 + 3 * PERIOD + 7) == (False, "loop stuck: no pass for 37 s")
 
 
+def test_a_pass_still_retrying_maas_names_maas_not_a_stuck_loop() -> None:
+    """Failed MAAS requests inside a pass that never ends explain the silence."""
+    health = _health()
+    health.pass_ok(T0)
+    health.request_failed("MAAS unreachable: GET machines/: no response")
+    assert health.check(T0 + 1) == (True, "ok")
+    assert health.check(T0 + 3 * PERIOD + 7) == (
+        False,
+        "MAAS unreachable: GET machines/: no response",
+    )
+    health.pass_ok(T0 + 3 * PERIOD + 8)
+    assert health.request_error is None
+
+
 def test_never_finishing_a_first_pass_is_a_stuck_loop() -> None:
     """Three periods after start-up without any pass, "starting" becomes "loop stuck"."""
     assert _health().check(T0 + 40) == (False, "loop stuck: no pass for 40 s")
