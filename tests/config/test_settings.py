@@ -326,7 +326,8 @@ def test_key_never_in_repr_str_or_describe(env: dict[str, str]) -> None:
     for text in (repr(s), str(s), json.dumps(s.describe())):
         assert secret not in text
         assert KEY.split(":")[0] not in text
-    assert s.describe()["api_key"] == "18:18:32 chars"
+    assert s.describe()["key_shape"] == "18:18:32 chars"
+    assert "api_key" not in s.describe()
 
 
 def test_mask_api_key_shows_lengths_only() -> None:
@@ -395,7 +396,8 @@ def test_describe_is_one_json_line_with_masked_urls(env: dict[str, str]) -> None
     assert "hunter2" not in text and "abc" not in text and ":pw@" not in text
     assert shown["provision_url"] == "https://u:***@prov.test/p?***"
     assert shown["filter"] == {"zones": {"include": ["^default$"]}}
-    assert set(shown) == set(Settings.model_fields)
+    renamed = {"api_key": "key_shape", "api_key_origin": "key_from", "api_key_file": "key_file"}
+    assert set(shown) == {renamed.get(f, f) for f in Settings.model_fields}
 
 
 def test_display_url_leaves_plain_urls_alone() -> None:
