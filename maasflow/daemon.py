@@ -301,16 +301,16 @@ class Daemon:
         if action.kind in ("provision", "provision_poll") and outcome.result != "running":
             self.metrics.observe_provision(outcome.result, duration)
         emit = log.warning if outcome.result == "failed" else log.info
+        extra = {"params": dict(action.params), "detail": outcome.detail}
         emit(
             "action",
             system_id=machine.system_id,
             hostname=machine.hostname,
             status=machine.status_name or machine.status,
             action=action.kind,
-            params=dict(action.params) or None,
             outcome=outcome.result,
-            detail=outcome.detail or None,
             duration_s=round(duration, 3),
+            **{k: v for k, v in extra.items() if v},
         )
 
     # -- pass bookkeeping -------------------------------------------------------------------
