@@ -54,11 +54,6 @@ def test_demo_exits_0_and_names_every_machine(demos: dict[str, tuple[int, str]],
     assert "12/12 machines where they should be" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: before the first pass demo.LiveView._rows shows selected machines as "
-    "'excluded (selected)' (_excluded() is used for every machine the daemon has not seen)",
-)
 def test_demo_never_calls_a_selected_machine_excluded(
     demos: dict[str, tuple[int, str]],
 ) -> None:

@@ -121,3 +121,6 @@ def test_faults_change_nothing_but_the_path_no_op_is_duplicated(
     assert_provisioned_once(sim, runs_file, argc=3)
     kinds = {r.fault for r in sim.request_log.faulted()}
     assert {"error_503", "conflict_409", "drop"} <= kinds
+    # A write refused by MAAS itself (not by a fault) would be a repeat acted on a stale listing.
+    refused = [r for r in sim.request_log.writes() if not r.effective and r.fault is None]
+    assert refused == []

@@ -12,8 +12,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from maasflow.sim import SimConfig, Simulator
 from tests.e2e import scenario
 from tests.e2e.conftest import FAST, SimFactory
@@ -114,11 +112,6 @@ def test_one_pass_logs_one_line_per_action_and_one_summary(
     assert [e["seen"] for e in events if e.get("event") == "pass"] == [len(scenario.EXPECTED)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: maasflow/logs.py _QUIET_LIBRARIES lacks 'transitions', whose logger writes "
-    "'Finished processing state ... callbacks' at INFO for every phase change",
-)
 def test_info_log_has_no_library_chatter(
     start_sim: SimFactory, env_for: EnvFor, script: Path, tmp_path: Path
 ) -> None:

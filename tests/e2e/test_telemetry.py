@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 from maasflow.sim import SimConfig, Simulator, SimulatorThread, generate_machines
 from tests.e2e.conftest import FAST, DaemonFactory
 from tests.e2e.helpers import DaemonProcess, base_env, get, run_cli, wait_until
@@ -91,11 +89,6 @@ def test_healthz_turns_503_naming_maas_once_the_simulator_is_gone(
     assert daemon.terminate() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: while a pass is retrying an unreachable MAAS, /healthz says 'loop stuck' "
-    "(telemetry.Health only learns of MAAS at the end of the failed pass)",
-)
 def test_healthz_names_maas_from_its_first_503(
     start_daemon: DaemonFactory, home: Path, tmp_path: Path
 ) -> None:
