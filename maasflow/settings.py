@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from maasflow.errors import ConfigError
 from maasflow.filters import FilterSpec, expand_path
+from maasflow.maas import auth
 from maasflow.mappings import Mappings
 
 DEFAULT_MAAS_URL = "http://localhost:5240/MAAS"
@@ -104,23 +105,13 @@ def parse_bool(text: str, origin: str, _env: Mapping[str, str] | None = None) ->
     raise ConfigError(f"{origin}: {text[:20]!r} is not a boolean; use true or false")
 
 
-def api_key_problem(key: str) -> str | None:
-    """Why a key is malformed, without quoting it; None when it has MAAS's 3-part shape."""
-    if any(ch.isspace() or not ch.isprintable() for ch in key):
-        return "contains whitespace or control characters"
-    parts = key.split(":")
-    if len(parts) != 3 or not all(parts):
-        shape = f"{len(parts)} part(s)" if len(parts) != 3 else "an empty part"
-        return f"has {shape}; expected consumer_key:token_key:token_secret as MAAS prints it"
-    return None
-
-
 def parse_api_key(text: str, origin: str, _env: Mapping[str, str] | None = None) -> SecretStr:
     """A MAAS API key with surrounding whitespace stripped; the message never quotes it."""
     key = text.strip()
-    problem = api_key_problem(key)
-    if problem is not None:
-        raise ConfigError(f"{origin}: the MAAS API key is malformed: it {problem}")
+    try:
+        auth.parse_api_key(key)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
     return SecretStr(key)
 
 
@@ -426,9 +417,10 @@ class Settings(BaseSettings):
     @field_validator("api_key")
     @classmethod
     def _key_shape(cls, value: SecretStr) -> SecretStr:
-        problem = api_key_problem(value.get_secret_value())
-        if problem is not None:
-            raise ValueError(f"the MAAS API key is malformed: it {problem}")
+        try:
+            auth.parse_api_key(value.get_secret_value())
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="before")
@@ -458,7 +450,7 @@ class Settings(BaseSettings):
         # Named so that the log's secret redaction (any key containing "api_key") keeps them:
         # the shape, origin and file of the key are safe and what an operator needs to see.
         del shown["api_key"], shown["api_key_origin"], shown["api_key_file"]
-        shown["key_shape"] = mask_api_key(self.api_key.get_secret_value())
+        shown["key_shape"] = auth.mask_api_key(self.api_key.get_secret_value())
         shown["key_from"] = self.api_key_origin
         shown["key_file"] = str(self.api_key_file)
         shown["maas_url"] = display_url(self.maas_url)
@@ -473,11 +465,6 @@ def _shown(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def mask_api_key(key: str) -> str:
-    """The key's shape only, e.g. "18:18:32 chars"."""
-    return ":".join(str(len(part)) for part in key.split(":")) + " chars"
 
 
 def display_url(url: str) -> str:

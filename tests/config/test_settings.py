@@ -17,7 +17,6 @@ from maasflow.settings import (
     Settings,
     display_url,
     load_settings,
-    mask_api_key,
     parse_duration,
     render_reference_markdown,
     settings_reference,
@@ -315,7 +314,7 @@ def test_malformed_key_never_echoed(env: dict[str, str], bad: str) -> None:
         with pytest.raises(ConfigError) as info:
             load_settings(argv, env)
         message = str(info.value)
-        assert message.startswith(f"{variable}: the MAAS API key is malformed")
+        assert message.startswith(f"{variable}: MAAS API key <")
         assert "SECRETPART" not in message and "TOKENSECRET" not in message
 
 
@@ -326,13 +325,8 @@ def test_key_never_in_repr_str_or_describe(env: dict[str, str]) -> None:
     for text in (repr(s), str(s), json.dumps(s.describe())):
         assert secret not in text
         assert KEY.split(":")[0] not in text
-    assert s.describe()["key_shape"] == "18:18:32 chars"
+    assert s.describe()["key_shape"] == "<18:18:32 chars>"
     assert "api_key" not in s.describe()
-
-
-def test_mask_api_key_shows_lengths_only() -> None:
-    """The mask is the three parts' lengths."""
-    assert mask_api_key("ab:cde:f") == "2:3:1 chars"
 
 
 def test_settings_refuses_a_malformed_key_when_built_directly() -> None:
