@@ -28,7 +28,7 @@ from maasflow.metrics import Metrics
 from maasflow.notify import SystemdNotifier
 from maasflow.preview import make_plan, print_plan
 from maasflow.provisioning import ScriptProvisioner, provisioner_for
-from maasflow.settings import Settings, load_settings
+from maasflow.settings import Settings, load_settings, parse_api_key
 from maasflow.store import Store
 from maasflow.telemetry import Health, build_telemetry_app, serve_telemetry
 
@@ -59,6 +59,7 @@ def _hide_key_from_process_list(argv: list[str]) -> None:
     rest, key = _split_key(argv)
     if key is None:
         return
+    parse_api_key(key, "-apiKey")  # a malformed key is named by its flag, before the exec
     env = dict(os.environ, MAAS_API_KEY=key)
     env.pop("AUTOMATION_MAAS_API_KEY", None)
     os.execve(sys.executable, [sys.executable, "-m", "maasflow", *rest], env)  # noqa: S606 - argv list, no shell
