@@ -355,13 +355,31 @@ class Daemon:
     async def run(self, stop: asyncio.Event, on_pass: Callable[[], None] | None = None) -> None:
         """First pass at once, then every period, until `stop` is set."""
         while not stop.is_set():
-            # A failed pass is already logged and counted; the next one comes after backoff.
-            with contextlib.suppress(MaasError):
-                await self.run_pass()
+            if not await self._pass_unless_stopped(stop):
+                return
             if on_pass is not None:
                 on_pass()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.next_delay())
+
+    async def _pass_unless_stopped(self, stop: asyncio.Event) -> bool:
+        """Run one pass; abandon it when `stop` is set first (it only reads, so that is safe).
+
+        A pass can spend minutes retrying a busy MAAS (Retry-After); SIGTERM must not wait
+        for that. Returns False when the pass was abandoned.
+        """
+        pass_task = asyncio.create_task(self.run_pass())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({pass_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not pass_task.done():
+            pass_task.cancel()
+            await asyncio.gather(pass_task, return_exceptions=True)
+            return False
+        # A failed pass is already logged and counted; the next one comes after backoff.
+        with contextlib.suppress(MaasError):
+            pass_task.result()
+        return True
 
     def loop_alive(self) -> bool:
         """False once a pass has been running far longer than any retry could explain."""

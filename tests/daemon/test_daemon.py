@@ -189,3 +189,18 @@ async def test_snapshot_lists_selected_machines_with_their_last_action(mk: Any, 
         "ok",
     )
     assert snap["pass"]["count"] == 1
+
+
+async def test_stop_abandons_a_pass_still_waiting_for_maas(mk: Any, Fake: Any) -> None:
+    """SIGTERM during a listing that MAAS keeps retrying ends the loop without waiting for it."""
+    fake = Fake([mk("a", 0)])
+    fake.listing_gate = asyncio.Event()  # MAAS never answers
+    daemon = build(fake)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(daemon.run(stop))
+    await asyncio.sleep(0.01)
+    assert daemon._pass_started is not None  # the pass is stuck in the listing
+    stop.set()
+    await asyncio.wait_for(loop, timeout=1)
+    assert fake.ops() == []
+    assert daemon._pass_started is None

@@ -13,8 +13,6 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from maasflow.sim import Faults, MachineSpec, SimConfig
 from tests.e2e.conftest import FAST, DaemonFactory, SimFactory
 from tests.e2e.helpers import get, wait_until
@@ -57,11 +55,6 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Daemon.run awaits run_pass() without racing it against `stop`, so SIGTERM "
-    "waits for the listing's retries (Retry-After up to the 30 s cap, 4 times)",
-)
 def test_sigterm_is_not_held_up_by_a_pass_waiting_on_retry_after(
     start_sim: SimFactory, start_daemon: DaemonFactory, env_for: EnvFor, tmp_path: Path
 ) -> None:
