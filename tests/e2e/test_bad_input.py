@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from maasflow.sim import SimConfig, generate_machines
-from tests.e2e.conftest import SimFactory
+from tests.e2e.conftest import DaemonFactory, SimFactory
 from tests.e2e.helpers import base_env, key_free, run_cli
 
 KEY = "Xconsumer9e:Ytoken12345q:Zsecret987654321w"  # well formed, known to nobody
@@ -27,8 +27,8 @@ CASES = [
     ("non-list", ["-filter", '{"hosts": {"include": "^a"}}'], KEY, ["-filter", "include"]),
     ("missing-file", ["-filter", "@/nonexistent/filter.json"], KEY, ["/nonexistent/filter.json"]),
     ("bad-mappings", ["-mappings", "[1, 2]"], KEY, ["-mappings"]),
-    ("malformed-key", [], "abcSECRETxyz", ["MAAS_API_KEY", "malformed"]),
-    ("two-part-key", [], "abc:SECRETxyz", ["MAAS_API_KEY", "malformed"]),
+    ("malformed-key", [], "abcSECRETxyz", ["MAAS_API_KEY", "colon-separated"]),
+    ("two-part-key", [], "abc:SECRETxyz", ["MAAS_API_KEY", "colon-separated"]),
     ("api-1.0", ["-apiVersion", "1.0"], KEY, ["-apiVersion", "410"]),
     ("unknown-flag", ["-frobnicate"], KEY, ["-frobnicate"]),
     ("bad-period", ["-period", "soon"], KEY, ["-period", "soon"]),
@@ -76,8 +76,35 @@ def test_a_key_on_the_command_line_is_checked_and_never_shown(home: Path) -> Non
     secret = "abcSECRETxyz"
     result = run_cli(["-once", "-listen", "", "-maas", CLOSED, "-apiKey", secret], base_env(home))
     assert result.returncode == 2
-    assert "malformed" in one_line(result.stderr)
+    line = one_line(result.stderr)
+    assert "-apiKey" in line and "colon-separated" in line
     assert secret not in result.stdout + result.stderr
+
+
+def test_a_key_given_as_a_flag_leaves_the_process_listing(
+    start_sim: SimFactory, start_daemon: DaemonFactory, home: Path
+) -> None:
+    """maas-flow's `-apiKey KEY` works, but once running the key is not in /proc/PID/cmdline."""
+    sim = start_sim(SimConfig(machines=generate_machines(2)))
+    daemon = start_daemon(
+        [
+            "-maas",
+            sim.url,
+            "-listen",
+            "127.0.0.1:0",
+            "-log-format",
+            "json",
+            "-apiKey",
+            sim.admin_key,
+        ],
+        base_env(home),
+    )
+    daemon.telemetry_url()  # running, and past its own re-exec
+    cmdline = Path(f"/proc/{daemon.proc.pid}/cmdline").read_bytes().decode()
+    assert sim.admin_key not in cmdline
+    assert "-apiKey" not in cmdline
+    assert daemon.terminate() == 0
+    assert key_free(daemon.output(), sim.admin_key)
 
 
 @pytest.mark.parametrize("via_flag", [False, True], ids=["env", "flag"])
