@@ -49,6 +49,7 @@ from maasflow.service.power_config import (
     PowerAuth,
     PowerConfig,
     add_auth_arguments,
+    add_config_argument,
     load_power_auth,
     load_power_config,
 )
@@ -403,13 +404,7 @@ def build_power_component(
 def add_power_arguments(parser: argparse.ArgumentParser) -> None:
     """The `serve` flags of the power target (credentials only through files or env)."""
     group = parser.add_argument_group("webhook power target")
-    group.add_argument(
-        "--power-config",
-        type=Path,
-        metavar="PATH",
-        default=os.environ.get("MAASFLOW_POWER_CONFIG"),
-        help="power config JSON; enables /power/ (or env MAASFLOW_POWER_CONFIG)",
-    )
+    add_config_argument(group, "power config JSON; enables /power/ (or env MAASFLOW_POWER_CONFIG)")
     group.add_argument(
         "--power-state",
         type=Path,

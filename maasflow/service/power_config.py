@@ -295,6 +295,17 @@ def load_power_auth(
     return PowerAuth(token=token, user=user, password=password)
 
 
+def add_config_argument(parser: argparse._ActionsContainer, help_text: str) -> None:
+    """`--power-config PATH`, defaulting to $MAASFLOW_POWER_CONFIG (serve and power-config)."""
+    parser.add_argument(
+        "--power-config",
+        type=Path,
+        metavar="PATH",
+        default=os.environ.get("MAASFLOW_POWER_CONFIG"),
+        help=help_text,
+    )
+
+
 def add_auth_arguments(parser: argparse._ActionsContainer) -> None:
     """The credential flags shared by `serve` and `power-config` (secrets only by file)."""
     parser.add_argument(
@@ -325,13 +336,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the MAAS webhook power parameters for a machine of a power config.",
     )
     parser.add_argument("machine", nargs="?", help="configured name, MAC or system_id")
-    parser.add_argument(
-        "--power-config",
-        type=Path,
-        metavar="PATH",
-        default=os.environ.get("MAASFLOW_POWER_CONFIG"),
-        help="power config JSON (or env MAASFLOW_POWER_CONFIG)",
-    )
+    add_config_argument(parser, "power config JSON (or env MAASFLOW_POWER_CONFIG)")
     parser.add_argument(
         "--base-url",
         metavar="URL",
