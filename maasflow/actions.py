@@ -27,17 +27,22 @@ from maasflow.provisioning import (
     Target,
     target_for,
 )
-from maasflow.store import Store, retry_delay
+from maasflow.store import ProvisionRecord, Store, retry_delay
 
 Provisioner = ScriptProvisioner | HttpProvisioner
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an action went: `ok`, `running` (provisioning continues) or `failed`."""
+    """How an action went: `ok`, `running` (provisioning continues) or `failed`.
+
+    `provisioned_in` is set when a provisioning attempt ended (either way): the seconds
+    since it started, which may span many passes in URL mode.
+    """
 
     result: str
     detail: str = ""
+    provisioned_in: float | None = None
 
 
 OK = Outcome("ok")
@@ -117,9 +122,9 @@ class Actuator:
                 return Outcome("running", "submitted")
             tail = await provisioner.run(target)
         except ProvisionError as exc:
-            return self._failed(machine, record.attempts, exc)
+            return self._failed(machine, record, exc)
         self.store.complete(machine.system_id, tail)
-        return Outcome("ok", "provisioned")
+        return Outcome("ok", "provisioned", self.clock() - record.started_at)
 
     async def _provision_poll(self, machine: Machine, action: Action) -> Outcome:
         provisioner = self._require_provisioner()
@@ -133,10 +138,10 @@ class Actuator:
                 await provisioner.submit(target)
                 return Outcome("running", "provisioner had no record: submitted again")
         except ProvisionError as exc:
-            return self._failed(machine, record.attempts, exc)
+            return self._failed(machine, record, exc)
         if result is PollResult.DONE:
             self.store.complete(machine.system_id, "")
-            return Outcome("ok", "provisioned")
+            return Outcome("ok", "provisioned", self.clock() - record.started_at)
         return Outcome("running", "provisioning")
 
     async def _forget(self, machine: Machine, action: Action) -> Outcome:
@@ -145,10 +150,12 @@ class Actuator:
             await self.provisioner.forget(machine.system_id)
         return Outcome("ok", "provisioning record cleared")
 
-    def _failed(self, machine: Machine, attempts: int, exc: ProvisionError) -> Outcome:
-        next_at = self.clock() + retry_delay(attempts)
-        self.store.fail(machine.system_id, str(exc), exc.output_tail, next_at)
-        return Outcome("failed", str(exc))
+    def _failed(self, machine: Machine, record: ProvisionRecord, exc: ProvisionError) -> Outcome:
+        now = self.clock()
+        self.store.fail(
+            machine.system_id, str(exc), exc.output_tail, now + retry_delay(record.attempts)
+        )
+        return Outcome("failed", str(exc), now - record.started_at)
 
     def _require_provisioner(self) -> Provisioner:
         if self.provisioner is None:

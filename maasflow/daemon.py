@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -31,30 +31,12 @@ from maasflow.mappings import Mappings
 from maasflow.metrics import Metrics
 from maasflow.store import ProvisionRecord
 from maasflow.telemetry import Health
+from maasflow.views import MachineViews
 
 log = structlog.get_logger(__name__)
 
 BACKOFF_CAP_S = 300.0
 STUCK_AFTER_S = 600.0  # a listing with all its retries (5 x (30 s timeout + backoff)) fits
-
-
-@dataclass
-class MachineView:
-    """What the daemon last knew of one selected machine, for `/state` and `maasflow status`."""
-
-    system_id: str
-    hostname: str
-    zone: str
-    pool: str
-    status: int
-    status_name: str
-    phase: str
-    reason: str = ""
-    last_action: str | None = None
-    last_action_at: float | None = None
-    last_outcome: str | None = None
-    attempts: int = 0
-    last_error: str | None = None
 
 
 @dataclass
@@ -94,7 +76,7 @@ class Daemon:
         self.clock = clock
         self.executor = Executor(concurrency)
         self.flows: dict[str, Flow] = {}
-        self.views: dict[str, MachineView] = {}
+        self.views = MachineViews()
         self.me = ""
         self.passes = 0
         self.failed_actions = 0
@@ -165,7 +147,7 @@ class Daemon:
             selected=len(selected),
             started=started,
             by_status=dict(Counter(m.status_name or str(m.status) for m in selected)),
-            by_phase=dict(Counter(v.phase for v in self.views.values())),
+            by_phase=self.views.phase_counts(),
         )
 
     def _stale_or_busy(self, system_id: str, listed_at: float) -> bool:
@@ -216,23 +198,7 @@ class Daemon:
     def _remember(
         self, machine: Machine, decision: Decision, record: ProvisionRecord | None
     ) -> None:
-        view = self.views.get(machine.system_id)
-        if view is None:
-            view = self.views[machine.system_id] = MachineView(
-                machine.system_id,
-                machine.hostname,
-                machine.zone.name,
-                machine.pool_name,
-                machine.status,
-                machine.status_name,
-                decision.phase,
-            )
-        view.hostname, view.zone, view.pool = machine.hostname, machine.zone.name, machine.pool_name
-        view.status, view.status_name = machine.status, machine.status_name
-        view.phase, view.reason = decision.phase, decision.reason
-        if record is not None:
-            view.attempts = record.attempts
-            view.last_error = record.last_error or view.last_error
+        self.views.observed(machine, decision, record)
         if decision.entered and decision.phase in ("failed", "unknown"):
             log.warning(
                 "machine needs a human",
@@ -249,7 +215,7 @@ class Daemon:
         for system_id in [s for s in self.flows if s not in present]:
             if not self.executor.busy(system_id):
                 self.flows.pop(system_id, None)
-                self.views.pop(system_id, None)
+                self.views.forget(system_id)
                 self._acted_at.pop(system_id, None)
 
     # -- actions ----------------------------------------------------------------------
@@ -289,17 +255,14 @@ class Daemon:
     def _record_action(
         self, machine: Machine, action: Action, outcome: Outcome, duration: float
     ) -> None:
-        view = self.views.get(machine.system_id)
-        if view is not None:
-            view.last_action, view.last_action_at = action.kind, self.clock()
-            view.last_outcome = outcome.result
-            if outcome.result == "failed":
-                view.last_error = outcome.detail
+        self.views.acted(
+            machine.system_id, action.kind, outcome.result, outcome.detail, self.clock()
+        )
         if outcome.result == "failed":
             self.failed_actions += 1
         self.metrics.observe_action(action.kind, outcome.result, duration)
-        if action.kind in ("provision", "provision_poll") and outcome.result != "running":
-            self.metrics.observe_provision(outcome.result, duration)
+        if outcome.provisioned_in is not None:
+            self.metrics.observe_provision(outcome.result, outcome.provisioned_in)
         emit = log.warning if outcome.result == "failed" else log.info
         extra = {"params": dict(action.params), "detail": outcome.detail}
         emit(
@@ -397,7 +360,7 @@ class Daemon:
         """One line for systemd's STATUS=: how the last pass went."""
         if self.last_error:
             return f"pass failed: {self.last_error}"[:200]
-        phases = Counter(v.phase for v in self.views.values())
+        phases = self.views.phase_counts()
         counts = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
         return f"{self.passes} passes; {len(self.views)} machines: {counts}"[:200]
 
@@ -411,15 +374,8 @@ class Daemon:
                 "last_ok_at": self.health.last_success_at,
                 "last_error": self.last_error,
             },
-            "machines": [asdict(v) for v in sorted(self.views.values(), key=_by_host)],
+            "machines": self.views.rows(),
         }
-
-    def views_of(self, system_ids: Iterable[str]) -> list[MachineView]:
-        return [self.views[s] for s in system_ids if s in self.views]
-
-
-def _by_host(view: MachineView) -> str:
-    return view.hostname
 
 
 def _problem(exc: MaasError) -> str:

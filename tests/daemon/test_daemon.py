@@ -169,7 +169,8 @@ async def test_a_deployed_machine_is_provisioned_once_even_across_a_restart(
         await daemon.run_pass()
         await settle(daemon)
         await daemon.run_pass()
-        assert daemon.views["a"].phase == "provisioned"
+        view = daemon.views.get("a")
+        assert view is not None and view.phase == "provisioned"
         store.close()
     assert runs.read_text().split() == ["a"]
 
@@ -204,3 +205,23 @@ async def test_stop_abandons_a_pass_still_waiting_for_maas(mk: Any, Fake: Any) -
     await asyncio.wait_for(loop, timeout=1)
     assert fake.ops() == []
     assert daemon._pass_started is None
+
+
+async def test_provisioning_duration_is_measured_from_its_start(
+    tmp_path: Path, mk: Any, Fake: Any
+) -> None:
+    """The metric counts the whole provisioning run, recorded with its outcome."""
+    script = _script(tmp_path, "exit 0\n")
+    now = [1000.0]
+    store = Store(tmp_path / "s.sqlite", clock=lambda: now[0])
+    daemon = build(
+        Fake([mk("a", 6, owner="maasflow")]),
+        store=store,
+        provisioner=ScriptProvisioner(script, ttl=10),
+    )
+    daemon.actuator.clock = lambda: now[0] + 42.0
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await settle(daemon)
+    text = daemon.metrics.render()[0].decode()
+    assert 'maasflow_provision_duration_seconds_sum{outcome="ok"} 42.0' in text
