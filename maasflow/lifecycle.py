@@ -192,7 +192,7 @@ def _deployed(_system_id: str, obs: Observation) -> Step:
     if view.state == "failed" and view.retry_due:
         return _act("provisioning", "provision", "provisioning failed earlier: retry")
     if view.state == "failed":
-        return Step("failed", None, "provisioning failed; waiting for the retry backoff")
+        return Step("provisioning", None, "provisioning failed; retrying after a backoff")
     return Step("unknown", None, f"unknown provisioning state {view.state!r}")
 
 

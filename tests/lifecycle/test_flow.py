@@ -199,7 +199,7 @@ PROVISION_TABLE = [
     ("complete", False, False, None, "provisioned"),
     ("complete", True, True, None, "provisioned"),
     ("failed", True, False, "provision", "provisioning"),
-    ("failed", False, False, None, "failed"),
+    ("failed", False, False, None, "provisioning"),  # retried: not a human's problem yet
     ("bogus", False, False, None, "unknown"),
 ]
 
