@@ -225,3 +225,35 @@ async def test_provisioning_duration_is_measured_from_its_start(
     await settle(daemon)
     text = daemon.metrics.render()[0].decode()
     assert 'maasflow_provision_duration_seconds_sum{outcome="ok"} 42.0' in text
+
+
+async def test_a_failed_provisioning_is_retried_only_after_its_backoff(
+    tmp_path: Path, mk: Any, Fake: Any
+) -> None:
+    """Exit 1 records a failure; passes before the backoff ends run nothing; then it retries."""
+    runs = tmp_path / "runs"
+    script = _script(tmp_path, f"echo run >> {runs}\nexit 1\n")
+    now = [1000.0]
+    store = Store(tmp_path / "s.sqlite", clock=lambda: now[0])
+    daemon = build(
+        Fake([mk("a", 6, owner="maasflow")]),
+        store=store,
+        provisioner=ScriptProvisioner(script, ttl=10),
+        clock=lambda: now[0],
+    )
+    daemon.actuator.clock = lambda: now[0]
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await settle(daemon)
+    record = store.get("a")
+    assert record is not None and record.state == "failed" and record.attempts == 1
+    assert record.next_attempt_at is not None and record.next_attempt_at > now[0]
+    await daemon.run_pass()
+    await settle(daemon)
+    assert runs.read_text().count("run") == 1
+    now[0] = record.next_attempt_at + 1
+    await daemon.run_pass()
+    await settle(daemon)
+    assert runs.read_text().count("run") == 2
+    again = store.get("a")
+    assert again is not None and again.attempts == 2
