@@ -317,7 +317,8 @@ class MaasClient:
         except httpx.RequestError as exc:
             self._record(method, path, op, None, started, attempt)
             # `from None`: the httpx chain holds request headers in its frames' locals.
-            raise TemporaryMaasError(method, shown, None, _transport_problem(exc)) from None
+            kind = TemporaryMaasError if _never_sent(exc) else AnswerLost
+            raise kind(method, shown, None, _transport_problem(exc)) from None
         self._record(method, path, op, response.status_code, started, attempt)
         if response.is_success:
             return response
@@ -356,9 +357,22 @@ class MaasClient:
             log.warning("maas.on_response_failed", error=repr(exc)[:200])
 
 
+class AnswerLost(TemporaryMaasError):
+    """The connection broke after the request may have reached MAAS."""
+
+
+def _never_sent(exc: httpx.RequestError) -> bool:
+    """True when the request cannot have reached MAAS (no connection was made)."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
 def _may_repeat(method: str, exc: TemporaryMaasError) -> bool:
-    """A garbled answer to a write means the write happened: never send it twice."""
-    return method == "GET" or not isinstance(exc, UnreadableAnswer)
+    """A write that may have happened is never sent twice: the next pass re-reads MAAS.
+
+    That covers a garbled answer to a write and a connection lost after sending it; a
+    write that never left (connection refused) is repeated like any read.
+    """
+    return method == "GET" or not isinstance(exc, UnreadableAnswer | AnswerLost)
 
 
 def _transport_problem(exc: httpx.RequestError) -> str:

@@ -124,6 +124,24 @@ async def test_timeouts_are_retried(client, router) -> None:
     assert (await client.whoami()).username == "u"
 
 
+async def test_a_write_whose_answer_was_lost_is_not_sent_again(client, router) -> None:
+    """A commission cut off after sending may have happened: no second POST, the pass re-decides."""
+    route = router.post("machines/abc123/").mock(side_effect=httpx.ReadError("reset by peer"))
+    with pytest.raises(TemporaryMaasError, match="ReadError"):
+        await client.commission("abc123")
+    assert route.call_count == 1
+
+
+async def test_a_write_that_never_connected_is_retried(client, router, machine) -> None:
+    """Connection refused means MAAS never saw the POST: sending it again is safe."""
+    answer = httpx.Response(200, json=machine("abc123", status=1))
+    route = router.post("machines/abc123/").mock(
+        side_effect=[httpx.ConnectError("refused"), answer]
+    )
+    assert (await client.commission("abc123")).system_id == "abc123"
+    assert route.call_count == 2
+
+
 def test_backoff_grows_and_stays_capped() -> None:
     """Delays double per attempt, carry jitter within [half, full] and never pass the cap."""
     assert backoff_delay(1, 0.5, 30, rand=lambda: 0.0) == 0.25
