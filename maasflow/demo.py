@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from maasflow.actions import Actuator
+from maasflow.command_parser import CommandParser
 from maasflow.daemon import Daemon
 from maasflow.errors import ConfigError
 from maasflow.filters import FilterSpec
@@ -88,7 +89,7 @@ def machine_specs(count: int, seed: int) -> list[MachineSpec]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="maasflow demo", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="maasflow demo", description=__doc__.split("\n")[0])
     parser.add_argument("--machines", type=int, default=12, help="how many machines (12)")
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (1)")
     parser.add_argument(

@@ -25,10 +25,11 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 
+from maasflow.command_parser import CommandParser
 from maasflow.errors import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:9410"
@@ -52,13 +53,8 @@ class Unreachable(Exception):
     """The daemon's endpoint did not answer usable state; the message says which and why."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"status: {message} (see maasflow status --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="maasflow status", description="Show what the daemon knows per machine.")
+    p = CommandParser(prog="maasflow status", description="Show what the daemon knows per machine.")
     p.add_argument(
         "--url",
         default=os.environ.get("MAASFLOW_STATUS_URL", DEFAULT_URL),

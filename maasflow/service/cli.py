@@ -29,8 +29,8 @@ import os
 import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NoReturn
 
+from maasflow.command_parser import CommandParser
 from maasflow.errors import ConfigError
 from maasflow.logs import FORMATS, LEVELS, configure_logging
 from maasflow.notify import SystemdNotifier
@@ -45,16 +45,9 @@ DESCRIPTION = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are ConfigErrors (one line, exit 2) instead of usage + exit."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"serve: {message} (see maasflow serve --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The flags of `maasflow serve`, the power target's included."""
-    parser = _Parser(prog="maasflow serve", description=DESCRIPTION)
+    parser = CommandParser(prog="maasflow serve", description=DESCRIPTION)
     _add_listen_arguments(parser)
     _add_job_arguments(parser)
     parser.add_argument(

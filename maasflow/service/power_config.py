@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from maasflow.command_parser import CommandParser
 from maasflow.errors import ConfigError
 
 # MAAS's defaults for the webhook driver's regexes (webhook.py, 3.6); our query answers match them.
@@ -331,7 +332,7 @@ def add_auth_arguments(parser: argparse._ActionsContainer) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="maasflow power-config",
         description="Print the MAAS webhook power parameters for a machine of a power config.",
     )

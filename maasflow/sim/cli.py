@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from typing import NoReturn
 
+from maasflow.command_parser import CommandParser
 from maasflow.errors import ConfigError
 from maasflow.sim.config import SimConfig
 from maasflow.sim.faults import Faults
@@ -31,13 +31,8 @@ FAULT_FLAGS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"sim: {message} (see `maasflow sim --help`)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="maasflow sim", description="Run the built-in MAAS 2.0 simulator.")
+    parser = CommandParser(prog="maasflow sim", description="Run the built-in MAAS 2.0 simulator.")
     parser.add_argument("--machines", type=int, default=12, help="how many machines (default 12)")
     parser.add_argument("--scenario", choices=("generated", "demo"), default="generated")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")

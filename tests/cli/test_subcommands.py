@@ -1,0 +1,22 @@
+"""Every `maasflow` command answers a bad flag with one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from maasflow.cli import SUBCOMMANDS, main
+
+
+@pytest.mark.parametrize("command", [*sorted(SUBCOMMANDS), None])
+def test_an_unknown_flag_is_one_line_and_exit_2(
+    command: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The line names the flag and where to look; nothing else is printed."""
+    argv = [command, "--no-such-flag"] if command else ["--no-such-flag"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("maasflow: ") and "no-such-flag" in lines[0]
+    assert "Traceback" not in err
