@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import secrets
 import stat
 import sys
 import tempfile
@@ -34,6 +35,8 @@ from maasflow.maas.client import MaasClient
 from maasflow.mappings import Mappings
 from maasflow.provisioning import HttpProvisioner, ScriptProvisioner
 from maasflow.service import ServiceConfig, serve_service
+from maasflow.service.power_api import build_power_component
+from maasflow.service.power_config import PowerAuth, PowerConfig
 from maasflow.sim import STATUS_NAMES as SIM_STATUS_NAMES
 from maasflow.sim import (
     MachineSpec,
@@ -55,6 +58,19 @@ echo "done"
 """
 
 RENAMED = ("node-05", "rack1-node05")  # the demo's one MAC mapping: shows a rename
+NO_BMC = "node-04"  # powered by MAAS's webhook driver through `maasflow serve`
+NOTE = f"({NO_BMC} has no BMC: MAAS powers it through maasflow serve's webhook power target)"
+
+# The "power switch" of the machine without a BMC: `maasflow serve`'s command backend runs
+# it as argv (never a shell) to switch and read a state file, as a real relay script would.
+SWITCH = """
+import pathlib, sys
+action, state = sys.argv[1], pathlib.Path(sys.argv[2])
+if action == "status":
+    print(state.read_text() if state.exists() else "off")
+else:
+    state.write_text(action)
+"""
 
 
 @dataclass(frozen=True)
@@ -171,9 +187,39 @@ async def _drive(daemon: Daemon, view: LiveView, timeout: float) -> tuple[int, s
 
 @contextlib.asynccontextmanager
 async def _world(cfg: SimConfig, script: Path, work: Path) -> AsyncIterator[tuple[Simulator, str]]:
+    """`maasflow serve` (provisioning + power target) first, then MAAS, whose NO_BMC
+    machine it powers through serve's webhook target."""
+    token = secrets.token_urlsafe(24)
+    power = build_power_component(
+        _power_config(work / "switch"), PowerAuth(token=token), work / "power-state.json"
+    )
     service = ServiceConfig(script=script, workers=8, db=work / "serve.sqlite")
-    async with serve_simulator(cfg) as sim, serve_service(service) as svc:
-        yield sim, f"{svc.url}/provision/"
+    async with serve_service(service, power=power) as svc:
+        _use_webhook(cfg.machines, svc.url, token)
+        async with serve_simulator(cfg) as sim:
+            yield sim, f"{svc.url}/provision/"
+
+
+def _power_config(state: Path) -> PowerConfig:
+    def argv(action: str) -> list[str]:
+        return [sys.executable, "-c", SWITCH, action, str(state)]
+
+    switch = {"backend": "command", "on": argv("on"), "off": argv("off"), "status": argv("status")}
+    return PowerConfig.model_validate({"machines": {NO_BMC: {**switch, "on_regex": "^on"}}})
+
+
+def _use_webhook(specs: list[MachineSpec], service_url: str, token: str) -> None:
+    """Give NO_BMC MAAS's webhook power settings, as `maasflow power-config` prints them."""
+    for spec in specs:
+        if spec.hostname == NO_BMC:
+            base = f"{service_url}/power/{NO_BMC}"
+            spec.power_type = "webhook"
+            spec.power_parameters = {
+                "power_on_uri": f"{base}/on",
+                "power_off_uri": f"{base}/off",
+                "power_query_uri": base,
+                "power_token": token,
+            }
 
 
 def _daemon(
@@ -306,12 +352,13 @@ class LiveView:
                 f"{'last action':<16} elapsed"
             )
             title = f"maasflow demo   (in another terminal: {self.hint})"
-            screen = "\n".join([title, header, *self._rows(elapsed), "", summary])
+            screen = "\n".join([title, NOTE, header, *self._rows(elapsed), "", summary])
             self.out.write("\x1b[H\x1b[2J" + screen + "\n")
             self.out.flush()
             return
         if not self.last_line:
             print(f"maasflow demo: watch it with `{self.hint}`", file=self.out)
+            print(NOTE, file=self.out)
         self._progress_lines(elapsed, summary, final=not pending)
 
     def _progress_lines(self, elapsed: float, summary: str, final: bool) -> None:
