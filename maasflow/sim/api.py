@@ -262,7 +262,7 @@ class Api:
         params = call.params
         for flag in ("enable_ssh", "skip_bmc_config", "skip_networking", "skip_storage"):
             forms.parse_bool(params, flag)
-        if machine.status not in COMMISSION_FROM or not machine.nics:
+        if machine.status not in COMMISSION_FROM or not machine.nics or machine.locked:
             raise field_errors(
                 {
                     "__all__": [

@@ -50,9 +50,9 @@ class Faults:
     latency_ms: float = 0.0
     error_500_rate: float = 0.0
     error_503_rate: float = 0.0
-    retry_after_503: int = 1
+    retry_after_503: int = 10  # MAAS's ExternalProcessError / NoConnectionsAvailable (facts §5.2)
     conflict_409_rate: float = 0.0
-    retry_after_409: int = 1
+    retry_after_409: int = 5  # MAAS 3.2+'s retry-exhausted HTML 409 (facts §5.1)
     drop_rate: float = 0.0
     truncate_rate: float = 0.0
     malformed_rate: float = 0.0

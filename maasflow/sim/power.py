@@ -55,14 +55,19 @@ class WebhookDriver:
 
     async def set(self, system_id: str, params: dict[str, str], want: str) -> None:
         """Drive the BMC to `want` ("on"/"off") with the confirm loop; raise PowerFailed."""
+        # As MAAS 3.6 `PowerDriver.perform_power` (src/provisioningserver/drivers/power/
+        # __init__.py): after a failed POST it only waits (no query) and tries again; the
+        # last error is kept, not cleared by a later good POST.
         uri = params.get(f"power_{want}_uri", "")
-        last_state, error = "unknown", None
+        last_state: str = "unknown"
+        error: PowerFailed | None = None
         for wait in WAITS:
             try:
                 await self._call("POST", uri, system_id, params)
-                error = None
             except PowerFailed as exc:
                 error = exc
+                await self._sleep(wait * self._scale)
+                continue
             await self._sleep(wait * self._scale)
             try:
                 last_state = await self.query_once(system_id, params)
@@ -109,7 +114,9 @@ class WebhookDriver:
         headers = self._headers(system_id, params)
         try:
             response = await client.request(method, uri, headers=headers)
-        except httpx.HTTPError as exc:
+        except Exception as exc:
+            # Any failure (bad URL, non-ASCII token...) is a power error, as in MAAS. Only its
+            # type is kept: the message of e.g. UnicodeEncodeError quotes the Bearer token.
             raise PowerFailed(f"Request failed: {type(exc).__name__}.") from None
         if response.status_code == 404:
             await self._fire_404_retry(client, method, uri, headers)

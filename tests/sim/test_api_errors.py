@@ -96,11 +96,24 @@ async def test_non_admin_commission_is_403(user: httpx.AsyncClient, sim: Simulat
 async def test_locked_machine_refuses_edit_ops_with_403(
     admin: httpx.AsyncClient, sim: Simulator
 ) -> None:
-    """Deploy, release, power ops, abort and commission on a locked machine answer 403."""
+    """Deploy, release, power ops and abort ("edit" ops) on a locked machine answer 403."""
     locked = sid(sim, "node-09")
-    for op in ("deploy", "release", "power_on", "power_off", "abort", "commission"):
+    for op in ("deploy", "release", "power_on", "power_off", "abort"):
         response = await admin.post(f"machines/{locked}/", params={"op": op})
         assert response.status_code == 403, op
+    assert sim.machines[locked].status == 4
+
+
+async def test_commission_of_a_locked_machine_is_the_form_error(
+    admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """Commission is an admin op: the lock is refused by its form, 400 JSON, as in MAAS."""
+    locked = sid(sim, "node-09")
+    response = await admin.post(f"machines/{locked}/", params={"op": "commission"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "__all__": ["Commission is not available because of the current state of the node."]
+    }
     assert sim.machines[locked].status == 4
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
@@ -38,6 +39,7 @@ class FakeBmc:
 
     switch_after: int = 1
     query_status: int = 200
+    post_status: int = 200
     state: str = "stopped"
     never_switch: bool = False
     seen: list[Seen] = field(default_factory=list)
@@ -67,6 +69,8 @@ class FakeBmc:
     def answer(self, method: str, path: str) -> tuple[int, bytes]:
         if method == "POST" and path in ("/on", "/off"):
             self.posts += 1
+            if self.post_status >= 400:
+                return self.post_status, b"relay stuck"
             if self.posts >= self.switch_after and not self.never_switch:
                 self.state = "running" if path == "/on" else "stopped"
                 self.posts = 0
@@ -171,6 +175,36 @@ async def test_bmc_that_never_switches_ends_in_power_error(wait_until: Wait) -> 
         f"Failed to power {system_id}. BMC never transitioned from off to on."
     )
     assert machine.error_description == "Failed to power on node"
+
+
+async def test_a_failing_post_is_retried_without_querying_like_maas(wait_until: Wait) -> None:
+    """MAAS only queries after a POST that worked: 7 failed POSTs, no GET, the HTTP error."""
+    bmc = FakeBmc(post_status=500, state="running")  # the query would even say "on"
+    async with rig(bmc) as (sim, client, system_id):
+        await client.post(f"machines/{system_id}/", params={"op": "commission"})
+        machine = sim.machines[system_id]
+        await wait_until(lambda: machine.status == 2)
+        failures = [
+            e for e in sim.events.for_node(system_id) if e.type == "Failed to power on node"
+        ]
+    assert len(bmc.calls("POST", "/on")) == 7
+    assert bmc.calls("GET", "/query") == []
+    assert failures[0].description == "Request failed with response status code: 500."
+
+
+async def test_a_token_http_cannot_carry_fails_the_power_action_without_leaking_it(
+    wait_until: Wait, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A non-ASCII power_token is a power error (commissioning fails), never a stuck machine."""
+    bmc = FakeBmc()
+    async with rig(bmc, power_token="t\u00f6ken-secret") as (sim, client, system_id):
+        await client.post(f"machines/{system_id}/", params={"op": "commission"})
+        machine = sim.machines[system_id]
+        await wait_until(lambda: machine.status == 2)
+    assert machine.power_state == "error"
+    assert bmc.seen == []
+    captured = capsys.readouterr()
+    assert "ken-secret" not in captured.out + captured.err
 
 
 async def test_basic_auth_when_user_and_password(wait_until: Wait) -> None:
