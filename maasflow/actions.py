@@ -23,6 +23,7 @@ from maasflow.power_helper import run_power_helper
 from maasflow.provisioning import (
     HttpProvisioner,
     PollResult,
+    ProvisionerTrouble,
     ScriptProvisioner,
     Target,
     target_for,
@@ -123,6 +124,8 @@ class Actuator:
             tail = await provisioner.run(target)
         except ProvisionError as exc:
             return self._failed(machine, record, exc)
+        except Exception as exc:  # an OSError or a store error must not leave it "running"
+            return self._failed(machine, record, ProvisionError(f"{type(exc).__name__}: {exc}"))
         self.store.complete(machine.system_id, tail)
         return Outcome("ok", "provisioned", self.clock() - record.started_at)
 
@@ -137,6 +140,8 @@ class Actuator:
             if result is PollResult.MISSING:
                 await provisioner.submit(target)
                 return Outcome("running", "provisioner had no record: submitted again")
+        except ProvisionerTrouble as exc:
+            return Outcome("failed", f"{exc}; asking again next pass")  # record stays running
         except ProvisionError as exc:
             return self._failed(machine, record, exc)
         if result is PollResult.DONE:

@@ -22,6 +22,7 @@ import signal
 from typing import Any
 
 from maasflow.errors import MaasflowError
+from maasflow.provisioning import safe_environ
 
 TIMEOUT_S = 60.0
 _MAX_OUTPUT = 64 * 1024
@@ -41,6 +42,7 @@ async def run_power_helper(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        env=safe_environ(),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)

@@ -181,8 +181,13 @@ def _exit_error(code: int, tail: str) -> ProvisionError:
     )
 
 
+def safe_environ() -> dict[str, str]:
+    """Our environment for a program we run, without the MAAS API key (any spelling)."""
+    return {k: v for k, v in os.environ.items() if not k.upper().endswith("MAAS_API_KEY")}
+
+
 def _child_env(target: Target) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("MAAS_API_KEY")}
+    env = safe_environ()
     env.update(
         MAASFLOW_SYSTEM_ID=target.system_id,
         MAASFLOW_HOSTNAME=target.hostname,
@@ -294,7 +299,18 @@ class PollResult(enum.Enum):
 
 
 def _redacted(url: httpx.URL) -> str:
-    return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
+    """The URL for messages: a password or a query string (often a token) replaced by ***."""
+    shown = url.copy_with(username=None, password=None, query=None)
+    text = str(shown).replace("//", "//***@", 1) if url.userinfo else str(shown)
+    return f"{text}?***" if url.query else text
+
+
+class ProvisionerTrouble(ProvisionError):
+    """The provisioner could not tell how the job goes (no answer, an unexpected status).
+
+    Not a verdict on the job: the record stays running and the next pass asks again, so a
+    passing glitch never leads to a second POST.
+    """
 
 
 def _failure_message(response: httpx.Response) -> str | None:
@@ -341,14 +357,16 @@ class HttpProvisioner:
         self._client = client
         self._owns_client = client is None
         self._clock = clock
-        self._base = url.rstrip("/")
 
     def __repr__(self) -> str:
         return f"HttpProvisioner({_redacted(self._url)!r}, ttl={self.ttl:g})"
 
     def job_url(self, system_id: str) -> str:
-        """`<url>/<system_id>`, the id quoted so any character stays one path segment."""
-        return f"{self._base}/{quote(system_id, safe='')}"
+        """`<url>/<system_id>` (any query kept), the id quoted to stay one path segment."""
+        path = self._url.raw_path.split(b"?")[0].rstrip(b"/")
+        path += b"/" + quote(system_id, safe="").encode()
+        query = b"?" + self._url.query if self._url.query else b""
+        return str(self._url.copy_with(raw_path=path + query))
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -360,7 +378,7 @@ class HttpProvisioner:
             return await self._http().request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             shown = _redacted(httpx.URL(url))
-            raise ProvisionError(f"{method} {shown}: {type(exc).__name__}: {exc}") from exc
+            raise ProvisionerTrouble(f"{method} {shown}: {type(exc).__name__}: {exc}") from None
 
     def _error(self, method: str, url: str, response: httpx.Response) -> ProvisionError:
         snippet = response.text[:200].strip() or response.reason_phrase
@@ -377,11 +395,19 @@ class HttpProvisioner:
             raise self._error("POST", self.url, response)
 
     async def poll(self, target: Target, started_at: float) -> PollResult:
-        """Ask how the job is going; ProvisionError when it failed or ran past the TTL."""
+        """Ask how the job is going.
+
+        ProvisionError when the job failed or ran past the TTL; ProvisionerTrouble when the
+        provisioner could not say (ask again next pass).
+        """
         url = self.job_url(target.system_id)
-        response = await self._request("GET", url)
-        result = self._interpret(url, response)
         elapsed = self._clock() - started_at
+        try:
+            result = self._interpret(url, await self._request("GET", url))
+        except ProvisionerTrouble:
+            if elapsed <= self.ttl:
+                raise
+            result = PollResult.RUNNING
         if result is not PollResult.DONE and elapsed > self.ttl:
             raise ProvisionError(f"provisioning timed out after {self.ttl:g}s ({elapsed:.0f}s)")
         return result
@@ -393,10 +419,12 @@ class HttpProvisioner:
         if code == 404:
             return PollResult.MISSING
         if not response.is_success:
-            raise self._error("GET", url, response)
+            error = self._error("GET", url, response)
+            raise ProvisionerTrouble(str(error))
         message = _failure_message(response)
         if message is not None:
-            raise ProvisionError(f"provisioner reports failure for {url}: {message}")
+            shown = _redacted(httpx.URL(url))
+            raise ProvisionError(f"provisioner reports failure for {shown}: {message}")
         return PollResult.DONE
 
     async def forget(self, system_id: str) -> None:

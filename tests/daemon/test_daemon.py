@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from maasflow.actions import Actuator
@@ -14,7 +15,7 @@ from maasflow.daemon import Daemon
 from maasflow.errors import TemporaryMaasError
 from maasflow.filters import FilterSpec
 from maasflow.mappings import Mappings
-from maasflow.provisioning import ScriptProvisioner
+from maasflow.provisioning import HttpProvisioner, ScriptProvisioner
 from maasflow.store import Store
 
 
@@ -257,3 +258,60 @@ async def test_a_failed_provisioning_is_retried_only_after_its_backoff(
     assert runs.read_text().count("run") == 2
     again = store.get("a")
     assert again is not None and again.attempts == 2
+
+
+class ScriptedProvisioner:
+    """An HTTP provisioner's answers, scripted per GET; counts the POSTs it receives."""
+
+    def __init__(self, gets: list[int]) -> None:
+        self.gets = gets
+        self.posts = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.posts += 1
+            return httpx.Response(202)
+        return httpx.Response(self.gets.pop(0) if self.gets else 200)
+
+
+def http_provisioner(answers: ScriptedProvisioner) -> HttpProvisioner:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answers))
+    return HttpProvisioner("http://127.0.0.1:9/provision/", ttl=600, client=client)
+
+
+async def passes(daemon: Daemon, count: int) -> None:
+    for _ in range(count):
+        await daemon.run_pass()
+        await settle(daemon)
+
+
+async def test_a_provisioner_glitch_while_polling_never_posts_again(
+    tmp_path: Path, mk: Any, Fake: Any
+) -> None:
+    """202, 500, 202, 200: the 500 is asked again next pass, not answered by a new POST."""
+    answers = ScriptedProvisioner([202, 500, 202, 200])
+    store = Store(tmp_path / "s.sqlite")
+    daemon = build(
+        Fake([mk("a", 6, owner="maasflow")]), store=store, provisioner=http_provisioner(answers)
+    )
+    await daemon.identify(retry=False)
+    await passes(daemon, 6)
+    assert answers.posts == 1
+    record = store.get("a")
+    assert record is not None and record.state == "complete"
+
+
+async def test_a_restart_mid_job_polls_the_same_job_instead_of_posting(
+    tmp_path: Path, mk: Any, Fake: Any
+) -> None:
+    """URL mode: a new daemon on the same store polls the job the old one submitted."""
+    answers = ScriptedProvisioner([202, 202, 200])
+    fake = Fake([mk("a", 6, owner="maasflow")])
+    for _ in range(2):
+        store = Store(tmp_path / "s.sqlite")
+        daemon = build(fake, store=store, provisioner=http_provisioner(answers))
+        await daemon.identify(retry=False)
+        await passes(daemon, 2)
+        store.close()
+    assert answers.posts == 1
+    assert answers.gets == []

@@ -70,3 +70,15 @@ def test_answers_that_are_not_a_power_configuration_are_refused(text: str) -> No
     """Garbage from the helper is an error, never a PUT of nonsense."""
     with pytest.raises(PowerHelperError):
         power_fields(text)
+
+
+async def test_the_helper_never_sees_the_maas_api_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MAAS_API_KEY (and AUTOMATION_MAAS_API_KEY) are removed from the helper's environment."""
+    monkeypatch.setenv("MAAS_API_KEY", "aaa:bbb:ccc")
+    monkeypatch.setenv("AUTOMATION_MAAS_API_KEY", "ddd:eee:fff")
+    keys = '"$MAAS_API_KEY" "$AUTOMATION_MAAS_API_KEY"'
+    script = _script(tmp_path, f'printf \'{{"name": "manual", "seen": "%s%s"}}\' {keys}\n')
+    fields = await run_power_helper(script, [])
+    assert fields["power_parameters_seen"] == ""

@@ -14,6 +14,7 @@ from maasflow.errors import ConfigError, ProvisionError
 from maasflow.provisioning import (
     HttpProvisioner,
     PollResult,
+    ProvisionerTrouble,
     ScriptProvisioner,
     Target,
     provisioner_for,
@@ -92,11 +93,31 @@ async def test_poll_200_without_failure_is_done(provisioner: Any, text: str) -> 
     assert result is PollResult.DONE
 
 
-async def test_poll_server_error_is_a_provision_error(provisioner: Any) -> None:
-    """Any other status (here 500) raises ProvisionError, to be retried later."""
+async def test_poll_server_error_is_trouble_not_a_verdict(provisioner: Any) -> None:
+    """Any other status (here 500) says nothing of the job: ProvisionerTrouble, ask again."""
     provisioner.script("GET", "/provision/abc123", (500, "oops"))
-    with pytest.raises(ProvisionError, match="HTTP 500"):
+    with pytest.raises(ProvisionerTrouble, match="HTTP 500"):
         await HttpProvisioner(provisioner.url, ttl=60).poll(TARGET, time.time())
+
+
+async def test_trouble_past_the_ttl_is_the_timeout(provisioner: Any) -> None:
+    """A provisioner that stays broken cannot keep a job alive past PROVISION_TTL."""
+    provisioner.script("GET", "/provision/abc123", (500, "oops"))
+    with pytest.raises(ProvisionError, match="timed out after 60s") as caught:
+        await HttpProvisioner(provisioner.url, ttl=60).poll(TARGET, time.time() - 61)
+    assert not isinstance(caught.value, ProvisionerTrouble)
+
+
+async def test_a_query_in_the_url_is_kept_and_never_shown(provisioner: Any) -> None:
+    """A query in PROVISION_URL follows every job URL, and is hidden in errors."""
+    provisioner.script("GET", "/provision/abc123?token=X7", (500, "oops"))
+    client = HttpProvisioner(provisioner.url + "?token=X7", ttl=60)
+    with pytest.raises(ProvisionerTrouble) as caught:
+        await client.poll(TARGET, time.time())
+    assert [(r.method, r.path) for r in provisioner.requests] == [
+        ("GET", "/provision/abc123?token=X7")
+    ]
+    assert "X7" not in str(caught.value) and "?***" in str(caught.value)
 
 
 async def test_poll_past_ttl_times_out_unless_done(provisioner: Any) -> None:
