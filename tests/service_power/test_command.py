@@ -135,3 +135,59 @@ async def test_missing_program_answers_503() -> None:
         response = await client.post(f"{base}/power/m/on")
     assert response.status_code == 503
     assert "/nonexistent/power-tool" in response.json()["error"]
+
+
+def strict_vm(state_file: Path) -> dict[str, Any]:
+    """A VM switched like `virsh start`/`destroy`: both fail when already in that state."""
+    sh = "/bin/sh"
+    on = f"if [ -e '{state_file}' ]; then echo 'error: active'; exit 1; fi; touch '{state_file}'"
+    off = (
+        f"if [ ! -e '{state_file}' ]; then echo 'error: not running'; exit 1; fi; rm '{state_file}'"
+    )
+    status = f"if [ -e '{state_file}' ]; then echo running; else echo 'shut off'; fi"
+    return {
+        "backend": "command",
+        "system_id": "abc123",
+        "on": [sh, "-c", on],
+        "off": [sh, "-c", off],
+        "status": [sh, "-c", status],
+        "on_regex": "(?m)^running",
+        "off_regex": "shut off",
+    }
+
+
+@pytest.mark.parametrize(("action", "already_on"), [("on", True), ("off", False)])
+async def test_action_on_a_machine_already_in_that_state_succeeds(
+    tmp_path: Path, action: str, already_on: bool
+) -> None:
+    """MAAS powering on a running VM (or off a stopped one) succeeds though the tool refuses."""
+    state_file = tmp_path / "vm-on"
+    if already_on:
+        state_file.touch()
+    async with power_service({"machines": {"vm1": strict_vm(state_file)}}) as (base, _):
+        driver = MaasWebhookDriver(
+            f"{base}/power/vm1/on", f"{base}/power/vm1/off", f"{base}/power/vm1", "abc123"
+        )
+        await driver.perform(action)
+        assert driver.posts() == 1
+    assert state_file.exists() is already_on
+
+
+async def test_failed_action_is_accepted_when_the_state_now_matches(tmp_path: Path) -> None:
+    """A non-zero exit is accepted when the status program then reads the wanted state."""
+    state_file = tmp_path / "vm-on"
+    machine = spec(
+        on=["/bin/sh", "-c", f"touch '{state_file}'; echo 'late warning'; exit 1"],
+        off=["true"],
+        status=["/bin/sh", "-c", f"[ -e '{state_file}' ] && echo on || echo off"],
+    )
+    backend = CommandBackend(machine, PowerStateStore(None))
+    assert await backend.power_on(Target("m", None, "m", "")) == "on"
+
+
+async def test_failed_action_still_fails_when_the_state_does_not_match() -> None:
+    """A non-zero exit with the status still reading the other state remains an error."""
+    machine = spec(on=["false"], off=["true"], status=["echo", "off"])
+    backend = CommandBackend(machine, PowerStateStore(None))
+    with pytest.raises(PowerError, match="exited 1"):
+        await backend.power_on(Target("m", None, "m", ""))

@@ -6,6 +6,9 @@ never through a shell, so a value such as `a;rm -rf x` arrives as one literal ar
 Each run has a timeout after which its whole process group is killed. The status program's
 stdout is searched with `on_regex`, then `off_regex`; neither matching means "unknown".
 Without a status template the state is the last one a successful on/off recorded.
+With one, on/off are idempotent: the status is read first and a machine already in the
+wanted state is left alone, and a program that exits non-zero is forgiven when the status
+then reads the wanted state (as `virsh start` on a running domain does).
 
 The child's environment is the service's minus its own power credentials.
 """
@@ -110,8 +113,28 @@ class CommandBackend:
         return None
 
     async def _act(self, target: Target, template: list[str], state: PowerState) -> PowerState:
+        """Switch, idempotently: MAAS re-POSTs, and tools like `virsh start` refuse a no-op."""
         async with self._lock:
-            await run(render(template, target), self._spec.timeout)
+            if await self._reads(target, state):
+                log.info("command.already", machine=target.name, state=state)
+                return state
+            try:
+                await run(render(template, target), self._spec.timeout)
+            except PowerError as exc:
+                if not await self._reads(target, state):
+                    raise
+                log.info(
+                    "command.failed_but_done", machine=target.name, state=state, error=str(exc)
+                )
         log.info("command.ran", machine=target.name, action=state, program=template[0])
         self._store.set(target.name, state)
         return state
+
+    async def _reads(self, target: Target, state: PowerState) -> bool:
+        """Whether the status program (if any) reads `state`; a failing status reads nothing."""
+        if self._spec.status is None:
+            return False
+        try:
+            return await self.query(target) == state
+        except PowerError:
+            return False
