@@ -80,6 +80,9 @@ class Probe(_Strict):
     port: int = Field(22, ge=1, le=65535)
     timeout: float = Field(1.0, gt=0, le=60)
     interval: float = Field(2.0, gt=0, le=60)  # how often a waiting power-off re-probes
+    # After a magic packet the machine reads "on" for this long, or until the probe first
+    # sees it up: a PXE boot takes minutes, MAAS's confirm loop only ~35 s.
+    boot_grace: float = Field(600.0, ge=0)
 
 
 class _Machine(_Strict):

@@ -168,3 +168,76 @@ async def test_bearer_driver_round_trip(udp_catcher: Any) -> None:
         with pytest.raises(DriverError, match="401"):
             await driver_for(base).power_query()
     assert len(await udp_catcher.next()) == 102
+
+
+class FakeProbe:
+    """Stands in for the TCP probe: answers `state` and counts how often it was asked."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.state = "off"
+        self.calls = 0
+        monkeypatch.setattr("maasflow.service.backends.wol.probe_state", self.answer)
+
+    async def answer(self, probe: object) -> str:
+        self.calls += 1
+        return self.state
+
+    async def asked(self, times: int) -> None:
+        """Return once the probe has been asked `times` more times."""
+        target = self.calls + times
+        for _ in range(1000):
+            if self.calls >= target:
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("the probe was not asked again")
+
+
+PROBE = {"host": "127.0.0.1", "port": 9, "timeout": 0.1, "interval": 0.01}
+
+
+async def test_booting_machine_reads_on_until_the_probe_first_sees_it_up(
+    udp_catcher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a packet, a probe still closed (PXE boot) reads on; once seen up, the probe rules."""
+    fake = FakeProbe(monkeypatch)
+    async with power_service(wol_config(udp_catcher.port, probe=PROBE)) as (base, _):
+        driver = driver_for(base)
+        await driver.perform("on")
+        assert driver.posts() == 1 and fake.calls >= 1
+        fake.state = "on"
+        assert await driver.power_query() == "on"
+        fake.state = "off"
+        assert await driver.power_query() == "off"
+
+
+async def test_zero_boot_grace_trusts_the_probe_at_once(
+    udp_catcher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With boot_grace 0 a closed probe port reads off right after the packet."""
+    FakeProbe(monkeypatch)
+    config = wol_config(udp_catcher.port, probe={**PROBE, "boot_grace": 0})
+    async with power_service(config) as (base, _):
+        driver = driver_for(base)
+        await driver.power_on()
+        assert await driver.power_query() == "off"
+
+
+async def test_off_during_the_boot_grace_waits_for_a_person(
+    udp_catcher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power-off while booting is not acknowledged by the closed probe port, only by a person."""
+    fake = FakeProbe(monkeypatch)
+    async with power_service(wol_config(udp_catcher.port, probe=PROBE)) as (base, component):
+        driver = driver_for(base)
+        await driver.power_on()
+        off = asyncio.create_task(driver.power_off())
+        for _ in range(1000):
+            if component.acks.is_pending("desk1") or off.done():
+                break
+            await asyncio.sleep(0.005)
+        assert component.acks.is_pending("desk1")
+        await fake.asked(3)
+        assert not off.done()
+        assert await ack_when_pending(base) == 200
+        await off
+        assert await driver.power_query() == "off"

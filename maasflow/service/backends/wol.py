@@ -9,6 +9,11 @@ acknowledges it or the deadline passes. With a `probe` (a TCP connect to, say, p
 state comes from the machine itself, and a probe that reads "off" while an off is waiting
 counts as the acknowledgement. Without one the state is the last one recorded in the
 `PowerStateStore`, which survives restarts.
+
+A machine woken by a packet needs minutes (PXE, then an OS) before its probe port opens, far
+longer than MAAS's confirm loop (1+2+2+4+6+8+12 s). So after a packet it reads "on" from
+memory for the probe's `boot_grace` (default 600 s) or until the probe first sees it up; only
+then is a closed port believed to mean "off", as a reading or as an acknowledgement.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 
 import structlog
 
@@ -69,6 +75,7 @@ class WolBackend:
         self._ack_timeout = spec.off_ack_timeout or defaults.off_ack_timeout
         self._store = store
         self._acks = acks
+        self._booting_until = 0.0  # monotonic; a closed probe port before this means booting
 
     async def power_on(self, target: Target) -> PowerState:
         """Send the packet (every time: MAAS re-POSTs until the machine is seen up)."""
@@ -80,6 +87,8 @@ class WolBackend:
                 f"cannot send a magic packet to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from None
         log.info("wol.packet_sent", machine=target.name, to=f"{self._host}:{self._port}")
+        if self._spec.probe is not None:
+            self._booting_until = time.monotonic() + self._spec.probe.boot_grace
         self._store.set(target.name, "on")
         return "on"
 
@@ -92,14 +101,24 @@ class WolBackend:
             await self._until_acked(target, waiting)
         finally:
             waiting.cancel()
+        self._booting_until = 0.0
         self._store.set(target.name, "off")
         return "off"
 
     async def query(self, target: Target) -> PowerState:
         if self._spec.probe is None:
             return self._store.get(target.name)
-        state = await probe_state(self._spec.probe)
+        state = await self._probe(self._spec.probe)
         self._store.set(target.name, state)
+        return state
+
+    async def _probe(self, probe: Probe) -> PowerState:
+        """The probe's reading, except that a closed port while booting still reads "on"."""
+        state = await probe_state(probe)
+        if state == "on":
+            self._booting_until = 0.0  # seen up: from now on the probe is believed
+        elif time.monotonic() < self._booting_until:
+            return "on"
         return state
 
     async def aclose(self) -> None:
@@ -109,6 +128,6 @@ class WolBackend:
         probe = self._spec.probe
         while probe is not None and not waiting.done():
             await asyncio.wait({waiting}, timeout=probe.interval)
-            if not waiting.done() and await probe_state(probe) == "off":
+            if not waiting.done() and await self._probe(probe) == "off":
                 self._acks.ack(target.name)
         await waiting
