@@ -10,9 +10,10 @@ then `status.*\\:.*stopped`), so the query answers exactly `{"status": "running"
 Routes (each also with a trailing slash): `POST /power/{machine}/on`, `.../off`, `.../ack`,
 `GET /power/{machine}`, `GET /power/` (a listing) and `GET /power/acks` (an HTML page of
 power-offs waiting for a person). `{machine}` is a configured name, a MAC or a system_id.
-Errors are JSON: 401 (with `WWW-Authenticate`), 404, 409, and 502/503/504 for backend
-failures, never a 500. Error bodies never echo the path, because MAAS runs its regexes over
-the body of a 404.
+Errors are JSON: 400 (no such machine), 401 (with `WWW-Authenticate`), 409, and 502/503/504
+for backend failures, never a 500. An unknown machine is a 400, not a 404: MAAS treats the
+body of a 404 as a successful answer (see the project's MAAS facts §7.3, webhook.py 3.6), so
+a typo in a URI would pass for on/off and read "unknown". Error bodies never echo the path.
 
 This module wires config, auth and backends into an `APIRouter` (`PowerComponent`); the app,
 TLS and the server itself belong to the service shell (`maasflow/service/app.py`).
@@ -151,7 +152,7 @@ class PowerComponent:
         header = request.headers.get("system_id") or request.headers.get("system-id")
         name = self.config.find(key) or (self.config.find(header) if header else None)
         if name is None:
-            raise _Refusal(404, "no such machine is configured")
+            raise _Refusal(400, "no such machine is configured")
         spec = self.config.machines[name]
         if header and spec.system_id and header.lower() != spec.system_id.lower():
             raise _Refusal(409, "the System_Id header does not match the configured system_id")
@@ -288,8 +289,8 @@ _ERROR: dict[str, Any] = {
     "required": ["error"],
 }
 _ERRORS: dict[int | str, dict[str, object]] = {
+    400: _json("No such machine is configured", _ERROR),
     401: _json("Missing or wrong credentials (see WWW-Authenticate)", _ERROR),
-    404: _json("No such machine is configured", _ERROR),
     409: _json("System_Id mismatch, or superseded by a newer request", _ERROR),
     502: _json("The backend failed", _ERROR),
     503: _json("The backend is unreachable, or the service is stopping", _ERROR),
@@ -359,7 +360,7 @@ def _add_routes(router: APIRouter, power: PowerComponent) -> None:
     _route(router, "GET", "/power/acks", power.acks_page, {200: _PAGE, **only_401})
     _route(router, "POST", "/power/{machine}/on", power.power_on, {200: _DONE, **_ERRORS})
     _route(router, "POST", "/power/{machine}/off", power.power_off, {200: _DONE, **_ERRORS})
-    ack_errors: dict[int | str, Any] = {code: _ERRORS[code] for code in (401, 404, 409)}
+    ack_errors: dict[int | str, Any] = {code: _ERRORS[code] for code in (400, 401, 409)}
     _route(
         router,
         "POST",

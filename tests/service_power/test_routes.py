@@ -169,17 +169,21 @@ async def test_mismatched_system_id_header_is_refused(udp_catcher: Any) -> None:
     assert udp_catcher.pending() is None
 
 
-async def test_unknown_machine_is_404_json_that_no_maas_regex_matches(udp_catcher: Any) -> None:
-    """An unknown machine is a 404 JSON error whose body MAAS's regexes read as unknown."""
+async def test_unknown_machine_is_a_400_that_maas_reports(udp_catcher: Any) -> None:
+    """An unknown machine is 400 JSON without the path, so a typo fails in MAAS, never passes."""
     async with power_service(wol_config(udp_catcher.port)) as (base, _):
         async with httpx.AsyncClient() as client:
             response = await client.get(f"{base}/power/status%3Arunning")
-        assert response.status_code == 404
+        assert response.status_code == 400
         assert response.json() == {"error": "no such machine is configured"}
         assert not re.search(MAAS_DEFAULT_ON_REGEX, response.text)
         assert not re.search(MAAS_DEFAULT_OFF_REGEX, response.text)
-        lost = driver(base, "status:running", send_system_id=False)
-        assert await lost.power_query() == "unknown"
+        typo = driver(base, "desk-1", send_system_id=False)
+        with pytest.raises(DriverError, match="status code: 400"):
+            await typo.power_query()
+        with pytest.raises(DriverError, match="status code: 400"):
+            await typo.perform("on")
+    assert udp_catcher.pending() is None
 
 
 async def test_query_body_is_exactly_the_status(udp_catcher: Any) -> None:

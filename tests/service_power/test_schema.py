@@ -56,7 +56,7 @@ def test_no_power_operation_answers_a_server_error(live_url: str) -> None:
     """Generated requests never get a 5xx, and status codes and bodies match the schema.
 
     "Schema-valid data is accepted" is left out: a valid machine string that names no
-    configured machine is rightly a 404.
+    configured machine is rightly a 400.
     """
     schema = schemathesis.openapi.from_url(f"{live_url}/openapi.json")
     for result in schema.get_all_operations():
