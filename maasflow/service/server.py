@@ -7,8 +7,9 @@
 
 The socket is bound here (port 0 picks a free one) and handed to uvicorn, so the URL is known
 before the first request. uvicorn's own signal handling is switched off: whoever owns the
-process (the CLI, a test, the demo) decides when to stop. Leaving the context stops the
-server gracefully, which runs the app's shutdown (workers stopped, jobs killed and recorded).
+process (the CLI, a test, the demo) decides when to stop. Leaving the context first answers
+power-offs still waiting for an acknowledgement (503), then stops the server gracefully,
+which runs the app's shutdown (workers stopped, jobs killed and recorded).
 
 What this module stops at: it parses no flags (`cli` does) and defines no routes (`app` does).
 """
@@ -75,7 +76,13 @@ async def serve_service(
     async with serving(uv, sock):
         url = url_for(sock, "http" if config.tls_cert is None else "https")
         log.info("service.listening", url=url)
-        yield RunningService(url=url, app=app)
+        try:
+            yield RunningService(url=url, app=app)
+        finally:
+            if power is not None:
+                # Before uvicorn stops: it cancels requests still open after its grace
+                # period (a 500), and a power-off waiting for an ack may wait far longer.
+                power.acks.close()
 
 
 async def _abandon(app: FastAPI | None, power: PowerComponent | None) -> None:
