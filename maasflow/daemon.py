@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from maasflow.actions import Actuator, Outcome
-from maasflow.errors import Forbidden, MaasError, Unauthorized
+from maasflow.errors import Forbidden, MaasError, PermanentMaasError, Unauthorized
 from maasflow.executor import Executor
 from maasflow.filters import FilterSpec
 from maasflow.lifecycle import Action, Decision, Flow, Observation, ProvisionView
@@ -84,6 +84,7 @@ class Daemon:
         self.last_error: str | None = None
         self._pass_started: float | None = None
         self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
+        self._refused_names: dict[str, str] = {}  # system_id -> a hostname MAAS refused
 
     # -- start-up -------------------------------------------------------------------
 
@@ -171,7 +172,6 @@ class Daemon:
         return flow
 
     def _observation(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Observation:
-        desired = self.mappings.hostname_for(machine)
         return Observation(
             status=machine.status,
             power_state=machine.power_state,
@@ -179,12 +179,26 @@ class Daemon:
             locked=machine.locked,
             power_type=machine.power_type,
             me=self.me,
-            desired_hostname=desired if desired != machine.hostname else None,
+            desired_hostname=self._rename_to(machine),
             hostname=machine.hostname,
             provision=self._provision_view(records.get(machine.system_id)),
             helper_script=bool(self.actuator.power_helper),
             always_rename=self.always_rename,
         )
+
+    def _rename_to(self, machine: Machine) -> str | None:
+        """The mapped name, unless the machine has it already or MAAS refused it before.
+
+        A dotted mapping is an FQDN (MAAS takes the part after the first dot as the domain,
+        facts §3.8), so it is compared with the machine's fqdn.
+        """
+        wanted = self.mappings.hostname_for(machine)
+        current = machine.fqdn if wanted and "." in wanted else machine.hostname
+        if wanted is None or wanted == current:
+            return None
+        if self._refused_names.get(machine.system_id) == wanted:
+            return None
+        return wanted
 
     def _provision_view(self, record: ProvisionRecord | None) -> ProvisionView | None:
         if self.actuator.provisioner is None:
@@ -199,7 +213,10 @@ class Daemon:
         self, machine: Machine, decision: Decision, record: ProvisionRecord | None
     ) -> None:
         self.views.observed(machine, decision, record)
-        if decision.entered and decision.phase in ("failed", "unknown"):
+        if decision.entered and (
+            decision.phase in ("failed", "unknown")
+            or (decision.phase == "waiting" and machine.status == 0)  # New, power unknown
+        ):
             log.warning(
                 "machine needs a human",
                 system_id=machine.system_id,
@@ -217,22 +234,30 @@ class Daemon:
                 self.flows.pop(system_id, None)
                 self.views.forget(system_id)
                 self._acted_at.pop(system_id, None)
+                self._refused_names.pop(system_id, None)
 
     # -- actions ----------------------------------------------------------------------
 
     def _start(self, machine: Machine, action: Action) -> int:
+        decided = time.monotonic()
+
         async def run() -> None:
-            await self._act(machine, action)
+            await self._act(machine, action, decided)
 
         return int(self.executor.submit(machine.system_id, run))
 
-    async def _act(self, machine: Machine, action: Action) -> None:
+    async def _act(self, machine: Machine, action: Action, decided: float) -> None:
         started = time.monotonic()
         structlog.contextvars.bind_contextvars(
             system_id=machine.system_id, hostname=machine.hostname
         )
         try:
-            outcome = await self._outcome(machine, action)
+            if started - decided > self.period:
+                # It waited for a slot (behind long provisioning runs) past a whole period:
+                # MAAS may have moved on since; the next pass decides from what it says now.
+                outcome = Outcome("skipped", f"waited {started - decided:.0f}s for a slot")
+            else:
+                outcome = await self._outcome(machine, action)
         finally:
             structlog.contextvars.unbind_contextvars("system_id", "hostname")
         self._acted_at[machine.system_id] = time.monotonic()
@@ -241,9 +266,13 @@ class Daemon:
     async def _outcome(self, machine: Machine, action: Action) -> Outcome:
         try:
             return await self.actuator.perform(machine, action)
-        except Forbidden as exc:
+        except PermanentMaasError as exc:
+            if action.kind == "rename":
+                # MAAS refuses this name (taken, bad domain, not admin): stop asking, so the
+                # machine's own next step is not blocked behind the rename forever.
+                self._refused_names[machine.system_id] = action.params["hostname"]
             detail = str(exc)
-            if action.kind == "commission":
+            if isinstance(exc, Forbidden) and action.kind == "commission":
                 detail += " (commissioning needs an admin API key: maas apikey --username <admin>)"
             return Outcome("failed", detail)
         except MaasError as exc:

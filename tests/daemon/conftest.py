@@ -42,6 +42,7 @@ class FakeMaas:
         self.fail_listing: MaasError | None = None
         self.hold: asyncio.Event | None = None  # when set, ops wait for it
         self.listing_gate: asyncio.Event | None = None  # when set, listings wait for it
+        self.fail_update: MaasError | None = None  # raised by update() after recording it
 
     async def whoami(self) -> User:
         return User(username=self.username, is_superuser=True)
@@ -73,6 +74,8 @@ class FakeMaas:
 
     async def update(self, system_id: str, **fields: str) -> None:
         await self._op("update", system_id, **fields)
+        if self.fail_update is not None:
+            raise self.fail_update
 
     async def aclose(self) -> None:
         return None

@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from maasflow.actions import Actuator
 from maasflow.daemon import Daemon
-from maasflow.errors import TemporaryMaasError
+from maasflow.errors import BadRequest, TemporaryMaasError
 from maasflow.filters import FilterSpec
 from maasflow.mappings import Mappings
 from maasflow.provisioning import HttpProvisioner, ScriptProvisioner
@@ -127,6 +128,28 @@ async def test_a_mapped_mac_renames_the_machine(mk: Any, Fake: Any) -> None:
     await daemon.run_pass()
     await settle(daemon)
     assert fake.calls[-1] == ("POST", "update", {"system_id": "a", "hostname": "rack1-n1"})
+
+
+async def test_a_dotted_mapping_is_an_fqdn_and_already_matches(mk: Any, Fake: Any) -> None:
+    """`node1.maas` maps to hostname node1 in domain maas: nothing to rename, commission."""
+    fake = Fake([mk("a", 0, hostname="node1", fqdn="node1.maas", mac="52:54:00:aa:bb:cc")])
+    daemon = build(fake, mappings=Mappings.load('{"52:54:00:aa:bb:cc": "node1.maas"}', "t"))
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await settle(daemon)
+    assert fake.ops() == [("commission", "a")]
+
+
+async def test_a_name_maas_refuses_is_not_asked_again_and_blocks_nothing(
+    mk: Any, Fake: Any
+) -> None:
+    """A 400 on the rename: the next pass commissions instead of PUTting the name again."""
+    fake = Fake([mk("a", 0, hostname="rough-cat", mac="52:54:00:aa:bb:cc")])
+    fake.fail_update = BadRequest("PUT", "machines/a/", 400, "hostname taken")
+    daemon = build(fake, mappings=Mappings.load('{"52:54:00:aa:bb:cc": "node1"}', "t"))
+    await daemon.identify(retry=False)
+    await passes(daemon, 3)
+    assert fake.ops() == [("update", "a"), ("commission", "a"), ("commission", "a")]
 
 
 async def test_a_failed_listing_backs_off_and_a_good_one_resets_it(mk: Any, Fake: Any) -> None:
@@ -315,3 +338,35 @@ async def test_a_restart_mid_job_polls_the_same_job_instead_of_posting(
         store.close()
     assert answers.posts == 1
     assert answers.gets == []
+
+
+async def test_an_action_that_waited_a_whole_period_for_a_slot_is_dropped(
+    mk: Any, Fake: Any
+) -> None:
+    """With one slot held past a period, the queued commission is not sent on old news."""
+    fake = Fake([mk("a", 0), mk("b", 0)])
+    fake.hold = asyncio.Event()
+    daemon = build(fake, period=0.01, concurrency=1)
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await asyncio.sleep(0.05)  # "a" holds the only slot; "b" waits longer than a period
+    fake.hold.set()
+    await daemon.executor.drain(1)
+    assert len(fake.ops()) == 1
+    skipped = [
+        v for v in ("a", "b") if (view := daemon.views.get(v)) and view.last_outcome == "skipped"
+    ]
+    assert len(skipped) == 1
+
+
+async def test_a_new_machine_whose_power_is_unknown_is_logged_once(mk: Any, Fake: Any) -> None:
+    """No power type and no helper: one warning saying a human must act, not one per pass."""
+    fake = Fake([mk("a", 0, power_state="unknown", power_type="")])
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    with capture_logs() as logs:
+        await passes(daemon, 3)
+    warnings = [e for e in logs if e["event"] == "machine needs a human"]
+    assert len(warnings) == 1
+    assert "POWER_HELPER_SCRIPT" in warnings[0]["reason"]
+    assert fake.ops() == []
