@@ -18,6 +18,7 @@ import hmac
 import random
 import string
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -35,6 +36,7 @@ REQUIRED = (
 TIMESTAMP_THRESHOLD = 300
 _ALPHABET = string.ascii_letters + string.digits
 _CHALLENGE = {"WWW-Authenticate": 'OAuth realm="OAuth"'}
+NonceKey = tuple[str, str, str]  # consumer key, token key, nonce
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class Authenticator:
     def __init__(self, users: list[User], clock: Callable[[], float] = time.time) -> None:
         self._by_consumer = {user.key.consumer: user for user in users}
         self._clock = clock
-        self._nonces: dict[tuple[str, str, str], float] = {}
+        self._nonces = NonceStore(clock)
 
     def authenticate(self, request: Request) -> User | None:
         """The caller's user, None when the request is no OAuth attempt; ApiError if refused."""
@@ -128,17 +130,41 @@ class Authenticator:
             )
 
     def _check_nonce(self, user: User, nonce: str) -> None:
-        key = (user.key.consumer, user.key.token, nonce)
-        if key in self._nonces:
+        if not self._nonces.add((user.key.consumer, user.key.token, nonce)):
             raise _refuse(repr(f"Nonce already used: {_clip(nonce)}"))
-        now = self._clock()
-        self._nonces[key] = now
-        if len(self._nonces) > 50_000:
-            self._prune(now)
 
-    def _prune(self, now: float) -> None:
-        horizon = now - 2 * TIMESTAMP_THRESHOLD
-        self._nonces = {key: seen for key, seen in self._nonces.items() if seen >= horizon}
+
+class NonceStore:
+    """The nonces seen in the last `2 * TIMESTAMP_THRESHOLD` seconds, per consumer+token.
+
+    A deque in arrival order lets each `add` forget expired nonces from its left end, so the
+    cost per request stays constant however many nonces are young. A nonce older than the
+    window may be forgotten: a request carrying it is refused anyway, because its timestamp
+    is more than `TIMESTAMP_THRESHOLD` seconds old.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._order: deque[tuple[float, NonceKey]] = deque()
+        self._seen: set[NonceKey] = set()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, key: NonceKey) -> bool:
+        """Remember `key`; False when it was already seen within the window."""
+        now = self._clock()
+        self._expire(now - 2 * TIMESTAMP_THRESHOLD)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._order.append((now, key))
+        return True
+
+    def _expire(self, horizon: float) -> None:
+        while self._order and self._order[0][0] < horizon:
+            _, key = self._order.popleft()
+            self._seen.discard(key)
 
 
 def _check_signature(user: User, params: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from maasflow.sim import SimConfig, Simulator, serve_simulator
-from maasflow.sim.auth import ApiKey
+from maasflow.sim.auth import ApiKey, NonceStore
 
 CHALLENGE = 'OAuth realm="OAuth"'
 
@@ -219,3 +219,44 @@ async def test_keys_are_18_18_32_and_follow_the_seed() -> None:
         assert (second.admin_key, second.user_key, second.other_key) == keys
     assert [len(part) for part in keys[0].split(":")] == [18, 18, 32]
     assert len(set(keys)) == 3
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_nonce_store_refuses_reuse_within_the_window() -> None:
+    """A nonce seen 599 s ago is still refused for the same consumer+token."""
+    clock = FakeClock()
+    store = NonceStore(clock)
+    assert store.add(("c", "t", "n"))
+    clock.now += 599
+    assert not store.add(("c", "t", "n"))
+    assert store.add(("c", "other-token", "n"))
+
+
+def test_nonce_store_forgets_expired_nonces_at_once() -> None:
+    """Nonces older than twice the timestamp threshold are dropped on the next add."""
+    clock = FakeClock()
+    store = NonceStore(clock)
+    for index in range(1000):
+        store.add(("c", "t", f"old-{index}"))
+    clock.now += 601
+    store.add(("c", "t", "fresh"))
+    assert len(store) == 1
+
+
+def test_nonce_store_keeps_only_the_young_under_steady_load() -> None:
+    """At 100 requests a second the store holds about one window's worth of nonces."""
+    clock = FakeClock()
+    store = NonceStore(clock)
+    for index in range(100_000):
+        clock.now += 0.01
+        assert store.add(("c", "t", str(index)))
+    assert 59_000 < len(store) <= 60_001
