@@ -12,6 +12,7 @@ stub need no key. Faults, the request log and HTTP plumbing are `asgi.py`'s.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from maasflow.sim.statuses import (
 from maasflow.sim.world import World
 
 API_ROOT = "/MAAS/api/2.0/"
+QUERY_POWER_TIMEOUT = 60.0  # seconds MAAS waits for a rack's power query (facts §3.6)
 GONE = "The 1.0 API is no longer available. Please use API version 2.0."
 CAPABILITIES = [
     "networks-management",
@@ -72,6 +74,7 @@ class Call:
     request: Request
     user: User | None = None
     system_id: str | None = None
+    dry_run: bool = False  # the handler served the request without changing anything
 
     @property
     def caller(self) -> User:
@@ -217,7 +220,8 @@ class Api:
         params = call.params
         machine = filters.choose_for_allocation(self._world, call.caller, params)
         call.system_id = machine.system_id
-        if not forms.parse_bool(params, "dry_run"):
+        call.dry_run = forms.parse_bool(params, "dry_run")
+        if not call.dry_run:
             agent = forms.first(params, "agent_name") or ""
             self._lifecycle.allocate(machine, call.caller.username, agent)
         return json_response(render(machine) | {"constraints_by_type": {}})
@@ -255,7 +259,14 @@ class Api:
 
     async def _query_power_state(self, call: Call) -> Response:
         machine = self._get(call, "view")
-        return json_response({"state": await self._power.query(machine)})
+        try:
+            state = await asyncio.wait_for(
+                self._power.query(machine), self._config.scaled(QUERY_POWER_TIMEOUT)
+            )
+        except TimeoutError:
+            # MAAS's APIRPCErrorsMiddleware turns an RPC TimeoutError into 504 (facts §3.6, 5.2).
+            return text(504, "Timed out waiting for the power state from the BMC.")
+        return json_response({"state": state})
 
     async def _commission(self, call: Call) -> Response:
         machine = self._get(call, "admin")

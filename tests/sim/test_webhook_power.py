@@ -42,6 +42,7 @@ class FakeBmc:
     post_status: int = 200
     state: str = "stopped"
     never_switch: bool = False
+    hold_queries: asyncio.Event | None = None  # queries wait for this before answering
     seen: list[Seen] = field(default_factory=list)
     posts: int = 0
 
@@ -56,6 +57,8 @@ class FakeBmc:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.seen.append(Seen(scope["method"], scope["path"], headers, body))
+        if self.hold_queries is not None and scope["path"] == "/query":
+            await self.hold_queries.wait()
         status, payload = self.answer(scope["method"], scope["path"])
         await send(
             {
@@ -238,6 +241,23 @@ async def test_query_power_state_uses_the_regexes() -> None:
         response = await client.get(f"machines/{system_id}/", params={"op": "query_power_state"})
         assert response.json() == {"state": "unknown"}
         assert sim.machines[system_id].power_state == "unknown"
+
+
+async def test_query_power_state_gives_up_after_60_scaled_seconds_with_504() -> None:
+    """A BMC that never answers the query: 504 text/plain after MAAS's 60 s (scaled) wait."""
+    release = asyncio.Event()
+    bmc = FakeBmc(state="running", hold_queries=release)
+    async with rig(bmc) as (sim, client, system_id):
+        try:
+            response = await client.get(
+                f"machines/{system_id}/", params={"op": "query_power_state"}
+            )
+        finally:
+            release.set()
+        assert response.status_code == 504
+        assert response.headers["content-type"].startswith("text/plain")
+        assert sim.machines[system_id].power_state != "on"
+        assert sim.request_log[-1].effective is False
 
 
 async def test_custom_regexes_are_honoured() -> None:
