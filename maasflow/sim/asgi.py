@@ -2,13 +2,16 @@
 
 Per request: read the whole body (over 16 MiB → 413), decode it into a `Request` (a body
 that is not a valid form → 400), and for API paths wait the fault latency and roll for a
-fault. Faults short-circuit before the handler runs, so a faulted write never happens; a
-truncated or malformed answer to a GET carries the real body, mangled. A dropped connection
+fault. The error faults (500, 503, 409) and `drop` stand in for the handler, so that write
+never happens. The after-handler faults (`drop_after`, `truncate`, `malformed`) run the
+handler first, for GETs and writes alike, and then lose or spoil its answer: in MAAS a
+mangled or lost reply to a write still means the change was committed. A dropped connection
 aborts the socket without a response: uvicorn's `send` is a bound method of its per-request
 cycle, whose `transport` we abort; if that is ever not available, the response is started
 with a Content-Length and cut short instead, which a client sees the same way. API answers
 carry `X-MAAS-API-Hash` and `Vary: Authorization` as MAAS's do. Every request, faulted or
-not, is appended to the request log.
+not, is appended to the request log with the handler's own status (`outcome`, None when the
+handler did not run), so the log knows which ops took effect.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import structlog
 
 from maasflow.sim.api import API_ROOT, Api, Call, is_api
-from maasflow.sim.faults import FaultInjector
+from maasflow.sim.faults import AFTER_HANDLER, FaultInjector, spoil
 from maasflow.sim.http import BadBody, Request, Response, parse_body, parse_query, text
 from maasflow.sim.requestlog import RequestLog, RequestRecord, redact
 
@@ -34,7 +37,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY = 16 * 1024 * 1024
-_PLACEHOLDER = b'{"detail":"simulated fault"}'
 
 
 class TooLarge(Exception):
@@ -69,13 +71,17 @@ class SimApp:
         call = Call(request)
         fault = await self._roll(request)
         if fault == "drop":
-            self._record(call, None, started, fault)
+            self._record(call, None, started, fault, outcome=None)
             await _drop(send)
             return
-        response = await self._answer(call, fault)
+        response, outcome = await self._answer(call, fault)
+        if fault == "drop_after":
+            self._record(call, None, started, fault, outcome)
+            await _drop(send)
+            return
         if request.path.startswith(API_ROOT):
             response.headers = self._api_headers | response.headers
-        self._record(call, response.status, started, fault)
+        self._record(call, response.status, started, fault, outcome)
         await _send(send, response)
 
     async def _roll(self, request: Request) -> str | None:
@@ -84,13 +90,14 @@ class SimApp:
         await self._injector.delay()
         return self._injector.pick()
 
-    async def _answer(self, call: Call, fault: str | None) -> Response:
-        if fault is None:
-            return await self._safe_handle(call)
-        body = _PLACEHOLDER
-        if fault in ("truncate", "malformed") and call.request.method == "GET":
-            body = (await self._safe_handle(call)).body or _PLACEHOLDER
-        return self._injector.response(fault, body)
+    async def _answer(self, call: Call, fault: str | None) -> tuple[Response, int | None]:
+        """The response to send and the handler's own status (None: it did not run)."""
+        if fault is not None and fault not in AFTER_HANDLER:
+            return self._injector.response(fault), None
+        answer = await self._safe_handle(call)
+        if fault in ("truncate", "malformed"):
+            return spoil(fault, answer), answer.status
+        return answer, answer.status
 
     async def _safe_handle(self, call: Call) -> Response:
         try:
@@ -99,7 +106,14 @@ class SimApp:
             log.error("sim_handler_crashed", path=call.request.path, error=type(exc).__name__)
             return text(500, f"Internal server error: {type(exc).__name__}")
 
-    def _record(self, call: Call, status: int | None, started: float, fault: str | None) -> None:
+    def _record(
+        self,
+        call: Call,
+        status: int | None,
+        started: float,
+        fault: str | None,
+        outcome: int | None,
+    ) -> None:
         request = call.request
         self._log.append(
             RequestRecord(
@@ -112,6 +126,8 @@ class SimApp:
                 system_id=call.system_id,
                 user=call.user.username if call.user else None,
                 fault=fault,
+                outcome=outcome,
+                dry_run=call.dry_run,
             )
         )
 

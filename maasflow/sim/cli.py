@@ -25,7 +25,8 @@ FAULT_FLAGS = {
     "retry_after_503": "Retry-After seconds on those 503s",
     "conflict_409_rate": "share answered MAAS's HTML 409 with Retry-After",
     "retry_after_409": "Retry-After seconds on those 409s",
-    "drop_rate": "share whose connection is closed without an answer",
+    "drop_rate": "share whose connection is closed without an answer (the op did not happen)",
+    "drop_after_rate": "share closed without an answer after the op took effect",
     "truncate_rate": "share answered with truncated JSON",
     "malformed_rate": "share answered with malformed JSON",
 }

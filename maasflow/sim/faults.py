@@ -3,10 +3,13 @@
 Each API request (not `version/`, not the 1.0 stub) first waits `latency_ms`, then rolls one
 seeded number that selects at most one fault by cumulative rate: a 500, a 503 with
 `Retry-After` (MAAS sends 10 s when no rack is reachable, facts §5.2), an HTML 409 with
-`Retry-After` (MAAS's database-conflict page, facts §5.1, 5 s there), a dropped connection,
-or a 200 whose JSON body is truncated or malformed. A faulted request never reaches the
-handlers, so a faulted write did not happen; the request log marks it with the fault's name.
-How the connection is dropped is `asgi.py`'s business.
+`Retry-After` (MAAS's database-conflict page, facts §5.1, 5 s there), a connection dropped
+before the handler runs, one dropped after it ran, or an answer whose body is truncated or
+malformed. The error faults and `drop` stand in for the handler, so that write did not
+happen; `drop_after`, `truncate` and `malformed` (`AFTER_HANDLER`) spoil the handler's answer
+on its way out, so that write DID happen and the client cannot tell (as when MAAS committed
+and the reply was lost). The request log marks each with the fault's name. How the
+connection is dropped and when the handler runs is `asgi.py`'s business.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from maasflow.errors import ConfigError
-from maasflow.sim.http import HTML, JSON, Response, text
+from maasflow.sim.http import HTML, Response, text
 
 RATE_KNOBS = (
     "error_500_rate",
     "error_503_rate",
     "conflict_409_rate",
     "drop_rate",
+    "drop_after_rate",
     "truncate_rate",
     "malformed_rate",
 )
@@ -32,9 +36,11 @@ FAULT_NAMES = {
     "error_503_rate": "error_503",
     "conflict_409_rate": "conflict_409",
     "drop_rate": "drop",
+    "drop_after_rate": "drop_after",
     "truncate_rate": "truncate",
     "malformed_rate": "malformed",
 }
+AFTER_HANDLER = frozenset({"drop_after", "truncate", "malformed"})
 CONFLICT_PAGE = (
     "<!DOCTYPE html>\n<html><head><title>409 Conflict</title></head><body>\n"
     "<h1>Conflict error</h1>\n"
@@ -54,6 +60,7 @@ class Faults:
     conflict_409_rate: float = 0.0
     retry_after_409: int = 5  # MAAS 3.2+'s retry-exhausted HTML 409 (facts §5.1)
     drop_rate: float = 0.0
+    drop_after_rate: float = 0.0
     truncate_rate: float = 0.0
     malformed_rate: float = 0.0
 
@@ -106,8 +113,8 @@ class FaultInjector:
                 return FAULT_NAMES[knob]
         return None
 
-    def response(self, fault: str, body: bytes) -> Response:
-        """The answer for `fault` ("drop" has none: the caller closes the connection)."""
+    def response(self, fault: str) -> Response:
+        """The answer given instead of the handler's for an error fault (500, 503, 409)."""
         if fault == "error_500":
             return text(500, "Internal server error (simulated fault).")
         if fault == "error_503":
@@ -116,11 +123,23 @@ class FaultInjector:
         if fault == "conflict_409":
             headers = {"Retry-After": str(self.faults.retry_after_409)}
             return Response(409, CONFLICT_PAGE.encode(), HTML, headers)
-        if fault == "truncate":
-            return Response(200, body[: max(1, len(body) // 2)], JSON)
-        if fault == "malformed":
-            return Response(200, mangle(body), JSON)
         raise ValueError(f"no response for fault {fault!r}")
+
+
+def spoil(fault: str, answer: Response) -> Response:
+    """The handler's `answer` with its body truncated or malformed; status and headers kept.
+
+    An empty body (a 204) has nothing to spoil and is returned as it is.
+    """
+    if not answer.body:
+        return answer
+    if fault == "truncate":
+        body = answer.body[: max(1, len(answer.body) // 2)]
+    elif fault == "malformed":
+        body = mangle(answer.body)
+    else:
+        raise ValueError(f"fault {fault!r} does not spoil an answer")
+    return replace(answer, body=body)
 
 
 def mangle(body: bytes) -> bytes:

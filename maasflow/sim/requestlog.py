@@ -2,9 +2,11 @@
 
 Tests and benchmarks read it in-process (`sim.request_log`) to prove things such as "each
 machine was commissioned once": `ops_for(system_id)` lists the operations that took effect
-on one machine, in order. An op "took effect" when no fault was injected and the answer was
-2xx. Parameter values whose names look secret (passwords, tokens) are stored redacted.
-Nothing here decides an answer; `asgi.py` appends a record after each one.
+on one machine, in order. An op "took effect" when its handler ran and answered 2xx, even if
+an after-handler fault (`drop_after`, `truncate`, `malformed`) then lost or spoiled that
+answer on its way to the client; an `allocate` with `dry_run` never takes effect. Parameter
+values whose names look secret (passwords, tokens) are stored redacted. Nothing here
+decides an answer; `asgi.py` appends a record after each one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ _CRUD = {"GET": "read", "PUT": "update", "DELETE": "delete", "POST": "create"}
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """What one request asked and how it was answered (`status` None = dropped)."""
+    """What one request asked and how it was answered (`status` None = dropped).
+
+    `outcome` is the handler's own status (None when a fault kept the handler from running);
+    it differs from `status` when an after-handler fault spoiled or dropped the answer.
+    `dry_run` marks a request the handler served without changing anything.
+    """
 
     method: str
     path: str
@@ -31,11 +38,14 @@ class RequestRecord:
     system_id: str | None = None
     user: str | None = None
     fault: str | None = None
+    outcome: int | None = None
+    dry_run: bool = False
 
     @property
     def effective(self) -> bool:
-        """True when the request reached its handler and succeeded."""
-        return self.fault is None and self.status is not None and 200 <= self.status < 300
+        """True when the handler ran, succeeded and was no dry run (heard by the client or not)."""
+        handled = self.status if self.fault is None else self.outcome
+        return not self.dry_run and handled is not None and 200 <= handled < 300
 
     @property
     def action(self) -> str:

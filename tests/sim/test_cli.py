@@ -26,6 +26,7 @@ from tests.sim.helpers import OAuth
         ["--time-factor", "0"],
         ["--error-500-rate", "2"],
         ["--drop-rate", "0.6", "--error-503-rate", "0.6"],
+        ["--drop-after-rate", "1.5"],
         ["--port", "70000"],
         ["--scenario", "huge"],
     ],
@@ -35,6 +36,13 @@ def test_bad_flags_raise_config_error(argv: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:
         cli.main(argv)
     assert "\n" not in str(caught.value)
+
+
+def test_drop_after_rate_flag_reaches_the_faults() -> None:
+    """--drop-after-rate sets the drop_after_rate knob, next to --drop-rate."""
+    args = cli.build_parser().parse_args(["--drop-rate", "0.1", "--drop-after-rate", "0.2"])
+    faults = cli.config_from(args).faults
+    assert (faults.drop_rate, faults.drop_after_rate) == (0.1, 0.2)
 
 
 def test_bad_admin_key_is_config_error() -> None:

@@ -1,4 +1,5 @@
-"""Fault injection: every knob is observable, seeded, and a faulted write never happens."""
+"""Fault injection: every knob is observable and seeded; a fault before the handler means the
+write never happened, a fault after it (drop_after, truncate, malformed) means it did."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from maasflow.errors import ConfigError
 from maasflow.sim import Faults, MachineSpec, SimConfig, Simulator, serve_simulator
-from maasflow.sim.faults import FaultInjector
+from maasflow.sim.faults import FaultInjector, spoil
+from maasflow.sim.http import Response
 from tests.sim.helpers import FAST, api_client
 
 
@@ -81,15 +83,57 @@ async def test_server_keeps_serving_after_drops() -> None:
 async def test_broken_json_rates(knob: str) -> None:
     """truncate/malformed answer 200 with a JSON body that does not parse."""
     knobs: dict[str, Any] = {knob: 1.0}
-    async with faulty(Faults(**knobs)) as (sim, client, system_id):
+    async with faulty(Faults(**knobs)) as (_, client, system_id):
         listing = await client.get("machines/")
         assert listing.status_code == 200
         with pytest.raises(json.JSONDecodeError):
             json.loads(listing.content)
         written = await commission(client, system_id)
+        assert written.status_code == 200
         with pytest.raises(json.JSONDecodeError):
             json.loads(written.content)
-        assert sim.machines[system_id].status == 0
+
+
+@pytest.mark.parametrize("knob", ["truncate_rate", "malformed_rate"])
+async def test_spoiled_answer_to_a_write_means_the_write_happened(knob: str) -> None:
+    """A truncated/malformed 200 to a commission comes after the commission took effect."""
+    knobs: dict[str, Any] = {knob: 1.0}
+    async with faulty(Faults(**knobs)) as (sim, client, system_id):
+        await commission(client, system_id)
+        assert sim.machines[system_id].status_name == "Commissioning"
+        record = sim.request_log[-1]
+        assert (record.status, record.outcome, record.effective) == (200, 200, True)
+        assert record.fault == knob.removesuffix("_rate")
+        assert sim.ops_for(system_id) == ["commission"]
+
+
+async def test_spoiled_refusal_keeps_its_status_and_is_not_effective() -> None:
+    """A write the handler refuses stays refused (same status, not effective) when spoiled."""
+    async with faulty(Faults(truncate_rate=1.0)) as (sim, client, system_id):
+        sim.machines[system_id].locked = True
+        refused = await commission(client, system_id)
+        assert refused.status_code == 400
+        assert sim.request_log[-1].effective is False
+        assert sim.ops_for(system_id) == []
+
+
+async def test_drop_after_rate_drops_once_the_write_took_effect() -> None:
+    """drop_after_rate=1: the client sees a transport error, yet the commission happened."""
+    async with faulty(Faults(drop_after_rate=1.0)) as (sim, client, system_id):
+        with pytest.raises(httpx.TransportError):
+            await commission(client, system_id)
+        assert sim.machines[system_id].status_name == "Commissioning"
+        record = sim.request_log[-1]
+        assert (record.status, record.fault, record.outcome) == (None, "drop_after", 200)
+        assert record.effective is True
+        assert sim.ops_for(system_id) == ["commission"]
+
+
+def test_spoil_leaves_an_empty_body_alone() -> None:
+    """A 204 has no body to truncate or mangle, so it is sent unchanged."""
+    answer = Response(204, b"", "application/json")
+    assert spoil("truncate", answer) == answer
+    assert spoil("malformed", answer) == answer
 
 
 async def test_version_endpoints_are_never_faulted() -> None:
@@ -154,3 +198,4 @@ def test_describe_lists_changed_knobs() -> None:
     """describe() names only the knobs that differ from the defaults."""
     assert Faults().describe() == "none"
     assert Faults(drop_rate=0.5).describe() == "drop_rate=0.5"
+    assert Faults(drop_after_rate=0.25).describe() == "drop_after_rate=0.25"

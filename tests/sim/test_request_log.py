@@ -50,6 +50,21 @@ async def test_allocate_is_attributed_to_the_allocated_machine(
     assert sim.ops_for(target) == ["allocate"]
 
 
+async def test_dry_run_allocate_is_not_an_effective_op(
+    admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """An allocate with dry_run=true is logged but does not count as done."""
+    target = sim.find("node-07").system_id
+    answer = await admin.post(
+        "machines/", data={"op": "allocate", "name": "node-07", "dry_run": "1"}
+    )
+    assert answer.status_code == 200
+    record = sim.request_log[-1]
+    assert (record.system_id, record.dry_run, record.effective) == (target, True, False)
+    assert sim.ops_for(target) == []
+    assert sim.request_log.ops_for(target, effective_only=False) == ["allocate"]
+
+
 async def test_writes_lists_non_get_requests(admin: httpx.AsyncClient, sim: Simulator) -> None:
     """writes() keeps POST/PUT/DELETE and drops GETs."""
     await admin.get("machines/")
