@@ -10,10 +10,13 @@ then `status.*\\:.*stopped`), so the query answers exactly `{"status": "running"
 Routes (each also with a trailing slash): `POST /power/{machine}/on`, `.../off`, `.../ack`,
 `GET /power/{machine}`, `GET /power/` (a listing) and `GET /power/acks` (an HTML page of
 power-offs waiting for a person). `{machine}` is a configured name, a MAC or a system_id.
-Errors are JSON: 400 (no such machine), 401 (with `WWW-Authenticate`), 409, and 502/503/504
-for backend failures, never a 500. An unknown machine is a 400, not a 404: MAAS treats the
-body of a 404 as a successful answer (see the project's MAAS facts §7.3, webhook.py 3.6), so
-a typo in a URI would pass for on/off and read "unknown". Error bodies never echo the path.
+Errors are JSON: 400 (no such machine), 401 (with `WWW-Authenticate`), 403, 409, and
+502/503/504 for backend failures, never a 500. An unknown machine is a 400, not a 404:
+MAAS treats the body of a 404 as a successful answer (webhook.py, 3.6), so a typo in a
+URI would pass for on/off and read "unknown". Error bodies never echo the path.
+A POST whose `Origin` is not this service's Host, or that says `Sec-Fetch-Site: cross-site`,
+is refused with 403 before anything else: a browser that remembers Basic credentials must
+not let another site's page switch machines. MAAS sends neither header.
 
 This module wires config, auth and backends into an `APIRouter` (`PowerComponent`); the app,
 TLS and the server itself belong to the service shell (`maasflow/service/app.py`).
@@ -31,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, Request
@@ -104,6 +108,33 @@ def authorized(auth: PowerAuth, header: str | None) -> bool:
     return False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _authority(scheme: str, netloc: str) -> tuple[str, int] | None:
+    """(host, port) of `netloc` with the scheme's default port filled in; None if malformed."""
+    try:
+        parts = urlsplit(f"//{netloc}")
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.hostname.lower(), port
+
+
+def cross_site(origin: str | None, host: str | None, fetch_site: str | None) -> bool:
+    """Whether a request comes from another site's page: a foreign `Origin` or
+    `Sec-Fetch-Site: cross-site` (MAAS sends neither, so it is never refused)."""
+    if (fetch_site or "").strip().lower() == "cross-site":
+        return True
+    if origin is None:
+        return False
+    parts = urlsplit(origin.strip())  # "null" (opaque origins) has no authority: refused
+    mine = _authority(parts.scheme.lower(), host or "")
+    return mine is None or _authority(parts.scheme.lower(), parts.netloc) != mine
+
+
 def _unauthorized(auth: PowerAuth) -> JSONResponse:
     response = _error(401, "authentication required")
     if auth.token is not None:
@@ -160,8 +191,13 @@ class PowerComponent:
         return Target(name, spec.mac, spec.hostname or name, spec.system_id or sane)
 
     def denied(self, request: Request) -> Response | None:
-        """The 401 answer for a request without the configured credentials, else None."""
-        if authorized(self.auth, request.headers.get("authorization")):
+        """The 403 for a cross-site POST, the 401 for missing credentials, else None."""
+        headers = request.headers
+        if request.method == "POST" and cross_site(
+            headers.get("origin"), headers.get("host"), headers.get("sec-fetch-site")
+        ):
+            return _error(403, "cross-site request refused")
+        if authorized(self.auth, headers.get("authorization")):
             return None
         return _unauthorized(self.auth)
 
@@ -291,6 +327,7 @@ _ERROR: dict[str, Any] = {
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: _json("No such machine is configured", _ERROR),
     401: _json("Missing or wrong credentials (see WWW-Authenticate)", _ERROR),
+    403: _json("A cross-site POST (foreign Origin, or Sec-Fetch-Site: cross-site)", _ERROR),
     409: _json("System_Id mismatch, or superseded by a newer request", _ERROR),
     502: _json("The backend failed", _ERROR),
     503: _json("The backend is unreachable, or the service is stopping", _ERROR),
@@ -360,7 +397,7 @@ def _add_routes(router: APIRouter, power: PowerComponent) -> None:
     _route(router, "GET", "/power/acks", power.acks_page, {200: _PAGE, **only_401})
     _route(router, "POST", "/power/{machine}/on", power.power_on, {200: _DONE, **_ERRORS})
     _route(router, "POST", "/power/{machine}/off", power.power_off, {200: _DONE, **_ERRORS})
-    ack_errors: dict[int | str, Any] = {code: _ERRORS[code] for code in (400, 401, 409)}
+    ack_errors: dict[int | str, Any] = {code: _ERRORS[code] for code in (400, 401, 403, 409)}
     _route(
         router,
         "POST",

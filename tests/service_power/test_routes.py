@@ -10,7 +10,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.service.power_api import authorized
+from maasflow.service.power_api import authorized, cross_site
 from maasflow.service.power_config import PowerAuth
 from tests.service_power.helpers import PASSWORD, TOKEN, USER, power_service, wol_config
 from tests.service_power.maas_replay import (
@@ -242,3 +242,65 @@ async def test_open_service_warns_and_logs_no_secrets(udp_catcher: Any) -> None:
     requests = [e for e in logs if e["event"] == "power.request"]
     assert requests and requests[0]["status"] == 200 and requests[0]["machine"] == "desk1"
     assert "x1y2" not in repr(logs)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "cross-site"},
+    ],
+    ids=["foreign-origin", "null-origin", "sec-fetch-cross-site", "other-port"],
+)
+@pytest.mark.parametrize("action", ["on", "off", "ack"])
+async def test_cross_site_posts_are_refused_with_403(
+    udp_catcher: Any, headers: dict[str, str], action: str
+) -> None:
+    """A browser POST from another site, even with remembered Basic creds, gets 403 JSON."""
+    auth = {"Authorization": basic(USER, PASSWORD), **headers}
+    async with (
+        power_service(wol_config(udp_catcher.port), BOTH) as (base, component),
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.post(f"{base}/power/desk1/{action}", headers=auth)
+        assert response.status_code == 403
+        assert response.json() == {"error": "cross-site request refused"}
+        assert component.store.get("desk1") == "unknown"
+    assert udp_catcher.pending() is None
+
+
+async def test_same_origin_and_maas_style_posts_are_accepted(udp_catcher: Any) -> None:
+    """A POST from the service's own page, or without Origin (as MAAS sends), is served."""
+    async with power_service(wol_config(udp_catcher.port), BOTH) as (base, _):
+        own = {
+            "Origin": base,
+            "Sec-Fetch-Site": "same-origin",
+            "Authorization": basic(USER, PASSWORD),
+        }
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{base}/power/desk1/on", headers=own)
+        assert response.status_code == 200
+        await driver(base, token=TOKEN).perform("on")
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "fetch_site", "refused"),
+    [
+        (None, "h:8080", None, False),
+        ("http://h:8080", "h:8080", "same-origin", False),
+        ("http://H", "h:80", None, False),
+        ("https://h", "h", None, False),
+        ("https://h:8443", "h:9443", None, True),
+        ("http://h:x", "h", None, True),
+        ("null", "h", None, True),
+        (None, "h", "cross-site", True),
+        (None, "h", "same-site", False),
+    ],
+)
+def test_cross_site_compares_origin_with_host(
+    origin: str | None, host: str, fetch_site: str | None, refused: bool
+) -> None:
+    """Origin and Host match on host and port (default ports filled in); cross-site refuses."""
+    assert cross_site(origin, host, fetch_site) is refused
