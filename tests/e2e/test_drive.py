@@ -105,7 +105,11 @@ def test_faults_change_nothing_but_the_path_no_op_is_duplicated(
     runs_file: Path,
     tmp_path: Path,
 ) -> None:
-    """503s with Retry-After, HTML 409s, latency and dropped connections: same end, no duplicate."""
+    """503s, HTML 409s, latency, connections dropped before and after MAAS acted: no duplicate.
+
+    A write whose answer is lost after MAAS acted must not be sent again: the next pass
+    reads the new status instead.
+    """
     faults = Faults(
         latency_ms=50,
         error_503_rate=0.10,
@@ -113,6 +117,7 @@ def test_faults_change_nothing_but_the_path_no_op_is_duplicated(
         conflict_409_rate=0.05,
         retry_after_409=1,
         drop_rate=0.03,
+        drop_after_rate=0.03,
     )
     machines = generate_machines(50, 13)
     sim = start_sim(SimConfig(seed=13, time_factor=FAST, machines=machines, faults=faults))
@@ -120,7 +125,7 @@ def test_faults_change_nothing_but_the_path_no_op_is_duplicated(
     assert_each_op_once(sim)
     assert_provisioned_once(sim, runs_file, argc=3)
     kinds = {r.fault for r in sim.request_log.faulted()}
-    assert {"error_503", "conflict_409", "drop"} <= kinds
+    assert {"error_503", "conflict_409", "drop", "drop_after"} <= kinds
     # A write refused by MAAS itself (not by a fault) would be a repeat acted on a stale listing.
     refused = [r for r in sim.request_log.writes() if not r.effective and r.fault is None]
     assert refused == []
