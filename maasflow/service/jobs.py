@@ -4,7 +4,8 @@ A job is one request's run of `<script> <id> <name> <ip> <mac> <role>`, started 
 `asyncio.create_subprocess_exec` in a new session, so that its whole process group can be
 stopped at once: on timeout, on DELETE, on shutdown (SIGTERM, a grace period, then SIGKILL).
 Its combined stdout and stderr are kept, bounded to the last `output_limit` bytes. Its
-environment is the service's without the power target's credentials or a MAAS API key, plus
+environment is the service's without its secrets (`environment.scrubbed_environ`: the power
+target's credentials, the power config's `password_env` names, a MAAS API key), plus
 `MAASFLOW_SYSTEM_ID`, `_HOSTNAME`, `_IP`, `_MAC` and `_ROLE` (as the daemon's script runner
 sets them), so one script can serve both.
 
@@ -24,11 +25,13 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
+from maasflow.service.environment import scrubbed_environ
 from maasflow.service.records import JobRequest, Record, RecordStore, Status
 from maasflow.service.roles import ScriptPicker
 
@@ -38,7 +41,6 @@ OUTPUT_LIMIT = 64 * 1024
 _CHUNK = 4096
 _DRAIN_SECONDS = 1.0
 _MESSAGE_TAIL = 200
-_HIDDEN_ENV = frozenset({"MAASFLOW_POWER_TOKEN", "MAASFLOW_POWER_PASS"})
 
 
 class QueueFull(Exception):
@@ -96,11 +98,16 @@ class JobPool:
     """Queue, workers and the active jobs; see the module docstring."""
 
     def __init__(
-        self, store: RecordStore, picker: ScriptPicker, limits: PoolLimits | None = None
+        self,
+        store: RecordStore,
+        picker: ScriptPicker,
+        limits: PoolLimits | None = None,
+        hidden_env: Collection[str] = (),
     ) -> None:
         self.store = store
         self.picker = picker
         self.limits = limits or PoolLimits()
+        self.hidden_env = frozenset(hidden_env)  # secrets' names, besides the usual ones
         self._jobs: dict[str, Job] = {}
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
@@ -206,7 +213,7 @@ class JobPool:
         self._update(job, job.record.moved(Status.RUNNING, f"running {script.name}", role=role))
         log.info("job.started", id=request.id, role=role, script=script.name)
         argv = [str(script), request.id, request.name, request.ip, request.mac, role]
-        return await self._execute(job, argv, script, child_env(request, role))
+        return await self._execute(job, argv, script, child_env(request, role, self.hidden_env))
 
     async def _execute(
         self, job: Job, argv: list[str], script: Path, env: dict[str, str]
@@ -275,13 +282,9 @@ class JobPool:
         log.info("job.finished", id=job.record.id, status=status.name.lower(), message=message)
 
 
-def child_env(request: JobRequest, role: str) -> dict[str, str]:
+def child_env(request: JobRequest, role: str, hidden: Collection[str] = ()) -> dict[str, str]:
     """The service's environment minus its secrets, plus MAASFLOW_* facts about the job."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _HIDDEN_ENV and not key.upper().endswith("MAAS_API_KEY")
-    }
+    env = scrubbed_environ(hidden)
     env.update(
         MAASFLOW_SYSTEM_ID=request.id,
         MAASFLOW_HOSTNAME=request.name,

@@ -417,7 +417,7 @@ def _backend(
     if isinstance(spec, DliMachine):
         return DliBackend(spec, spec.resolve_password())
     if isinstance(spec, CommandMachine):
-        return CommandBackend(spec, store)
+        return CommandBackend(spec, store, config.password_envs())
     return WolBackend(spec, config.wol, store, acks)
 
 

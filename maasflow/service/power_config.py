@@ -207,6 +207,14 @@ class PowerConfig(_Strict):
         self._by_key = index
         return self
 
+    def password_envs(self) -> frozenset[str]:
+        """The environment variables the config names as holding outlet passwords."""
+        return frozenset(
+            spec.password_env
+            for spec in self.machines.values()
+            if isinstance(spec, DliMachine) and spec.password_env
+        )
+
     def find(self, key: str) -> str | None:
         """The machine name for a configured name, a MAC (any notation) or a system_id."""
         if key in self.machines:

@@ -191,3 +191,28 @@ async def test_failed_action_still_fails_when_the_state_does_not_match() -> None
     backend = CommandBackend(machine, PowerStateStore(None))
     with pytest.raises(PowerError, match="exited 1"):
         await backend.power_on(Target("m", None, "m", ""))
+
+
+async def test_child_environment_lacks_every_configured_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Power programs never see a dli password_env, the service's credentials or a MAAS key."""
+    monkeypatch.setenv("DLI_OUTLET_SECRET", "outlet-pw")
+    monkeypatch.setenv("PROD_MAAS_API_KEY", "k:e:y")
+    monkeypatch.setenv("MAASFLOW_POWER_PASS", "pass-secret")
+    monkeypatch.setenv("HARMLESS", "kept")
+    out = tmp_path / "env.txt"
+    machines = {
+        "pdu1": {
+            "backend": "dli",
+            "address": "127.0.0.1:1",
+            "outlet": 1,
+            "password_env": "DLI_OUTLET_SECRET",
+        },
+        "vm1": {"backend": "command", "on": ["/bin/sh", "-c", f"env > '{out}'"], "off": ["true"]},
+    }
+    async with power_service({"machines": machines}) as (base, _), httpx.AsyncClient() as client:
+        assert (await client.post(f"{base}/power/vm1/on")).status_code == 200
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert env["HARMLESS"] == "kept"
+    assert not {"DLI_OUTLET_SECRET", "PROD_MAAS_API_KEY", "MAASFLOW_POWER_PASS"} & set(env)

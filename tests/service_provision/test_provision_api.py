@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from maasflow.service import ServiceConfig
@@ -341,3 +342,34 @@ async def test_script_environment_has_job_facts_but_no_secrets(
     assert env["MAASFLOW_IP"] == "10.0.0.7" and env["MAASFLOW_MAC"] == "52:54:00:aa:bb:cc"
     text = out.read_text()
     assert "tok-secret" not in text and "pass-secret" not in text and "MAAS_API_KEY" not in env
+
+
+async def test_script_environment_lacks_the_power_configs_password_envs(
+    kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provisioning script never sees a variable the power config names as a password_env."""
+    from maasflow.service import serve_service
+    from maasflow.service.power_api import build_power_component
+    from maasflow.service.power_config import PowerAuth, PowerConfig
+
+    monkeypatch.setenv("DLI_OUTLET_SECRET", "outlet-pw")
+    monkeypatch.setenv("HARMLESS", "kept")
+    pdu = {
+        "backend": "dli",
+        "address": "127.0.0.1:1",
+        "outlet": 1,
+        "password_env": "DLI_OUTLET_SECRET",
+    }
+    power = build_power_component(
+        PowerConfig.model_validate({"machines": {"pdu1": pdu}}), PowerAuth(), None
+    )
+    out = kit.tmp / "env.txt"
+    script = kit.script("env.sh", f"env > {out}\n")
+    async with (
+        serve_service(ServiceConfig(script=script), power=power) as svc,
+        httpx.AsyncClient(base_url=svc.url, timeout=10) as client,
+    ):
+        await client.post("/provision/", json=kit.machine())
+        await kit.wait_record(client, "abc123", COMPLETE)
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert env["HARMLESS"] == "kept" and "DLI_OUTLET_SECRET" not in env

@@ -10,7 +10,8 @@ With one, on/off are idempotent: the status is read first and a machine already 
 wanted state is left alone, and a program that exits non-zero is forgiven when the status
 then reads the wanted state (as `virsh start` on a running domain does).
 
-The child's environment is the service's minus its own power credentials.
+The child's environment is the service's minus its secrets (`environment.scrubbed_environ`
+with the power config's `password_env` names).
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ import contextlib
 import os
 import re
 import signal
+from collections.abc import Collection
 
 import structlog
 
 from maasflow.service.backends import BackendUnavailable, PowerError, PowerState, Target
+from maasflow.service.environment import scrubbed_environ
 from maasflow.service.power_config import CommandMachine
 from maasflow.service.power_state import PowerStateStore
 
 log = structlog.get_logger(__name__)
 
 _PLACEHOLDER = re.compile(r"\{(system_id|mac|hostname|name)\}")
-_HIDDEN_ENV = frozenset({"MAASFLOW_POWER_TOKEN", "MAASFLOW_POWER_PASS"})
 _TAIL = 400
 
 
@@ -45,12 +47,10 @@ def render(template: list[str], target: Target) -> list[str]:
     return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
 
 
-def _child_env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key not in _HIDDEN_ENV}
+async def run(argv: list[str], timeout: float, hidden_env: Collection[str] = ()) -> str:
+    """Run argv to completion; its output, or PowerError with the exit code and output tail.
 
-
-async def run(argv: list[str], timeout: float) -> str:
-    """Run argv to completion; its output, or PowerError with the exit code and output tail."""
+    The child's environment lacks the service's secrets and the `hidden_env` names."""
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -58,7 +58,7 @@ async def run(argv: list[str], timeout: float) -> str:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            env=_child_env(),
+            env=scrubbed_environ(hidden_env),
         )
     except OSError as exc:
         raise BackendUnavailable(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
@@ -85,9 +85,12 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
 class CommandBackend:
     """One machine switched by configured programs."""
 
-    def __init__(self, spec: CommandMachine, store: PowerStateStore) -> None:
+    def __init__(
+        self, spec: CommandMachine, store: PowerStateStore, hidden_env: Collection[str] = ()
+    ) -> None:
         self._spec = spec
         self._store = store
+        self._hidden_env = frozenset(hidden_env)
         self._on = re.compile(spec.on_regex)
         self._off = re.compile(spec.off_regex)
         self._lock = asyncio.Lock()
@@ -101,7 +104,7 @@ class CommandBackend:
     async def query(self, target: Target) -> PowerState:
         if self._spec.status is None:
             return self._store.get(target.name)
-        out = await run(render(self._spec.status, target), self._spec.timeout)
+        out = await run(render(self._spec.status, target), self._spec.timeout, self._hidden_env)
         state: PowerState = (
             "on" if self._on.search(out) else "off" if self._off.search(out) else "unknown"
         )
@@ -119,7 +122,7 @@ class CommandBackend:
                 log.info("command.already", machine=target.name, state=state)
                 return state
             try:
-                await run(render(template, target), self._spec.timeout)
+                await run(render(template, target), self._spec.timeout, self._hidden_env)
             except PowerError as exc:
                 if not await self._reads(target, state):
                     raise
