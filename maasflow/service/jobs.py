@@ -2,7 +2,8 @@
 
 A job is one request's run of `<script> <id> <name> <ip> <mac> <role>`, started with
 `asyncio.create_subprocess_exec` in a new session, so that its whole process group can be
-stopped at once: on timeout, on DELETE, on shutdown (SIGTERM, a grace period, then SIGKILL).
+stopped at once: on timeout, on DELETE, on shutdown (SIGTERM, a grace period, then SIGKILL),
+and when the script exits (SIGKILL to whatever it left running in the background).
 Its combined stdout and stderr are kept, bounded to the last `output_limit` bytes. Its
 environment is the service's without its secrets (`environment.scrubbed_environ`: the power
 target's credentials, the power config's `password_env` names, a MAAS API key), plus
@@ -245,6 +246,7 @@ class JobPool:
             timed_out = not exited.done() and not stopping.done()
             if not exited.done():
                 await self._terminate(proc)
+            _kill_group(proc, signal.SIGKILL)  # background children the script left behind
         finally:
             stopping.cancel()
             await _drain(pump)

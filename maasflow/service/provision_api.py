@@ -13,9 +13,10 @@ limit a POST answers 429 with `Retry-After`.
 Validation, and what it means for safety: every value ends up as one argv element of the
 script (never a shell), so it may contain `;` or spaces, but not control characters (a NUL
 cannot even be passed). `id` and `role` are names (letters, digits, `. _ : -`) because they
-appear in URLs, file names and script look-ups; `ip` must parse as an IP address and is passed
-in canonical form; `mac` may be missing or empty (the daemon has no MAC for some machines)
-and is otherwise passed as lowercase `aa:bb:cc:dd:ee:ff`. `script` is only ever the
+appear in URLs, file names and script look-ups; `name` is stripped, and must not be empty
+nor start with `-` (a script would take it for an option); `ip` must parse as an IP address
+and is passed in canonical form; `mac` may be missing or empty (the daemon has no MAC for
+some machines) and is otherwise passed as lowercase `aa:bb:cc:dd:ee:ff`. `script` is only ever the
 NAME of a script configured on the service, never a path. Unknown fields are ignored, as the
 Go provisioner's JSON decoding did. Invalid requests get 400 `{"error": "..."}` (the app maps
 FastAPI's 422 to 400 on these paths).
@@ -63,6 +64,11 @@ class ProvisionBody(BaseModel):
     def _printable(cls, value: str) -> str:
         if _CONTROL.search(value):
             raise ValueError("must not contain control characters")
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty or only whitespace")
+        if value.startswith("-"):
+            raise ValueError("must not start with '-' (a script would read it as an option)")
         return value
 
     @field_validator("ip")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import httpx
@@ -194,6 +196,33 @@ async def test_delete_of_running_job_kills_its_process_group(kit: Any) -> None:
     await kit.wait_until(lambda: not kit.alive(pid), "the child process to be gone")
 
 
+async def test_background_children_are_killed_when_the_script_exits(kit: Any) -> None:
+    """A child the script left running in the background is killed once the script exits 0."""
+    child = kit.tmp / "child.pid"
+    script = kit.script("bg.sh", f"sleep 300 >/dev/null 2>&1 &\necho $! > {child}\nexit 0\n")
+    async with kit.running(ServiceConfig(script=script)) as client:
+        await client.post("/provision/", json=kit.machine())
+        done = await kit.wait_record(client, "abc123", COMPLETE)
+    pid = int(child.read_text())
+    try:
+        await kit.wait_until(lambda: not kit.alive(pid), "the background child to be gone")
+    finally:
+        if kit.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert done["message"] == "completed"
+
+
+async def test_name_is_stripped_before_it_reaches_the_script(kit: Any) -> None:
+    """Surrounding whitespace of `name` is dropped: the script and the record get it bare."""
+    script = kit.gated_script("strip.sh")
+    kit.release("strip.sh")
+    async with kit.running(ServiceConfig(script=script)) as client:
+        posted = await client.post("/provision/", json=kit.machine(name="  node-1  "))
+        await kit.wait_record(client, "abc123", COMPLETE)
+    assert posted.json()["request"]["name"] == "node-1"
+    assert kit.runs("strip.sh") == ["abc123 node-1 10.0.0.7 52:54:00:aa:bb:cc compute"]
+
+
 async def test_delete_of_pending_job_means_it_never_runs(kit: Any) -> None:
     """DELETE of a queued job removes it before any worker starts it."""
     script = kit.gated_script("one.sh")
@@ -264,6 +293,9 @@ BAD_BODIES: list[tuple[str, Any]] = [
     ("role of wrong type", {"id": "a", "name": "n", "ip": "10.0.0.1", "role": 3}),
     ("id with a slash", {"id": "a/b", "name": "n", "ip": "10.0.0.1"}),
     ("id with leading dash", {"id": "-rf", "name": "n", "ip": "10.0.0.1"}),
+    ("whitespace-only name", {"id": "a", "name": "   ", "ip": "10.0.0.1"}),
+    ("name with leading dash", {"id": "a", "name": "-rf", "ip": "10.0.0.1"}),
+    ("padded name with leading dash", {"id": "a", "name": "  --help", "ip": "10.0.0.1"}),
     ("name with newline", {"id": "a", "name": "n\nx", "ip": "10.0.0.1"}),
     ("name with NUL", {"id": "a", "name": "n\u0000", "ip": "10.0.0.1"}),
     ("role with path", {"id": "a", "name": "n", "ip": "10.0.0.1", "role": "../x"}),
