@@ -99,7 +99,7 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
     """The app for `config`, with `power`'s routes when given; see the module docstring."""
     store = RecordStore(config.db)
     store.fail_unfinished("interrupted by restart")
-    hidden = power.config.password_envs() if power is not None else ()
+    hidden = power.secret_env_names() if power is not None else ()
     pool = JobPool(store, config.picker(), config.limits(), hidden)
     app = FastAPI(
         title="maasflow serve",

@@ -172,6 +172,14 @@ class PowerComponent:
         self.router = APIRouter(tags=["power"])
         _add_routes(self.router, self)
 
+    def secret_env_names(self) -> frozenset[str]:
+        """Environment variables the config names as holding passwords (children lose them)."""
+        return self.config.password_envs()
+
+    def end_waits(self) -> None:
+        """Answer every power-off waiting for an acknowledgement 503 (the service is stopping)."""
+        self.acks.close()
+
     async def aclose(self) -> None:
         """Fail pending acknowledgements and close backend connections (idempotent)."""
         self.acks.close()

@@ -82,7 +82,7 @@ async def serve_service(
             if power is not None:
                 # Before uvicorn stops: it cancels requests still open after its grace
                 # period (a 500), and a power-off waiting for an ack may wait far longer.
-                power.acks.close()
+                power.end_waits()
 
 
 async def _abandon(app: FastAPI | None, power: PowerComponent | None) -> None:

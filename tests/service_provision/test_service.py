@@ -108,22 +108,29 @@ async def test_unloadable_tls_files_are_a_config_error(tmp_path: Path) -> None:
 
 
 class FakePower:
-    """A stand-in for the power target's component: a router and a close."""
+    """A stand-in for the power target's component: a router, its secrets, its ends."""
 
     def __init__(self) -> None:
         self.router = APIRouter()
         self.closed = 0
+        self.waits_ended_before_close = False
 
         @self.router.get("/power/{machine}")
         async def query(machine: str) -> dict[str, str]:
             return {"status": "running"}
+
+    def secret_env_names(self) -> frozenset[str]:
+        return frozenset({"FAKE_SECRET"})
+
+    def end_waits(self) -> None:
+        self.waits_ended_before_close = self.closed == 0
 
     async def aclose(self) -> None:
         self.closed += 1
 
 
 async def test_power_router_is_mounted_and_closed_on_shutdown() -> None:
-    """A power component's routes are served, and it is closed once when the service stops."""
+    """A power component's routes are served; at stop its waits end first, then it is closed."""
     power = FakePower()
     async with serve_service(ServiceConfig(), power=power) as svc:  # type: ignore[arg-type]
         async with httpx.AsyncClient(base_url=svc.url) as client:
@@ -132,7 +139,7 @@ async def test_power_router_is_mounted_and_closed_on_shutdown() -> None:
         assert power.closed == 0
     assert answer.json() == {"status": "running"}
     assert "/power/{machine}" in schema["paths"]
-    assert power.closed == 1
+    assert power.closed == 1 and power.waits_ended_before_close
 
 
 async def test_power_validation_errors_keep_fastapi_shape() -> None:
