@@ -83,7 +83,8 @@ def test_daemon_commissions_and_the_simulator_powers_through_serve(
             30,
             "Ready and powered off",
         )
-    # POST on, then GET the query URI until it agrees; the same for off: serve ran each.
-    assert calls.read_text().split() == ["on", "status", "off", "status"]
+    # POST on (serve reads the switch first: on/off are idempotent), then MAAS's query until
+    # it agrees; the same for off. serve ran each, in that order.
+    assert calls.read_text().split() == ["status", "on", "status", "status", "off", "status"]
     assert state.read_text() == "off"
     assert sim.ops_for(sid) == ["commission"]
