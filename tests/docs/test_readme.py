@@ -53,3 +53,29 @@ def test_files_the_readme_names_exist() -> None:
         "dev",
     ):
         assert (ROOT / path).exists(), path
+
+
+def help_texts() -> str:
+    """Every sub-command's --help, as one text."""
+    import contextlib
+    import io
+
+    from maasflow.cli import SUBCOMMANDS, main
+
+    texts = []
+    for command in SUBCOMMANDS:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            main([command, "--help"])
+        texts.append(out.getvalue())
+    return "\n".join(texts)
+
+
+def test_every_double_dash_flag_the_readme_names_exists() -> None:
+    """`--workers`, `--power-token-file`, `--healthz`...: each is a real sub-command flag."""
+    external = {"--username", "--name"}  # `maas apikey --username`, `docker run --name`
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*[a-z])", README)) - external
+    helps = help_texts()
+    missing = sorted(flag for flag in named if flag not in helps)
+    assert missing == []
+    assert len(named) > 10  # the search itself works
