@@ -3,7 +3,8 @@
 `build_app(config, power)` opens the record store (turning jobs a dead service left pending or
 running into failed ones, "interrupted by restart"), builds the job pool and mounts:
 
-    /provision/...   the provisioning API (`provision_api`)
+    /provision/...   the provisioning API (`provision_api`), behind `config.provision_token`
+                     when one is set (`provision_auth`)
     /power/...       the webhook power target, when a `PowerComponent` is given
     /healthz         {"status": "ok", "workers", "queue", "running"}
     /openapi.json    FastAPI's schema of all of the above
@@ -67,6 +68,7 @@ class ServiceConfig:
     max_body: int = DEFAULT_BODY_LIMIT
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    provision_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -108,7 +110,7 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
         lifespan=_lifespan(pool, power),
     )
     app.state.pool = pool
-    app.include_router(provision_router(pool))
+    app.include_router(provision_router(pool, config.provision_token))
     if power is not None:
         app.include_router(power.router)
     _add_health(app, pool)

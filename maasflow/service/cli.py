@@ -5,11 +5,14 @@
         [--allow-script wipe=/usr/local/bin/wipe ...] [--role-selector-url URL] \\
         [--default-role compute] [--workers 5] [--job-timeout 3600] [--queue-limit 100] \\
         [--db PATH] [--host 127.0.0.1] [--port 9420] [--tls-cert PEM --tls-key PEM] \\
+        [--provision-token-file PATH] \\
         [power target flags, see `power_api`]
 
 Port 9420 by default: free in IANA's registry and unlikely to meet another local service
 (the opencord provisioner used 4243; pass `--port 4243` to stand in for it). `--port 0` picks
-a free port; the `service.listening` log line tells which. `--db` defaults to
+a free port; the `service.listening` log line tells which. `--provision-token-file` (or the
+env `MAASFLOW_PROVISION_TOKEN`, the token itself) makes `/provision/*` require it as a Bearer
+token; without one, listening on a non-loopback address logs a warning. `--db` defaults to
 `$STATE_DIRECTORY/serve.sqlite` (systemd's StateDirectory=), else
 `${XDG_STATE_HOME:-~/.local/state}/maasflow/serve.sqlite`; `--db :memory:` keeps nothing.
 
@@ -36,6 +39,7 @@ from maasflow.logs import FORMATS, LEVELS, configure_logging
 from maasflow.notify import SystemdNotifier
 from maasflow.service.app import DEFAULT_PORT, ServiceConfig
 from maasflow.service.power_api import add_power_arguments, power_router_from_args
+from maasflow.service.provision_auth import TOKEN_ENV, TOKEN_FLAG, token_from
 from maasflow.service.roles import ROLE_PATTERN, executable, named_scripts, selector_url
 from maasflow.service.server import serve_service
 
@@ -70,6 +74,12 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--tls-cert", metavar="PEM", help="certificate (chain) to serve HTTPS")
     group.add_argument("--tls-key", metavar="PEM", help="the unencrypted key of --tls-cert")
+    group.add_argument(
+        TOKEN_FLAG,
+        metavar="PATH",
+        help=f"file holding a token /provision/* requires as 'Authorization: Bearer' "
+        f"(or set {TOKEN_ENV}); default: no token",
+    )
 
 
 def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +118,7 @@ def config_from_args(
     args: argparse.Namespace, env: Mapping[str, str] | None = None
 ) -> ServiceConfig:
     """Check the parsed flags and build the service's configuration."""
+    env = os.environ if env is None else env
     roles = named_scripts("--role-script", args.role_script)
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be between 0 and 65535")
@@ -120,9 +131,10 @@ def config_from_args(
         workers=args.workers,
         job_timeout=args.job_timeout,
         queue_limit=args.queue_limit,
-        db=args.db or default_db_path(os.environ if env is None else env),
+        db=args.db or default_db_path(env),
         tls_cert=_readable("--tls-cert", args.tls_cert),
         tls_key=_readable("--tls-key", args.tls_key),
+        provision_token=token_from(args.provision_token_file, env),
     )
 
 

@@ -2,7 +2,9 @@
 
 Power programs (the command backend) and provisioning scripts (the job pool) inherit the
 service's environment, except the variables that hold its secrets: the power target's own
-credentials (`MAASFLOW_POWER_TOKEN`, `MAASFLOW_POWER_PASS`), every variable the power config
+credentials (`MAASFLOW_POWER_TOKEN`, `MAASFLOW_POWER_PASS`), the provisioning API's token
+(`MAASFLOW_PROVISION_TOKEN`, and the daemon's `PROVISION_TOKEN` should the two share an
+environment), every variable the power config
 names as a `password_env`, and anything ending in `MAAS_API_KEY`. This module only filters;
 the callers add what their children need.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 
-ALWAYS_HIDDEN = frozenset({"MAASFLOW_POWER_TOKEN", "MAASFLOW_POWER_PASS"})
+ALWAYS_HIDDEN = frozenset(
+    {"MAASFLOW_POWER_TOKEN", "MAASFLOW_POWER_PASS", "MAASFLOW_PROVISION_TOKEN", "PROVISION_TOKEN"}
+)
 
 
 def scrubbed_environ(hidden: Collection[str] = ()) -> dict[str, str]:

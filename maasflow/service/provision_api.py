@@ -18,8 +18,9 @@ nor start with `-` (a script would take it for an option); `ip` must parse as an
 and is passed in canonical form; `mac` may be missing or empty (the daemon has no MAC for
 some machines) and is otherwise passed as lowercase `aa:bb:cc:dd:ee:ff`. `script` is only ever the
 NAME of a script configured on the service, never a path. Unknown fields are ignored, as the
-Go provisioner's JSON decoding did. Invalid requests get 400 `{"error": "..."}` (the app maps
-FastAPI's 422 to 400 on these paths).
+Go provisioner's JSON decoding did. With a token configured (`provision_auth`) every route
+answers 401 without `Authorization: Bearer <token>`. Invalid requests get 400
+`{"error": "..."}` (the app maps FastAPI's 422 to 400 on these paths).
 
 What this module stops at: HTTP shapes only; the pool runs jobs, the store keeps records.
 """
@@ -35,6 +36,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from maasflow.service.jobs import JobPool, QueueFull
+from maasflow.service.provision_auth import token_dependencies
 from maasflow.service.records import JobRequest, Record
 
 PREFIX = "/provision"
@@ -130,6 +132,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "invalid request"},
     413: {"model": ErrorOut, "description": "request body too large"},
 }
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or wrong bearer token"}
+}
 _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "no record"}}
 
 
@@ -138,9 +143,14 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def provision_router(pool: JobPool) -> APIRouter:
-    """The routes above, answering from `pool`."""
-    router = APIRouter(prefix=PREFIX, tags=["provisioning"])
+def provision_router(pool: JobPool, token: str | None = None) -> APIRouter:
+    """The routes above, answering from `pool`; each requires `token` as a Bearer when set."""
+    router = APIRouter(
+        prefix=PREFIX,
+        tags=["provisioning"],
+        dependencies=token_dependencies(token),
+        responses={} if token is None else _UNAUTHORIZED,
+    )
     _add_submit(router, pool)
     _add_reads(router, pool)
     _add_delete(router, pool)

@@ -17,6 +17,7 @@ What this module stops at: it parses no flags (`cli` does) and defines no routes
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -76,6 +77,7 @@ async def serve_service(
     async with serving(uv, sock):
         url = url_for(sock, "http" if config.tls_cert is None else "https")
         log.info("service.listening", url=url)
+        _warn_if_open(sock, config)
         try:
             yield RunningService(url=url, app=app)
         finally:
@@ -91,6 +93,20 @@ async def _abandon(app: FastAPI | None, power: PowerComponent | None) -> None:
         app.state.pool.store.close()
     if power is not None:
         await power.aclose()
+
+
+def _warn_if_open(sock: socket.socket, config: ServiceConfig) -> None:
+    """Warn when anyone off this host may POST provisioning jobs: no token, not loopback."""
+    if config.provision_token is not None:
+        return
+    address = ipaddress.ip_address(str(sock.getsockname()[0]).split("%")[0])
+    if not address.is_loopback:
+        log.warning(
+            "service.provision_unprotected",
+            address=str(address),
+            hint="anyone reaching this address can run provisioning jobs; pass "
+            "--provision-token-file or set MAASFLOW_PROVISION_TOKEN",
+        )
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
