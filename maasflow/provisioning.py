@@ -10,6 +10,9 @@
   pass GETs `<url>/<quoted system_id>`: 202 running, 200 done unless the body says it failed
   (the opencord provisioner's `{"status": 3, "message": ...}`, see opencord/maas
   `provisioner/task.go` and `handlers.go`), 404 no such job (the caller POSTs again).
+  With `PROVISION_TOKEN` it sends `Authorization: Bearer <token>` on every request (what
+  `maasflow serve --provision-token-file` requires); the token never appears in its errors,
+  repr or logs, even when a provisioner echoes it back.
 
 Every failure is a `ProvisionError` carrying its evidence; retrying with backoff and
 remembering progress are the caller's and the store's business, not this module's.
@@ -342,6 +345,7 @@ class HttpProvisioner:
         ttl: float,
         client: httpx.AsyncClient | None = None,
         *,
+        token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         try:
@@ -357,6 +361,8 @@ class HttpProvisioner:
         self._client = client
         self._owns_client = client is None
         self._clock = clock
+        self._token = token
+        self._headers = {} if token is None else {"Authorization": f"Bearer {token}"}
 
     def __repr__(self) -> str:
         return f"HttpProvisioner({_redacted(self._url)!r}, ttl={self.ttl:g})"
@@ -375,16 +381,25 @@ class HttpProvisioner:
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            return await self._http().request(method, url, **kwargs)
+            return await self._http().request(method, url, headers=self._headers, **kwargs)
         except httpx.HTTPError as exc:
             shown = _redacted(httpx.URL(url))
-            raise ProvisionerTrouble(f"{method} {shown}: {type(exc).__name__}: {exc}") from None
+            reason = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise ProvisionerTrouble(f"{method} {shown}: {reason}") from None
+
+    def _scrub(self, text: str) -> str:
+        """`text` with the token, should a provisioner echo it, replaced by ***."""
+        return text if not self._token else text.replace(self._token, "***")
 
     def _error(self, method: str, url: str, response: httpx.Response) -> ProvisionError:
-        snippet = response.text[:200].strip() or response.reason_phrase
+        snippet = self._scrub(response.text[:200].strip() or response.reason_phrase)
         shown = _redacted(httpx.URL(url))
+        hint = ""
+        if response.status_code == 401:
+            hint = " (check PROVISION_TOKEN / PROVISION_TOKEN_FILE)"
         return ProvisionError(
             f"provisioner answered HTTP {response.status_code} to {method} {shown}: {snippet}"
+            + hint
         )
 
     async def submit(self, target: Target) -> None:
@@ -424,6 +439,7 @@ class HttpProvisioner:
         message = _failure_message(response)
         if message is not None:
             shown = _redacted(httpx.URL(url))
+            message = self._scrub(message)
             raise ProvisionError(f"provisioner reports failure for {shown}: {message}")
         return PollResult.DONE
 
@@ -446,8 +462,13 @@ class HttpProvisioner:
             self._client = None
 
 
-def provisioner_for(url: str, ttl: float) -> ScriptProvisioner | HttpProvisioner | None:
-    """The provisioner `PROVISION_URL` asks for; None when it is empty (Deployed is final)."""
+def provisioner_for(
+    url: str, ttl: float, token: str | None = None
+) -> ScriptProvisioner | HttpProvisioner | None:
+    """The provisioner `PROVISION_URL` asks for; None when it is empty (Deployed is final).
+
+    `token` is only sent by an HTTP provisioner; a script never sees it.
+    """
     text = url.strip()
     if not text:
         return None
@@ -455,7 +476,7 @@ def provisioner_for(url: str, ttl: float) -> ScriptProvisioner | HttpProvisioner
         raise ConfigError(f"PROVISION_TTL: {ttl:g}s is not positive; give a duration like 1h")
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in ("http", "https"):
-        return HttpProvisioner(text, ttl)
+        return HttpProvisioner(text, ttl, token=token)
     if scheme:
         raise ConfigError(f"PROVISION_URL: unsupported scheme {scheme!r}; use a path or http(s)://")
     return ScriptProvisioner(os.path.expanduser(text), ttl)
