@@ -94,7 +94,12 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         read_only=settings.preview,
         on_response=on_response,
     )
-    provisioner = provisioner_for(settings.provision_url, settings.provision_ttl)
+    token = settings.provision_token
+    provisioner = provisioner_for(
+        settings.provision_url,
+        settings.provision_ttl,
+        token=None if token is None else token.get_secret_value(),
+    )
     if isinstance(provisioner, ScriptProvisioner) and not settings.preview:
         provisioner.check()
     actuator = Actuator(

@@ -6,7 +6,8 @@ the daemon pointed at both, then shows a live table (or plain progress lines whe
 not a terminal). It exits 0 once every machine reached what it should: Provisioned for the
 machines the filter selects, Failed for the one built to fail commissioning, and no write
 request at all for the ones the daemon must leave alone (another zone, locked, another
-user's). Otherwise it exits 1 at `--timeout` saying which machine is where.
+user's). Otherwise it exits 1 at `--timeout` saying which machine is where. The provisioning
+API requires a random Bearer token, which the daemon sends (as `PROVISION_TOKEN` would).
 This module only assembles and watches; every behaviour it shows lives in the real parts.
 """
 
@@ -160,8 +161,9 @@ async def _run_in(work: Path, args: argparse.Namespace, out: TextIO) -> tuple[in
     cfg = SimConfig(
         seed=args.seed, time_factor=args.time_factor, machines=specs, zones=["default", "lab-b"]
     )
-    async with _world(cfg, script, work) as (sim, service_url):
-        daemon = _daemon(sim, args, script, service_url, work)
+    bearer = secrets.token_urlsafe(24)  # the provisioning API's token, on both sides
+    async with _world(cfg, script, work, bearer) as (sim, service_url):
+        daemon = _daemon(sim, args, script, (service_url, bearer), work)
         try:
             app = build_telemetry_app(daemon.health, daemon.metrics, daemon.snapshot)
             async with serve_telemetry(app, args.listen) as url:
@@ -186,14 +188,18 @@ async def _drive(daemon: Daemon, view: LiveView, timeout: float) -> tuple[int, s
 
 
 @contextlib.asynccontextmanager
-async def _world(cfg: SimConfig, script: Path, work: Path) -> AsyncIterator[tuple[Simulator, str]]:
+async def _world(
+    cfg: SimConfig, script: Path, work: Path, bearer: str
+) -> AsyncIterator[tuple[Simulator, str]]:
     """`maasflow serve` (provisioning + power target) first, then MAAS, whose NO_BMC
     machine it powers through serve's webhook target."""
     token = secrets.token_urlsafe(24)
     power = build_power_component(
         _power_config(work / "switch"), PowerAuth(token=token), work / "power-state.json"
     )
-    service = ServiceConfig(script=script, workers=8, db=work / "serve.sqlite")
+    service = ServiceConfig(
+        script=script, workers=8, db=work / "serve.sqlite", provision_token=bearer
+    )
     async with serve_service(service, power=power) as svc:
         _use_webhook(cfg.machines, svc.url, token)
         async with serve_simulator(cfg) as sim:
@@ -223,12 +229,18 @@ def _use_webhook(specs: list[MachineSpec], service_url: str, token: str) -> None
 
 
 def _daemon(
-    sim: Simulator, args: argparse.Namespace, script: Path, service_url: str, work: Path
+    sim: Simulator,
+    args: argparse.Namespace,
+    script: Path,
+    service: tuple[str, str],
+    work: Path,
 ) -> Daemon:
+    """The daemon; `service` is the provisioning URL and its Bearer token."""
     client = MaasClient(sim.url, sim.admin_key)
     provisioner: ScriptProvisioner | HttpProvisioner
     if args.provision == "url":
-        provisioner = HttpProvisioner(service_url, ttl=120)
+        url, bearer = service
+        provisioner = HttpProvisioner(url, ttl=120, token=bearer)
     else:
         provisioner = ScriptProvisioner(str(script), ttl=120)
     actuator = Actuator(client, Store(work / "maasflow.sqlite"), provisioner)

@@ -115,6 +115,19 @@ def parse_api_key(text: str, origin: str, _env: Mapping[str, str] | None = None)
     return SecretStr(key)
 
 
+def parse_token(text: str, origin: str) -> SecretStr:
+    """A provisioning Bearer token, stripped; printable ASCII without spaces (a header value).
+
+    Messages name `origin` and never quote the token.
+    """
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"{origin}: empty; give the provisioning token or unset it")
+    if not all("!" <= char <= "~" for char in token):
+        raise ConfigError(f"{origin}: the token must be printable ASCII without spaces")
+    return SecretStr(token)
+
+
 def _split_url(text: str, origin: str) -> SplitResult:
     value = text.strip()
     try:
@@ -270,6 +283,10 @@ def _key(text: str, origin: str, env: Mapping[str, str]) -> SecretStr:
     return parse_api_key(text, origin)
 
 
+def _token(text: str, origin: str, env: Mapping[str, str]) -> SecretStr:
+    return parse_token(text, origin)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("maas_url", ("maas",), ("MAAS_URL",), DEFAULT_MAAS_URL,
            "MAAS region URL, up to /MAAS", _maas_url),
@@ -292,6 +309,12 @@ OPTIONS: tuple[Option, ...] = (
            "is final", _provision_url),
     Option("provision_ttl", ("provision-ttl",), ("PROVISION_TTL",), "1h",
            "how long provisioning may run before it fails (Go duration)", _positive_duration),
+    Option("provision_token_file", ("provision-token-file",), ("PROVISION_TOKEN_FILE",),
+           "(none)", "file holding the Bearer token an http(s) PROVISION_URL requires "
+           "(maasflow serve --provision-token-file)", _path),
+    Option("provision_token", (), ("PROVISION_TOKEN",), "(none)",
+           "the Bearer token itself (environment only; a token file named by flag wins)",
+           _token),
     Option("preview", ("preview",), ("PREVIEW_ONLY",), "false",
            "print what one pass would do, change nothing, exit", _bool, boolean=True),
     Option("once", ("once",), (), "false", "run one pass, then exit", _bool, boolean=True),
@@ -334,7 +357,7 @@ def render_reference_markdown() -> str:
     """The configuration table as Markdown, for the README."""
     lines = ["| Flag | Environment | Default | Meaning |", "| --- | --- | --- | --- |"]
     for flags, env, default, text in settings_reference():
-        cells = [", ".join(f"`{f}`" for f in flags), ", ".join(f"`{e}`" for e in env) or "—"]
+        cells = [", ".join(f"`{f}`" for f in flags) or "—", ", ".join(f"`{e}`" for e in env) or "—"]
         cells += [f"`{default}`".replace("|", "\\|"), text.replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -356,6 +379,8 @@ def help_text() -> str:
     ]
     for option in OPTIONS:
         names = ", ".join(f"-{f}" for f in option.flags) + ("" if option.boolean else " value")
+        if not option.flags:
+            names = f"(no flag) {', '.join(option.env)}"
         env = f"env {', '.join(option.env)}; " if option.env else ""
         text = f"{option.help} ({env}default {option.default})"
         lines += [
@@ -388,6 +413,8 @@ class Settings(BaseSettings):
     mappings: Mappings = Mappings.empty()
     provision_url: str = ""
     provision_ttl: float = 3600.0
+    provision_token_file: Path | None = None
+    provision_token: SecretStr | None = None
     preview: bool = False
     once: bool = False
     always_rename: bool = True
@@ -456,6 +483,9 @@ class Settings(BaseSettings):
         shown["maas_url"] = display_url(self.maas_url)
         shown["provision_url"] = display_url(self.provision_url)
         shown["mappings"] = f"{len(self.mappings)} MAC(s)"
+        # "provision_token" is a secret-looking key the log redacts; "bearer" is not.
+        del shown["provision_token"]
+        shown["provision_bearer"] = "set" if self.provision_token is not None else "unset"
         return shown
 
 
@@ -572,6 +602,32 @@ def _resolve_api_key(
     )
 
 
+def _read_token_file(path: Path, origin: str) -> SecretStr:
+    label = f"{origin} file {str(path)!r}"
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_KEY_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read the provisioning token: {exc.strerror}") from None
+    if len(data) > _KEY_FILE_LIMIT:
+        raise ConfigError(f"{label}: too large to hold a provisioning token")
+    return parse_token(data.decode("utf-8", errors="replace"), label)
+
+
+def _resolve_provision_token(values: dict[str, Any], origins: dict[str, str]) -> None:
+    """Flag file > PROVISION_TOKEN > PROVISION_TOKEN_FILE; only with an http(s) PROVISION_URL."""
+    file_origin = origins.get("provision_token_file", "")
+    path = values.get("provision_token_file")
+    if path is not None and (file_origin.startswith("-") or "provision_token" not in values):
+        values["provision_token"] = _read_token_file(path, file_origin)
+        origins["provision_token"] = file_origin
+    if "provision_token" in values and "://" not in values.get("provision_url", ""):
+        raise ConfigError(
+            f"{origins['provision_token']}: a provisioning token is only sent to an http(s) "
+            "PROVISION_URL; set PROVISION_URL to the service's URL or drop the token"
+        )
+
+
 def _parse_all(raw: Raw, env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     by_field = {option.field: option for option in OPTIONS}
     values: dict[str, Any] = {}
@@ -591,6 +647,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
     raw = {**env_values(env), **parse_flags(argv)}
     values, origins = _parse_all(raw, env)
     _resolve_api_key(values, origins, env)
+    _resolve_provision_token(values, origins)
     if values.get("verbose") and not origins.get("log_level", "").startswith("-"):
         values["log_level"] = "debug"
     values.setdefault("state_dir", default_state_dir(env))

@@ -391,6 +391,7 @@ def test_describe_is_one_json_line_with_masked_urls(env: dict[str, str]) -> None
     assert shown["provision_url"] == "https://u:***@prov.test/p?***"
     assert shown["filter"] == {"zones": {"include": ["^default$"]}}
     renamed = {"api_key": "key_shape", "api_key_origin": "key_from", "api_key_file": "key_file"}
+    renamed["provision_token"] = "provision_bearer"
     assert set(shown) == {renamed.get(f, f) for f in Settings.model_fields}
 
 

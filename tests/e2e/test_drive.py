@@ -9,9 +9,12 @@ the daemon's own `/state` until every machine's phase is `provisioned`, stop it 
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+import httpx
 
 from maasflow.service import ServiceConfig, ServiceThread
 from maasflow.sim import Faults, SimConfig, Simulator, generate_machines
@@ -85,12 +88,20 @@ def test_fifty_machines_are_provisioned_once_each_through_maasflow_serve(
     runs_file: Path,
     tmp_path: Path,
 ) -> None:
-    """With a provisioning URL at a real `maasflow serve`, each machine gets one complete job."""
+    """Through a real `maasflow serve` requiring a token (PROVISION_TOKEN_FILE), one job each."""
     sim = start_sim(SimConfig(seed=12, time_factor=FAST, machines=generate_machines(50, 12)))
-    config = ServiceConfig(script=script, workers=8, db=tmp_path / "serve.sqlite")
+    token = secrets.token_urlsafe(24)
+    token_file = tmp_path / "provision.token"
+    token_file.write_text(token + "\n")
+    config = ServiceConfig(
+        script=script, workers=8, db=tmp_path / "serve.sqlite", provision_token=token
+    )
+    env = env_for(sim) | {"PROVISION_TOKEN_FILE": str(token_file)}
     with ServiceThread(config) as service:
-        drive(sim, start_daemon, env_for(sim), f"{service.url}/provision/", tmp_path)
-        records = get(f"{service.url}/provision/").json()
+        drive(sim, start_daemon, env, f"{service.url}/provision/", tmp_path)
+        assert get(f"{service.url}/provision/").status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        records = httpx.get(f"{service.url}/provision/", headers=auth, trust_env=False).json()
     assert_each_op_once(sim)
     assert_provisioned_once(sim, runs_file, argc=5)
     assert sorted(r["request"]["id"] for r in records) == sorted(sim.machines)
