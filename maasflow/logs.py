@@ -34,6 +34,7 @@ _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 _MAX_DEPTH = 8
 _HANDLER_MARK = "_maasflow_handler"
 _QUIET_LIBRARIES = ("httpx", "httpcore", "transitions")
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def is_secret_key(key: object) -> bool:
@@ -125,6 +126,11 @@ def _route_stdlib(level: int, fmt: str, renderer: Processor, stream: TextIO) -> 
     root.setLevel(level)
     for name in _QUIET_LIBRARIES:  # chatty at INFO (every request, every state change)
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in _SERVER_LOGGERS:  # undo any uvicorn dictConfig: one handler, one format
+        server = logging.getLogger(name)
+        server.handlers.clear()
+        server.propagate, server.disabled = True, False
+        server.setLevel(logging.NOTSET)
 
 
 def configure_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
