@@ -15,34 +15,14 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Generator
 
 import httpx
-from oauthlib import oauth1
 
+from maasflow.maas.auth import MaasAuth
 from maasflow.sim import SimConfig, SimulatorThread, generate_machines
 from maasflow.sim.filters import select
 
 GOAL_SECONDS = 1.0
-
-
-class OAuth(httpx.Auth):
-    """OAuth 1.0a PLAINTEXT signing with a MAAS API key."""
-
-    def __init__(self, key: str) -> None:
-        self.consumer, self.token, self.secret = key.split(":")
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        client = oauth1.Client(
-            self.consumer,
-            client_secret="",
-            resource_owner_key=self.token,
-            resource_owner_secret=self.secret,
-            signature_method=oauth1.SIGNATURE_PLAINTEXT,
-        )
-        _, headers, _ = client.sign(str(request.url), request.method)
-        request.headers["Authorization"] = headers["Authorization"]
-        yield request
 
 
 def main() -> int:
@@ -54,7 +34,7 @@ def main() -> int:
     with SimulatorThread(config, timeout=60.0) as sim:
         url = sim.url + "/api/2.0/machines/"
         fetch, parse = [], []
-        with httpx.Client(auth=OAuth(sim.admin_key), timeout=60.0) as client:
+        with httpx.Client(auth=MaasAuth(sim.admin_key), timeout=60.0) as client:
             size = len(client.get(url).content)  # warm-up: fills the JSON cache
             for _ in range(args.runs):
                 started = time.perf_counter()

@@ -564,16 +564,21 @@ def env_values(environ: Mapping[str, str]) -> Raw:
     return found
 
 
-def _read_key_file(path: Path, origin: str) -> tuple[SecretStr, str]:
-    label = f"{origin} file {str(path)!r}"
+def _read_secret_file(path: Path, label: str, what: str) -> str:
+    """A small secret file's text (capped at 4 KiB); errors name the file and the secret."""
     try:
         with path.open("rb") as handle:
             data = handle.read(_KEY_FILE_LIMIT + 1)
     except OSError as exc:
-        raise ConfigError(f"{label}: cannot read the MAAS API key: {exc.strerror}") from None
+        raise ConfigError(f"{label}: cannot read the {what}: {exc.strerror}") from None
     if len(data) > _KEY_FILE_LIMIT:
-        raise ConfigError(f"{label}: too large to hold a MAAS API key")
-    text = data.decode("utf-8", errors="replace")
+        raise ConfigError(f"{label}: too large to hold a {what}")
+    return data.decode("utf-8", errors="replace")
+
+
+def _read_key_file(path: Path, origin: str) -> tuple[SecretStr, str]:
+    label = f"{origin} file {str(path)!r}"
+    text = _read_secret_file(path, label, "MAAS API key")
     if not text.strip():
         raise ConfigError(f"{label}: the file is empty; put the MAAS API key in it")
     return parse_api_key(text, label), str(path)
@@ -604,14 +609,7 @@ def _resolve_api_key(
 
 def _read_token_file(path: Path, origin: str) -> SecretStr:
     label = f"{origin} file {str(path)!r}"
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_KEY_FILE_LIMIT + 1)
-    except OSError as exc:
-        raise ConfigError(f"{label}: cannot read the provisioning token: {exc.strerror}") from None
-    if len(data) > _KEY_FILE_LIMIT:
-        raise ConfigError(f"{label}: too large to hold a provisioning token")
-    return parse_token(data.decode("utf-8", errors="replace"), label)
+    return parse_token(_read_secret_file(path, label, "provisioning token"), label)
 
 
 def _resolve_provision_token(values: dict[str, Any], origins: dict[str, str]) -> None:
