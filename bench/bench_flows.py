@@ -14,7 +14,7 @@ import time
 
 import transitions
 
-from maasflow.lifecycle import PHASES, Flow, Observation, ProvisionView
+from maasflow.daemon.lifecycle import PHASES, Flow, Observation, ProvisionView
 
 FLOWS = 10_000
 PASSES = 5

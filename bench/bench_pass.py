@@ -22,15 +22,15 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from maasflow.actions import Actuator
-from maasflow.daemon import Daemon
-from maasflow.filters import FilterSpec
-from maasflow.logs import configure_logging
-from maasflow.maas.client import MaasClient
-from maasflow.maas.models import Machine
-from maasflow.mappings import Mappings
+from maasflow.common.logs import configure_logging
+from maasflow.daemon.actions import Actuator
+from maasflow.daemon.loop import Daemon
+from maasflow.daemon.maas.client import MaasClient
+from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.mappings import Mappings
+from maasflow.daemon.selection import FilterSpec
+from maasflow.daemon.store import Store
 from maasflow.sim import MachineSpec, SimConfig, SimulatorThread
-from maasflow.store import Store
 
 MACHINES = 10_000
 ROUNDS = 7

@@ -18,9 +18,9 @@ import time
 
 import httpx
 
-from maasflow.maas.auth import MaasAuth
+from maasflow.daemon.maas.auth import MaasAuth
 from maasflow.sim import SimConfig, SimulatorThread, generate_machines
-from maasflow.sim.filters import select
+from maasflow.sim.query import select
 
 GOAL_SECONDS = 1.0
 

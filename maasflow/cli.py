@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Callable
 
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("maasflow.sim.cli", "run the built-in MAAS simulator"),
-    "serve": ("maasflow.service.cli", "run the provisioning service and webhook power target"),
-    "power-config": ("maasflow.service.power_config", "print MAAS power parameters for a machine"),
+    "serve": ("maasflow.serve.cli", "run the provisioning service and webhook power target"),
+    "power-config": ("maasflow.serve.power_config", "print MAAS power parameters for a machine"),
     "demo": ("maasflow.demo", "simulator + service + daemon on loopback, with a live view"),
-    "status": ("maasflow.status", "show what the daemon knows about each machine"),
+    "status": ("maasflow.daemon.report", "show what the daemon knows about each machine"),
 }
 
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args and args[0] in SUBCOMMANDS:
             return _load(args[0])(args[1:])
-        from maasflow.daemon_cli import main as daemon_main
+        from maasflow.daemon.cli import main as daemon_main
 
         return daemon_main(args)
     except ConfigError as exc:

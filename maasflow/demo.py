@@ -26,18 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from maasflow.actions import Actuator
-from maasflow.command_parser import CommandParser
-from maasflow.daemon import Daemon
-from maasflow.errors import ConfigError
-from maasflow.filters import FilterSpec
-from maasflow.logs import configure_logging
-from maasflow.maas.client import MaasClient
-from maasflow.mappings import Mappings
-from maasflow.provisioning import HttpProvisioner, ScriptProvisioner
-from maasflow.service import ServiceConfig, serve_service
-from maasflow.service.power_api import build_power_component
-from maasflow.service.power_config import PowerAuth, PowerConfig
+from maasflow.common.command_parser import CommandParser
+from maasflow.common.errors import ConfigError
+from maasflow.common.logs import configure_logging
+from maasflow.daemon.actions import Actuator
+from maasflow.daemon.loop import Daemon
+from maasflow.daemon.maas.client import MaasClient
+from maasflow.daemon.mappings import Mappings
+from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner
+from maasflow.daemon.report import render_table
+from maasflow.daemon.selection import FilterSpec
+from maasflow.daemon.store import Store
+from maasflow.daemon.telemetry import build_telemetry_app, serve_telemetry
+from maasflow.serve import ServiceConfig, serve_service
+from maasflow.serve.power_api import build_power_component
+from maasflow.serve.power_config import PowerAuth, PowerConfig
 from maasflow.sim import STATUS_NAMES as SIM_STATUS_NAMES
 from maasflow.sim import (
     MachineSpec,
@@ -47,9 +50,6 @@ from maasflow.sim import (
     generate_machines,
     serve_simulator,
 )
-from maasflow.status import render_table
-from maasflow.store import Store
-from maasflow.telemetry import build_telemetry_app, serve_telemetry
 
 PROVISION_SCRIPT = """#!/bin/sh
 # maasflow demo provisioning: what a real script would do with ssh or ansible.

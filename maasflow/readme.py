@@ -1,7 +1,7 @@
 """`python -m maasflow.readme`: rewrite the README's configuration table from the settings model.
 
 The table between the `settings-reference` markers is generated, never edited by hand;
-`tests/docs/test_readme.py` fails when it drifts from `maasflow.settings`.
+`tests/docs/test_readme.py` fails when it drifts from `maasflow.daemon.settings`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from maasflow.settings import render_reference_markdown
+from maasflow.daemon.settings import render_reference_markdown
 
 START, END = "<!-- settings-reference:start -->", "<!-- settings-reference:end -->"
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from maasflow.sim import filters, forms
+from maasflow.sim import forms, query
 from maasflow.sim.auth import Authenticator, User
 from maasflow.sim.config import SimConfig
 from maasflow.sim.events import EventLog
@@ -31,9 +31,9 @@ from maasflow.sim.http import (
     json_response,
     text,
 )
-from maasflow.sim.lifecycle import Lifecycle
 from maasflow.sim.machine import Machine, render
 from maasflow.sim.power import PowerControl
+from maasflow.sim.progression import Lifecycle
 from maasflow.sim.statuses import (
     ABORT_FROM,
     COMMISSION_FROM,
@@ -196,7 +196,7 @@ class Api:
     # -- collection handlers ---------------------------------------------------------
 
     async def _list(self, call: Call) -> Response:
-        return _listing(filters.select(self._world, call.caller, call.params))
+        return _listing(query.select(self._world, call.caller, call.params))
 
     async def _list_allocated(self, call: Call) -> Response:
         name = call.caller.username
@@ -218,7 +218,7 @@ class Api:
 
     async def _allocate(self, call: Call) -> Response:
         params = call.params
-        machine = filters.choose_for_allocation(self._world, call.caller, params)
+        machine = query.choose_for_allocation(self._world, call.caller, params)
         call.system_id = machine.system_id
         call.dry_run = forms.parse_bool(params, "dry_run")
         if not call.dry_run:
@@ -391,7 +391,7 @@ class Api:
             for name, values in params.items()
             if name in ("id", "hostname", "mac_address", "domain", "zone", "pool", "agent_name")
         }
-        nodes = {m.system_id for m in filters.select(self._world, call.caller, node_filters)}
+        nodes = {m.system_id for m in query.select(self._world, call.caller, node_filters)}
         return json_response(self.events.query(params, nodes))
 
 

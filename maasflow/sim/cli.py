@@ -11,8 +11,8 @@ import argparse
 import asyncio
 import signal
 
-from maasflow.command_parser import CommandParser
-from maasflow.errors import ConfigError
+from maasflow.common.command_parser import CommandParser
+from maasflow.common.errors import ConfigError
 from maasflow.sim.config import SimConfig
 from maasflow.sim.faults import Faults
 from maasflow.sim.scenario import demo_machines, generate_machines

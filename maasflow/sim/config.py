@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
 from maasflow.sim.faults import Faults
 from maasflow.sim.scenario import MachineSpec
 

@@ -19,7 +19,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
 from maasflow.sim.http import HTML, Response, text
 
 RATE_KNOBS = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
 from maasflow.sim.statuses import STATUS_NAMES
 
 OUTCOMES = {

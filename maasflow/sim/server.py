@@ -20,20 +20,20 @@ from types import TracebackType
 
 import uvicorn
 
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
+from maasflow.common.webserver import LoopThread, bind, serving
 from maasflow.sim.api import Api
 from maasflow.sim.asgi import SimApp
 from maasflow.sim.auth import ApiKey, Authenticator, User, generate_key
 from maasflow.sim.config import SimConfig
 from maasflow.sim.events import EventLog
 from maasflow.sim.faults import FaultInjector
-from maasflow.sim.lifecycle import Lifecycle
 from maasflow.sim.machine import Machine
 from maasflow.sim.power import PowerControl
+from maasflow.sim.progression import Lifecycle
 from maasflow.sim.requestlog import RequestLog
 from maasflow.sim.scenario import MachineSpec
 from maasflow.sim.world import World
-from maasflow.webserver import LoopThread, bind, serving
 
 
 class Simulator:

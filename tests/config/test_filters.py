@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maasflow.errors import ConfigError
-from maasflow.filters import FilterSpec, load_json_source
-from maasflow.maas.models import Machine
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.selection import FilterSpec, load_json_source
 
 FILTERS_DIR = Path(__file__).resolve().parents[2] / "filters"
 MakeMachine = Callable[..., Machine]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maasflow.errors import ConfigError
-from maasflow.settings import OPTIONS, help_text, load_settings, parse_flags
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.settings import OPTIONS, help_text, load_settings, parse_flags
 
 KEY = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
 

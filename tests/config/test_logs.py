@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 import structlog
 
-from maasflow.logs import configure_logging, get_logger, is_secret_key, redact_secrets
+from maasflow.common.logs import configure_logging, get_logger, is_secret_key, redact_secrets
 
 SECRET = "cccccccccccccccccccccccccccccccc"
 

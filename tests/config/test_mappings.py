@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maasflow.errors import ConfigError
-from maasflow.maas.models import Machine
-from maasflow.mappings import Mappings, is_valid_hostname, normalize_mac
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.mappings import Mappings, is_valid_hostname, normalize_mac
 
 TOP = Path(__file__).resolve().parents[2]
 MakeMachine = Callable[..., Machine]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from maasflow.errors import ConfigError
-from maasflow.settings import help_text, load_settings, render_reference_markdown
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.settings import help_text, load_settings, render_reference_markdown
 
 TOKEN = "tok-Abc123_secret"
 URL = "http://127.0.0.1:9420/provision/"

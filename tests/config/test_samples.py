@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from maasflow.filters import FilterSpec
-from maasflow.maas.models import Machine
-from maasflow.mappings import Mappings
+from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.mappings import Mappings
+from maasflow.daemon.selection import FilterSpec
 
 SAMPLES = Path("/work/shared/maas-samples")
 

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-from maasflow.errors import ConfigError
-from maasflow.settings import (
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.settings import (
     OPTIONS,
     Settings,
     display_url,
@@ -242,7 +242,7 @@ def test_key_from_default_key_file(
     """The default key file (/secrets/maas_api_key) is read when it exists."""
     del env["MAAS_API_KEY"]
     (tmp_path / "default-key").write_text(KEY)
-    monkeypatch.setattr("maasflow.settings.DEFAULT_KEY_FILE", str(tmp_path / "default-key"))
+    monkeypatch.setattr("maasflow.daemon.settings.DEFAULT_KEY_FILE", str(tmp_path / "default-key"))
     assert load_settings([], env).api_key.get_secret_value() == KEY
 
 

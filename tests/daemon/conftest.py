@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from maasflow.errors import MaasError
-from maasflow.maas.models import Machine, User
+from maasflow.common.errors import MaasError
+from maasflow.daemon.maas.models import Machine, User
 
 
 def machine(system_id: str, status: int, **fields: Any) -> Machine:

@@ -11,13 +11,13 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.actions import Actuator
-from maasflow.daemon import Daemon
-from maasflow.errors import BadRequest, TemporaryMaasError
-from maasflow.filters import FilterSpec
-from maasflow.mappings import Mappings
-from maasflow.provisioning import HttpProvisioner, ScriptProvisioner
-from maasflow.store import Store
+from maasflow.common.errors import BadRequest, TemporaryMaasError
+from maasflow.daemon.actions import Actuator
+from maasflow.daemon.loop import Daemon
+from maasflow.daemon.mappings import Mappings
+from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner
+from maasflow.daemon.selection import FilterSpec
+from maasflow.daemon.store import Store
 
 
 def build(

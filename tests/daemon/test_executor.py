@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from maasflow.executor import Executor
+from maasflow.daemon.executor import Executor
 
 
 async def test_a_second_submit_for_a_busy_machine_is_refused() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from maasflow.power_helper import PowerHelperError, power_fields, run_power_helper
+from maasflow.daemon.power_helper import PowerHelperError, power_fields, run_power_helper
 
 
 def _script(tmp_path: Path, body: str) -> str:

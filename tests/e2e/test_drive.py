@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from maasflow.service import ServiceConfig, ServiceThread
+from maasflow.serve import ServiceConfig, ServiceThread
 from maasflow.sim import Faults, SimConfig, Simulator, generate_machines
 from tests.e2e.conftest import FAST, DaemonFactory, SimFactory
 from tests.e2e.helpers import get, read_runs, wait_all_provisioned

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from maasflow.service import ServiceConfig, ServiceThread
-from maasflow.service.power_api import build_power_component
-from maasflow.service.power_config import PowerAuth, PowerConfig
+from maasflow.serve import ServiceConfig, ServiceThread
+from maasflow.serve.power_api import build_power_component
+from maasflow.serve.power_config import PowerAuth, PowerConfig
 from maasflow.sim import MachineSpec, SimConfig
 from tests.e2e.conftest import FAST, SimFactory
 from tests.e2e.helpers import run_cli, wait_until

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from maasflow.lifecycle import Observation
+from maasflow.daemon.lifecycle import Observation
 
 ME = "maasflow"
 

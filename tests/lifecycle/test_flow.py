@@ -11,9 +11,9 @@ import transitions
 from hypothesis import given
 from hypothesis import strategies as st
 
-import maasflow.lifecycle as lifecycle
-from maasflow.errors import ConfigError
-from maasflow.lifecycle import (
+import maasflow.daemon.lifecycle as lifecycle
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.lifecycle import (
     PHASES,
     Action,
     Decision,

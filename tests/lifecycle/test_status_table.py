@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from maasflow.lifecycle import Flow, Observation
+from maasflow.daemon.lifecycle import Flow, Observation
 
 ME = "maasflow"
 
@@ -92,7 +92,7 @@ def test_status_table(status: int, power: str, owner: str | None, locked: bool) 
 
 def test_table_covers_every_maas_status() -> None:
     """The table names all 23 statuses MAAS defines, with MAAS's labels."""
-    from maasflow.lifecycle import STATUS_NAMES
+    from maasflow.daemon.lifecycle import STATUS_NAMES
 
     assert {s: row[0] for s, row in TABLE.items()} == STATUS_NAMES
     assert STATUS_NAMES[13] == "Releasing failed"

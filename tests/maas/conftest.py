@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import respx
 
-from maasflow.maas.client import MaasClient, RequestRecord
+from maasflow.daemon.maas.client import MaasClient, RequestRecord
 
 MAAS = "http://127.0.0.1:5240/MAAS"
 API = f"{MAAS}/api/2.0/"

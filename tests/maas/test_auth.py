@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maasflow.errors import ConfigError
-from maasflow.maas.auth import MaasAuth, mask_api_key, parse_api_key
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.maas.auth import MaasAuth, mask_api_key, parse_api_key
 
 SIX = {
     "oauth_consumer_key",

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.errors import (
+from maasflow.common.errors import (
     BadRequest,
     Conflict,
     Forbidden,
@@ -15,7 +15,7 @@ from maasflow.errors import (
     TemporaryMaasError,
     Unauthorized,
 )
-from maasflow.maas.responses import backoff_delay, retry_after
+from maasflow.daemon.maas.responses import backoff_delay, retry_after
 
 HTML_409 = "<html><head><title>409</title></head><body><h1>Conflict error.</h1><p>Try again.</p>"
 

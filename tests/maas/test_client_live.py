@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from maasflow.errors import TemporaryMaasError
-from maasflow.maas.client import MaasClient
+from maasflow.common.errors import TemporaryMaasError
+from maasflow.daemon.maas.client import MaasClient
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import respx
 
-from maasflow.errors import ConfigError, MaasflowError, PermanentMaasError
-from maasflow.maas.client import MaasClient, api_urls
+from maasflow.common.errors import ConfigError, MaasflowError, PermanentMaasError
+from maasflow.daemon.maas.client import MaasClient, api_urls
 
 
 def _form(request: httpx.Request) -> dict[str, list[str]]:

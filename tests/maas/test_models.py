@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from maasflow.maas.models import Machine
+from maasflow.daemon.maas.models import Machine
 
 
 def _iface(iface_id: int, mac: str | None, *ips: str) -> dict[str, Any]:

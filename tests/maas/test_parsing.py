@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.errors import PermanentMaasError, TemporaryMaasError
-from maasflow.maas.models import Machine
+from maasflow.common.errors import PermanentMaasError, TemporaryMaasError
+from maasflow.daemon.maas.models import Machine
 
 SAMPLES = Path("/work/shared/maas-samples")
 SAMPLE_EXPECTATIONS = {

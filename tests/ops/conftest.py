@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from maasflow.metrics import Metrics
-from maasflow.telemetry import Health, build_telemetry_app, serve_telemetry
+from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemetry
 
 NOW = 1_700_000_000.0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from maasflow.telemetry import Health
+from maasflow.daemon.telemetry import Health
 
 REPO = Path(__file__).resolve().parents[2]
 KNOWN = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from maasflow.metrics import MAX_SERIES, Metrics
+from maasflow.daemon.metrics import MAX_SERIES, Metrics
 
 
 def _value(m: Metrics, name: str, **labels: str) -> float | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.notify import SystemdNotifier
+from maasflow.common.notify import SystemdNotifier
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from maasflow import cli, status
-from maasflow.errors import ConfigError
-from maasflow.metrics import Metrics
-from maasflow.store import Store
-from maasflow.telemetry import Health, build_telemetry_app, serve_telemetry
+from maasflow import cli
+from maasflow.common.errors import ConfigError
+from maasflow.daemon import report as status
+from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.store import Store
+from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemetry
 
 NOW = 1_700_000_000.0
 
@@ -151,7 +152,7 @@ async def test_healthz_flag_exits_by_health(
 
 @pytest.fixture
 def store_file(tmp_path: Path) -> Path:
-    """A store written by maasflow.store: one running, one failed provisioning record."""
+    """A store written by maasflow.daemon.store: one running, one failed provisioning record."""
     path = tmp_path / "state" / "maasflow.sqlite"
     store = Store(path, clock=lambda: NOW)
     store.start("abc123", "node-b", "script")

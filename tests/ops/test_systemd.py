@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from maasflow.service.cli import build_parser
-from maasflow.settings import load_settings, settings_reference
+from maasflow.daemon.settings import load_settings, settings_reference
+from maasflow.serve.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
@@ -214,7 +214,8 @@ async def test_serve_tells_systemd_it_is_ready_and_alive(short_dir: Path) -> Non
         except TimeoutError:
             pytest.fail(
                 "maasflow serve sent no READY=1 and WATCHDOG=1 within 15 s: it must call "
-                "maasflow.notify.SystemdNotifier().ready() once listening and run its keepalive()"
+                "maasflow.common.notify.SystemdNotifier().ready() once listening "
+                "and run its keepalive()"
             )
         finally:
             proc.terminate()

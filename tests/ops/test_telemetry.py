@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.errors import ConfigError
-from maasflow.metrics import Metrics
-from maasflow.telemetry import Health, build_telemetry_app, parse_listen, serve_telemetry
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.telemetry import Health, build_telemetry_app, parse_listen, serve_telemetry
 
 PERIOD = 10.0
 T0 = 1000.0

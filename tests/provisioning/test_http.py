@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.errors import ConfigError, ProvisionError
-from maasflow.provisioning import (
+from maasflow.common.errors import ConfigError, ProvisionError
+from maasflow.daemon.provisioning import (
     HttpProvisioner,
     PollResult,
     ProvisionerTrouble,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from maasflow.errors import ConfigError, ProvisionError
-from maasflow.provisioning import TAIL_BYTES, ScriptProvisioner, Target
+from maasflow.common.errors import ConfigError, ProvisionError
+from maasflow.daemon.provisioning import TAIL_BYTES, ScriptProvisioner, Target
 
 TARGET = Target("abc123", "node1", "node1.maas", "10.0.0.5", "52:54:00:aa:bb:cc", "z1", "p1")
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from maasflow.errors import ProvisionError
-from maasflow.maas.models import Machine
-from maasflow.provisioning import dns_resolve, target_for
+from maasflow.common.errors import ProvisionError
+from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.provisioning import dns_resolve, target_for
 
 SAMPLES = Path("/work/shared/maas-samples")
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.errors import ProvisionError
-from maasflow.provisioning import HttpProvisioner, ScriptProvisioner, Target, provisioner_for
+from maasflow.common.errors import ProvisionError
+from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner, Target, provisioner_for
 
 TARGET = Target("abc123", "node1", "node1.maas", "10.0.0.5", "52:54:00:aa:bb:cc", "z1", "p1")
 TOKEN = "tok-9f8e7d6c5b4a"

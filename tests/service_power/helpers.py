@@ -12,8 +12,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from maasflow.service.power_api import PowerComponent, build_power_component
-from maasflow.service.power_config import PowerAuth, PowerConfig
+from maasflow.serve.power_api import PowerComponent, build_power_component
+from maasflow.serve.power_config import PowerAuth, PowerConfig
 
 TOKEN = "s3cret-token"
 USER = "maas"

@@ -11,10 +11,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from maasflow.service.backends import PowerError, Target
-from maasflow.service.backends.command import CommandBackend, render
-from maasflow.service.power_config import CommandMachine
-from maasflow.service.power_state import PowerStateStore
+from maasflow.serve.backends import PowerError, Target
+from maasflow.serve.backends.command import CommandBackend, render
+from maasflow.serve.power_config import CommandMachine
+from maasflow.serve.power_state import PowerStateStore
 from tests.service_power.helpers import power_service
 from tests.service_power.maas_replay import MaasWebhookDriver
 

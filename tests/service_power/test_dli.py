@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.service.backends import PowerError, Target
-from maasflow.service.backends.dli import DliBackend
-from maasflow.service.power_config import DliMachine
+from maasflow.serve.backends import PowerError, Target
+from maasflow.serve.backends.dli import DliBackend
+from maasflow.serve.power_config import DliMachine
 from tests.service_power.fake_dli import FakeDli
 from tests.service_power.helpers import power_service, serve
 from tests.service_power.maas_replay import MaasWebhookDriver

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from maasflow.errors import ConfigError
-from maasflow.service.power_api import add_power_arguments, power_router_from_args
-from maasflow.service.power_config import (
+from maasflow.common.errors import ConfigError
+from maasflow.serve.power_api import add_power_arguments, power_router_from_args
+from maasflow.serve.power_config import (
     DliMachine,
     WolMachine,
     load_power_auth,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from maasflow.cli import main as maasflow_main
-from maasflow.errors import ConfigError
-from maasflow.service.power_config import main
+from maasflow.common.errors import ConfigError
+from maasflow.serve.power_config import main
 
 Writer = Callable[..., Path]
 CONFIG = {

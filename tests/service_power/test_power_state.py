@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.service.power_state import PowerStateStore
+from maasflow.serve.power_state import PowerStateStore
 from tests.service_power.helpers import power_service, wol_config
 from tests.service_power.maas_replay import MaasWebhookDriver
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.service.power_api import authorized, cross_site
-from maasflow.service.power_config import PowerAuth
+from maasflow.serve.power_api import authorized, cross_site
+from maasflow.serve.power_config import PowerAuth
 from tests.service_power.helpers import PASSWORD, TOKEN, USER, power_service, wol_config
 from tests.service_power.maas_replay import (
     MAAS_DEFAULT_OFF_REGEX,

@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 
-from maasflow.service import ServiceConfig, serve_service
-from maasflow.service.power_api import build_power_component
-from maasflow.service.power_config import PowerAuth, PowerConfig
+from maasflow.serve import ServiceConfig, serve_service
+from maasflow.serve.power_api import build_power_component
+from maasflow.serve.power_config import PowerAuth, PowerConfig
 
 CONFIG = {
     "wol": {"broadcast": "127.0.0.1", "port": 9, "off_ack_timeout": 600},

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from maasflow.service.power_config import PowerAuth
+from maasflow.serve.power_config import PowerAuth
 from tests.service_power.helpers import TOKEN, power_service, wol_config
 from tests.service_power.maas_replay import MaasWebhookDriver
 

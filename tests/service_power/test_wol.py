@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.service.backends.wol import magic_packet
+from maasflow.serve.backends.wol import magic_packet
 from tests.service_power.helpers import TOKEN, power_service, wol_config
 from tests.service_power.maas_replay import DriverError, MaasWebhookDriver
 
@@ -161,7 +161,7 @@ async def test_probe_decides_the_state_and_ends_a_waiting_off(udp_catcher: Any) 
 
 async def test_bearer_driver_round_trip(udp_catcher: Any) -> None:
     """MAAS configured with power_token powers a WoL machine on through a token-protected API."""
-    from maasflow.service.power_config import PowerAuth
+    from maasflow.serve.power_config import PowerAuth
 
     async with power_service(wol_config(udp_catcher.port), PowerAuth(token=TOKEN)) as (base, _):
         await driver_for(base, token=TOKEN).perform("on")
@@ -176,7 +176,7 @@ class FakeProbe:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.state = "off"
         self.calls = 0
-        monkeypatch.setattr("maasflow.service.backends.wol.probe_state", self.answer)
+        monkeypatch.setattr("maasflow.serve.backends.wol.probe_state", self.answer)
 
     async def answer(self, probe: object) -> str:
         self.calls += 1

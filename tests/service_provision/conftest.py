@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.service import ServiceConfig, serve_service
+from maasflow.serve import ServiceConfig, serve_service
 
 DEADLINE = 20.0
 POLL = 0.02

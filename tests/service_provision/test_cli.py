@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from maasflow.cli import main as maasflow_main
-from maasflow.errors import ConfigError
-from maasflow.service.app import ServiceConfig
-from maasflow.service.cli import build_parser, config_from_args, default_db_path
-from maasflow.service.server import listen_socket
+from maasflow.common.errors import ConfigError
+from maasflow.serve.app import ServiceConfig
+from maasflow.serve.cli import build_parser, config_from_args, default_db_path
+from maasflow.serve.server import listen_socket
 
 
 def config_for(*argv: str) -> ServiceConfig:

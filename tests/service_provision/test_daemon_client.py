@@ -1,4 +1,4 @@
-"""The daemon's POST-plus-poll client (`maasflow.provisioning.HttpProvisioner`) provisions
+"""The daemon's POST-plus-poll client (`maasflow.daemon.provisioning.HttpProvisioner`) provisions
 through `maasflow serve`: the two halves agree on the contract."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.errors import ProvisionError
-from maasflow.provisioning import HttpProvisioner, PollResult, Target
-from maasflow.service import ServiceConfig, serve_service
+from maasflow.common.errors import ProvisionError
+from maasflow.daemon.provisioning import HttpProvisioner, PollResult, Target
+from maasflow.serve import ServiceConfig, serve_service
 
 TARGET = Target(
     system_id="4y3h7n",

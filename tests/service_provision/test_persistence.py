@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.errors import ConfigError
-from maasflow.service import ServiceConfig
-from maasflow.service.records import JobRequest, Record, RecordStore, Status
+from maasflow.common.errors import ConfigError
+from maasflow.serve import ServiceConfig
+from maasflow.serve.records import JobRequest, Record, RecordStore, Status
 
 REPO = Path(__file__).resolve().parents[2]
 PENDING, RUNNING, COMPLETE, FAILED = 0, 1, 2, 3

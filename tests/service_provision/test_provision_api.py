@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.service import ServiceConfig
+from maasflow.serve import ServiceConfig
 
 RUNNING, COMPLETE, FAILED = 1, 2, 3
 
@@ -380,9 +380,9 @@ async def test_script_environment_lacks_the_power_configs_password_envs(
     kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A provisioning script never sees a variable the power config names as a password_env."""
-    from maasflow.service import serve_service
-    from maasflow.service.power_api import build_power_component
-    from maasflow.service.power_config import PowerAuth, PowerConfig
+    from maasflow.serve import serve_service
+    from maasflow.serve.power_api import build_power_component
+    from maasflow.serve.power_config import PowerAuth, PowerConfig
 
     monkeypatch.setenv("DLI_OUTLET_SECRET", "outlet-pw")
     monkeypatch.setenv("HARMLESS", "kept")

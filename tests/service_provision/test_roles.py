@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.service import ServiceConfig
+from maasflow.serve import ServiceConfig
 
 COMPLETE = 2
 

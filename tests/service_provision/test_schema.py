@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from maasflow.service import ServiceConfig, ServiceThread
+from maasflow.serve import ServiceConfig, ServiceThread
 
 MAX_EXAMPLES = 30
 

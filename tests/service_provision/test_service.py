@@ -17,9 +17,9 @@ from cryptography.x509.oid import NameOID
 from fastapi import APIRouter
 from structlog.testing import capture_logs
 
-from maasflow.errors import ConfigError
-from maasflow.service import ServiceConfig, ServiceThread, serve_service
-from maasflow.service.asgi import BodyLimit
+from maasflow.common.errors import ConfigError
+from maasflow.serve import ServiceConfig, ServiceThread, serve_service
+from maasflow.serve.asgi import BodyLimit
 
 
 async def test_healthz_reports_workers_and_queue(kit: Any) -> None:

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from structlog.testing import capture_logs
 
-from maasflow.errors import ConfigError
-from maasflow.service import ServiceConfig, ServiceThread
-from maasflow.service.cli import build_parser, config_from_args
-from maasflow.service.jobs import child_env
-from maasflow.service.records import JobRequest
-from maasflow.service.server import _warn_if_open
+from maasflow.common.errors import ConfigError
+from maasflow.serve import ServiceConfig, ServiceThread
+from maasflow.serve.cli import build_parser, config_from_args
+from maasflow.serve.jobs import child_env
+from maasflow.serve.records import JobRequest
+from maasflow.serve.server import _warn_if_open
 
 TOKEN = "s3cret-Provision-Token"
 ROUTES = [

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from maasflow import cli as top
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
 from maasflow.sim import cli
 from tests.sim.helpers import OAuth
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
 from maasflow.sim import Faults, MachineSpec, SimConfig, Simulator, serve_simulator
 from maasflow.sim.faults import FaultInjector, spoil
 from maasflow.sim.http import Response

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from maasflow.sim import Simulator, demo_machines
 from maasflow.sim.auth import ApiKey, User
 from maasflow.sim.events import EventLog
-from maasflow.sim.filters import select
 from maasflow.sim.http import ApiError, BadBody, parse_body, parse_query
+from maasflow.sim.query import select
 from maasflow.sim.world import World
 
 

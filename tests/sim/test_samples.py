@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maasflow.maas.models import Machine as DaemonMachine
+from maasflow.daemon.maas.models import Machine as DaemonMachine
 from maasflow.sim import Simulator
 
 SAMPLES = Path("/work/shared/maas-samples")

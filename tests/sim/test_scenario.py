@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maasflow.errors import ConfigError
+from maasflow.common.errors import ConfigError
 from maasflow.sim import MachineSpec, SimConfig, demo_machines, generate_machines
 from maasflow.sim.scenario import OTHER_OWNER
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 import uvicorn
 
+from maasflow.common.webserver import bind
 from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
-from maasflow.webserver import bind
 from tests.sim.helpers import FAST, api_client
 
 Wait = Callable[..., Awaitable[None]]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maasflow.errors import ConfigError
-from maasflow.store import INTERRUPTED, SCHEMA_VERSION, TEXT_LIMIT, Store, retry_delay
+from maasflow.common.errors import ConfigError
+from maasflow.daemon.store import INTERRUPTED, SCHEMA_VERSION, TEXT_LIMIT, Store, retry_delay
 
 
 class Clock:

@@ -1,0 +1,1 @@
+"""The daemon: watches MAAS, decides each machine's next step, acts, and provisions."""

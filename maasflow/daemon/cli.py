@@ -1,0 +1,192 @@
+"""`maasflow [flags]`: wire settings into a running daemon, or a preview, and exit cleanly.
+
+This is where the pieces meet: settings → logging → MAAS client, store, provisioner →
+daemon; then telemetry (`-listen`), systemd notifications and signals around the loop.
+It decides nothing itself. Exit status: 0 after a clean stop, a preview or a good `-once`
+pass; 1 when MAAS could not be used (`-once`/`-preview` only: the long-running daemon
+retries); 2 for bad configuration (raised as ConfigError, printed by `maasflow.cli`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+
+from maasflow.common.errors import MaasError
+from maasflow.common.logs import configure_logging
+from maasflow.common.notify import SystemdNotifier
+from maasflow.daemon.actions import Actuator
+from maasflow.daemon.loop import Daemon
+from maasflow.daemon.maas.client import MaasClient, RequestRecord
+from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.preview import make_plan, print_plan
+from maasflow.daemon.provisioning import ScriptProvisioner, provisioner_for
+from maasflow.daemon.settings import Settings, load_settings, parse_api_key
+from maasflow.daemon.store import Store
+from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemetry
+
+log = structlog.get_logger(__name__)
+
+_KEY_FLAGS = ("-apiKey", "-apikey", "--apiKey", "--apikey")
+
+
+def main(argv: list[str]) -> int:
+    _hide_key_from_process_list(argv)
+    settings = load_settings(argv, os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    log.info("starting maasflow", **settings.describe())
+    try:
+        return asyncio.run(_run(settings))
+    except MaasError as exc:
+        log.error("MAAS could not be used", reason=str(exc))
+        print(f"maasflow: {exc}", file=sys.stderr)
+        return 1
+
+
+def _hide_key_from_process_list(argv: list[str]) -> None:
+    """A key given as a flag moves to the environment and the process re-executes itself.
+
+    maas-flow took the key as `-apikey`; keeping that working without leaving the secret
+    in `ps` output means replacing our own argv, which only exec can do portably.
+    """
+    rest, key = _split_key(argv)
+    if key is None:
+        return
+    parse_api_key(key, "-apiKey")  # a malformed key is named by its flag, before the exec
+    env = dict(os.environ, MAAS_API_KEY=key)
+    env.pop("AUTOMATION_MAAS_API_KEY", None)
+    os.execve(sys.executable, [sys.executable, "-m", "maasflow", *rest], env)  # noqa: S606 - argv list, no shell
+
+
+def _split_key(argv: list[str]) -> tuple[list[str], str | None]:
+    rest: list[str] = []
+    key: str | None = None
+    args = iter(argv)
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if name in _KEY_FLAGS:
+            key = value if sep else next(args, "")
+        else:
+            rest.append(arg)
+    return rest, key
+
+
+def _build(settings: Settings, metrics: Metrics) -> Daemon:
+    health = Health(settings.period)
+
+    def on_response(record: RequestRecord) -> None:
+        metrics.observe_request(record.method, record.op or "", record.status, record.duration_s)
+        if record.status is None or record.status >= 500:
+            answer = "no response" if record.status is None else f"HTTP {record.status}"
+            health.request_failed(f"MAAS unreachable: {record.method} {record.path}: {answer}")
+
+    client = MaasClient(
+        settings.maas_url,
+        settings.api_key.get_secret_value(),
+        api_version=settings.api_version,
+        read_only=settings.preview,
+        on_response=on_response,
+    )
+    token = settings.provision_token
+    provisioner = provisioner_for(
+        settings.provision_url,
+        settings.provision_ttl,
+        token=None if token is None else token.get_secret_value(),
+    )
+    if isinstance(provisioner, ScriptProvisioner) and not settings.preview:
+        provisioner.check()
+    actuator = Actuator(
+        client,
+        _open_store(settings),
+        provisioner,
+        distro=settings.distro,
+        power_helper=settings.power_helper_script,
+    )
+    return Daemon(
+        client,
+        actuator,
+        filters=settings.filter,
+        mappings=settings.mappings,
+        period=settings.period,
+        concurrency=settings.concurrency,
+        always_rename=settings.always_rename,
+        metrics=metrics,
+        health=health,
+    )
+
+
+def _open_store(settings: Settings) -> Store:
+    """The provisioning store; a preview reads an existing one and never creates a file."""
+    path = Path(settings.db)
+    if settings.preview and not path.exists():
+        return Store(":memory:")
+    store = Store(path)
+    if not settings.preview:
+        store.mark_interrupted_scripts()
+    return store
+
+
+async def _run(settings: Settings) -> int:
+    metrics = Metrics()
+    daemon = _build(settings, metrics)
+    try:
+        if settings.preview:
+            await daemon.identify(retry=False)
+            print_plan(await make_plan(daemon), settings.log_format, sys.stdout)
+            return 0
+        if settings.once:
+            return await _once(daemon, settings)
+        return await _forever(daemon, settings, metrics)
+    finally:
+        await daemon.client.aclose()
+        daemon.actuator.store.close()
+
+
+async def _once(daemon: Daemon, settings: Settings) -> int:
+    await daemon.identify(retry=False)
+    try:
+        await daemon.run_pass()
+    except MaasError:
+        return 1
+    await daemon.executor.drain(settings.provision_ttl + settings.grace)
+    return 0
+
+
+async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notifier = SystemdNotifier()
+    async with _telemetry(daemon, settings, metrics):
+        notifier.ready()
+        watchdog = asyncio.create_task(notifier.keepalive(daemon.loop_alive))
+        identify = asyncio.create_task(daemon.identify())
+        await asyncio.wait(
+            [identify, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        if identify.done():
+            await daemon.run(stop, on_pass=lambda: notifier.status(daemon.status_line()))
+        identify.cancel()
+        notifier.stopping()
+        await daemon.shutdown(settings.grace)
+        watchdog.cancel()
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _telemetry(daemon: Daemon, settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
+    if not settings.listen:
+        yield
+        return
+    app = build_telemetry_app(daemon.health, metrics, daemon.snapshot)
+    async with serve_telemetry(app, settings.listen) as url:
+        log.info("telemetry listening", url=url)
+        yield

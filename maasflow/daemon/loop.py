@@ -1,0 +1,415 @@
+"""The daemon: one pass every period, from MAAS's listing to at most one action per machine.
+
+A pass lists the machines once, keeps the ones the filters select, lets each machine's
+long-lived `Flow` decide from what MAAS says now (level-triggered), and hands any action to
+the executor, which never blocks the pass. The loop owns the period, the backoff after a
+failed pass, health, metrics, the systemd watchdog and shutdown. It does not speak HTTP to
+MAAS itself (the client does), decide anything (the lifecycle does) or carry out actions
+(the actuator does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from maasflow.common.errors import Forbidden, MaasError, PermanentMaasError, Unauthorized
+from maasflow.daemon.actions import Actuator, Outcome
+from maasflow.daemon.executor import Executor
+from maasflow.daemon.lifecycle import Action, Decision, Flow, Observation, ProvisionView
+from maasflow.daemon.maas.client import MaasClient
+from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.mappings import Mappings
+from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.selection import FilterSpec
+from maasflow.daemon.store import ProvisionRecord
+from maasflow.daemon.telemetry import Health
+from maasflow.daemon.views import MachineViews
+
+log = structlog.get_logger(__name__)
+
+BACKOFF_CAP_S = 300.0
+STUCK_AFTER_S = 600.0  # a listing with all its retries (5 x (30 s timeout + backoff)) fits
+
+
+@dataclass
+class PassSummary:
+    seen: int
+    selected: int
+    started: int
+    by_status: dict[str, int]
+    by_phase: dict[str, int]
+
+
+class Daemon:
+    """Drives selected machines towards Deployed and through provisioning."""
+
+    def __init__(
+        self,
+        client: MaasClient,
+        actuator: Actuator,
+        *,
+        filters: FilterSpec,
+        mappings: Mappings,
+        period: float,
+        concurrency: int = 16,
+        always_rename: bool = True,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.actuator = actuator
+        self.filters = filters
+        self.mappings = mappings
+        self.period = period
+        self.always_rename = always_rename
+        self.metrics = metrics or Metrics()
+        self.health = health or Health(period)
+        self.clock = clock
+        self.executor = Executor(concurrency)
+        self.flows: dict[str, Flow] = {}
+        self.views = MachineViews()
+        self.me = ""
+        self.passes = 0
+        self.failed_actions = 0
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self._pass_started: float | None = None
+        self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
+        self._refused_names: dict[str, str] = {}  # system_id -> a hostname MAAS refused
+
+    # -- start-up -------------------------------------------------------------------
+
+    async def identify(self, *, retry: bool = True) -> str:
+        """Ask MAAS who our key belongs to; retry a rejected key with capped backoff."""
+        attempt = 0
+        while True:
+            try:
+                user = await self.client.whoami()
+            except MaasError as exc:
+                reason = _problem(exc)
+                self.health.set_problem(reason)
+                if not retry:
+                    raise
+                attempt += 1
+                delay = min(self.period * 2.0 ** (attempt - 1), BACKOFF_CAP_S)
+                log.error("cannot identify to MAAS; retrying", reason=reason, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            self.me = user.username
+            if not user.is_superuser:
+                log.warning(
+                    "API key is not an admin's: MAAS refuses commissioning to non-admin users",
+                    user=user.username,
+                )
+            return user.username
+
+    # -- one pass -------------------------------------------------------------------
+
+    async def run_pass(self) -> PassSummary:
+        """List once, decide per selected machine, start actions; never waits for them."""
+        started_at = self.clock()
+        listed_at = self._pass_started = time.monotonic()
+        try:
+            machines = await self.client.list_machines()
+        except MaasError as exc:
+            self._pass_failed(exc, started_at)
+            raise
+        finally:
+            self._pass_started = None
+        records = {r.system_id: r for r in self.actuator.store.all()}
+        summary = self._decide_all(machines, records, listed_at)
+        self._pass_ok(summary, started_at)
+        return summary
+
+    def _decide_all(
+        self, machines: list[Machine], records: dict[str, ProvisionRecord], listed_at: float
+    ) -> PassSummary:
+        selected = [m for m in machines if self.filters.selects(m)]
+        started = 0
+        for machine in selected:
+            if self._stale_or_busy(machine.system_id, listed_at):
+                continue
+            decision = self.decide(machine, records)
+            self._remember(machine, decision, records.get(machine.system_id))
+            if decision.action is not None:
+                started += self._start(machine, decision.action)
+        self._forget_missing({m.system_id for m in selected})
+        return PassSummary(
+            seen=len(machines),
+            selected=len(selected),
+            started=started,
+            by_status=dict(Counter(m.status_name or str(m.status) for m in selected)),
+            by_phase=self.views.phase_counts(),
+        )
+
+    def _stale_or_busy(self, system_id: str, listed_at: float) -> bool:
+        """Skip a machine whose action is in flight, or ended after the listing was asked for.
+
+        In the second case the listing may predate the action's effect (MAAS answered the
+        listing first): deciding from it would repeat the action. The next pass sees the truth.
+        """
+        if self.executor.busy(system_id):
+            return True
+        return self._acted_at.get(system_id, float("-inf")) > listed_at
+
+    def decide(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Decision:
+        """What this machine's flow makes of what MAAS says now (no side effect but the flow)."""
+        return self._flow(machine).observe(self._observation(machine, records))
+
+    def _flow(self, machine: Machine) -> Flow:
+        flow = self.flows.get(machine.system_id)
+        if flow is None:
+            flow = self.flows[machine.system_id] = Flow(machine.system_id)
+        return flow
+
+    def _observation(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Observation:
+        return Observation(
+            status=machine.status,
+            power_state=machine.power_state,
+            owner=machine.owner,
+            locked=machine.locked,
+            power_type=machine.power_type,
+            me=self.me,
+            desired_hostname=self._rename_to(machine),
+            hostname=machine.hostname,
+            provision=self._provision_view(records.get(machine.system_id)),
+            helper_script=bool(self.actuator.power_helper),
+            always_rename=self.always_rename,
+        )
+
+    def _rename_to(self, machine: Machine) -> str | None:
+        """The mapped name, unless the machine has it already or MAAS refused it before.
+
+        A dotted mapping is an FQDN (MAAS takes the part after the first dot as the domain,
+        facts §3.8), so it is compared with the machine's fqdn.
+        """
+        wanted = self.mappings.hostname_for(machine)
+        current = machine.fqdn if wanted and "." in wanted else machine.hostname
+        if wanted is None or wanted == current:
+            return None
+        if self._refused_names.get(machine.system_id) == wanted:
+            return None
+        return wanted
+
+    def _provision_view(self, record: ProvisionRecord | None) -> ProvisionView | None:
+        if self.actuator.provisioner is None:
+            return None
+        if record is None:
+            return ProvisionView(state="none", retry_due=False, poll=False)
+        due = record.state == "failed" and (record.next_attempt_at or 0) <= self.clock()
+        poll = record.state == "running" and record.mode == "url"
+        return ProvisionView(state=record.state, retry_due=due, poll=poll)
+
+    def _remember(
+        self, machine: Machine, decision: Decision, record: ProvisionRecord | None
+    ) -> None:
+        self.views.observed(machine, decision, record)
+        if decision.entered and (
+            decision.phase in ("failed", "unknown")
+            or (decision.phase == "waiting" and machine.status == 0)  # New, power unknown
+        ):
+            log.warning(
+                "machine needs a human",
+                system_id=machine.system_id,
+                hostname=machine.hostname,
+                status=machine.status_name or machine.status,
+                phase=decision.phase,
+                reason=decision.reason,
+                status_message=machine.status_message,
+                error_description=machine.error_description,
+            )
+
+    def _forget_missing(self, present: set[str]) -> None:
+        for system_id in [s for s in self.flows if s not in present]:
+            if not self.executor.busy(system_id):
+                self.flows.pop(system_id, None)
+                self.views.forget(system_id)
+                self._acted_at.pop(system_id, None)
+                self._refused_names.pop(system_id, None)
+
+    # -- actions ----------------------------------------------------------------------
+
+    def _start(self, machine: Machine, action: Action) -> int:
+        decided = time.monotonic()
+
+        async def run() -> None:
+            await self._act(machine, action, decided)
+
+        return int(self.executor.submit(machine.system_id, run))
+
+    async def _act(self, machine: Machine, action: Action, decided: float) -> None:
+        started = time.monotonic()
+        structlog.contextvars.bind_contextvars(
+            system_id=machine.system_id, hostname=machine.hostname
+        )
+        try:
+            if started - decided > self.period:
+                # It waited for a slot (behind long provisioning runs) past a whole period:
+                # MAAS may have moved on since; the next pass decides from what it says now.
+                outcome = Outcome("skipped", f"waited {started - decided:.0f}s for a slot")
+            else:
+                outcome = await self._outcome(machine, action)
+        finally:
+            structlog.contextvars.unbind_contextvars("system_id", "hostname")
+        self._acted_at[machine.system_id] = time.monotonic()
+        self._record_action(machine, action, outcome, self._acted_at[machine.system_id] - started)
+
+    async def _outcome(self, machine: Machine, action: Action) -> Outcome:
+        try:
+            return await self.actuator.perform(machine, action)
+        except PermanentMaasError as exc:
+            if action.kind == "rename":
+                # MAAS refuses this name (taken, bad domain, not admin): stop asking, so the
+                # machine's own next step is not blocked behind the rename forever.
+                self._refused_names[machine.system_id] = action.params["hostname"]
+            detail = str(exc)
+            if isinstance(exc, Forbidden) and action.kind == "commission":
+                detail += " (commissioning needs an admin API key: maas apikey --username <admin>)"
+            return Outcome("failed", detail)
+        except MaasError as exc:
+            return Outcome("failed", str(exc))
+        except Exception as exc:
+            log.exception("action crashed", action=action.kind)
+            return Outcome("failed", f"{type(exc).__name__}: {exc}")
+
+    def _record_action(
+        self, machine: Machine, action: Action, outcome: Outcome, duration: float
+    ) -> None:
+        self.views.acted(
+            machine.system_id, action.kind, outcome.result, outcome.detail, self.clock()
+        )
+        if outcome.result == "failed":
+            self.failed_actions += 1
+        self.metrics.observe_action(action.kind, outcome.result, duration)
+        if outcome.provisioned_in is not None:
+            self.metrics.observe_provision(outcome.result, outcome.provisioned_in)
+        emit = log.warning if outcome.result == "failed" else log.info
+        extra = {"params": dict(action.params), "detail": outcome.detail}
+        emit(
+            "action",
+            system_id=machine.system_id,
+            hostname=machine.hostname,
+            status=machine.status_name or machine.status,
+            action=action.kind,
+            outcome=outcome.result,
+            duration_s=round(duration, 3),
+            **{k: v for k, v in extra.items() if v},
+        )
+
+    # -- pass bookkeeping -------------------------------------------------------------------
+
+    def _pass_ok(self, summary: PassSummary, started_at: float) -> None:
+        now = self.clock()
+        self.passes += 1
+        self.consecutive_failures = 0
+        self.last_error = None
+        self.health.pass_ok(now)
+        self.metrics.observe_pass(now - started_at, True, summary.by_status, summary.by_phase)
+        log.info(
+            "pass",
+            seen=summary.seen,
+            selected=summary.selected,
+            statuses=summary.by_status,
+            started=summary.started,
+            failed=self.failed_actions,
+            in_flight=self.executor.in_flight,
+            duration_s=round(now - started_at, 3),
+        )
+        self.failed_actions = 0
+
+    def _pass_failed(self, exc: MaasError, started_at: float) -> None:
+        now = self.clock()
+        self.consecutive_failures += 1
+        self.last_error = _problem(exc)
+        self.health.pass_failed(self.last_error, now)
+        self.metrics.observe_pass(now - started_at, False, {}, {})
+        log.error("pass failed", reason=self.last_error, next_in_s=round(self.next_delay(), 1))
+
+    def next_delay(self) -> float:
+        """The period, stretched by capped exponential backoff after failed passes."""
+        if self.consecutive_failures == 0:
+            return self.period
+        return min(
+            self.period * 2.0 ** (self.consecutive_failures - 1), max(BACKOFF_CAP_S, self.period)
+        )
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, on_pass: Callable[[], None] | None = None) -> None:
+        """First pass at once, then every period, until `stop` is set."""
+        while not stop.is_set():
+            if not await self._pass_unless_stopped(stop):
+                return
+            if on_pass is not None:
+                on_pass()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.next_delay())
+
+    async def _pass_unless_stopped(self, stop: asyncio.Event) -> bool:
+        """Run one pass; abandon it when `stop` is set first (it only reads, so that is safe).
+
+        A pass can spend minutes retrying a busy MAAS (Retry-After); SIGTERM must not wait
+        for that. Returns False when the pass was abandoned.
+        """
+        pass_task = asyncio.create_task(self.run_pass())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({pass_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not pass_task.done():
+            pass_task.cancel()
+            await asyncio.gather(pass_task, return_exceptions=True)
+            return False
+        # A failed pass is already logged and counted; the next one comes after backoff.
+        with contextlib.suppress(MaasError):
+            pass_task.result()
+        return True
+
+    def loop_alive(self) -> bool:
+        """False once a pass has been running far longer than any retry could explain."""
+        if self._pass_started is None:
+            return True
+        stuck_after = max(3 * self.period, STUCK_AFTER_S)
+        return time.monotonic() - self._pass_started < stuck_after
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop starting actions; let running ones finish within `grace` seconds."""
+        cancelled = await self.executor.drain(grace)
+        log.info("stopped", cancelled_actions=cancelled)
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=: how the last pass went."""
+        if self.last_error:
+            return f"pass failed: {self.last_error}"[:200]
+        phases = self.views.phase_counts()
+        counts = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
+        return f"{self.passes} passes; {len(self.views)} machines: {counts}"[:200]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON document `/state` serves (schema in `maasflow.daemon.telemetry`)."""
+        return {
+            "generated_at": self.clock(),
+            "maas_url": self.client.base_url,
+            "pass": {
+                "count": self.passes,
+                "last_ok_at": self.health.last_success_at,
+                "last_error": self.last_error,
+            },
+            "machines": self.views.rows(),
+        }
+
+
+def _problem(exc: MaasError) -> str:
+    if isinstance(exc, Unauthorized):
+        return f"API key rejected by MAAS: {exc.message}"
+    if exc.status is None or exc.status >= 500:
+        return f"MAAS unreachable: {exc}"
+    return str(exc)

@@ -1,0 +1,402 @@
+"""`MaasClient`: the only code in maasflow that speaks HTTP to MAAS (API 2.0).
+
+One `httpx.AsyncClient` per instance keeps connections alive between passes; every request is
+signed afresh by `MaasAuth` (new nonce and timestamp, retries included). Conventions follow
+`maas-api-facts.md` §0: every path ends with ``/``, a named operation goes in the query
+string as ``op=``, other parameters go in an urlencoded form body with lists as repeated keys
+(as juju/gomaasapi's `client.go` sends them, for POST and PUT alike).
+
+Each call is retried with capped, jittered exponential backoff when MAAS or the network is
+only busy (see `maasflow.daemon.maas.responses` for which answers those are); after the last attempt
+it raises `TemporaryMaasError`. Everything else becomes a typed `PermanentMaasError` at once.
+A 200 whose JSON is unreadable is retried when the request was a GET; after a write, the
+machine is read back with a GET instead, so a write is never repeated because its answer was
+garbled. A machine entry that does not validate is skipped with a warning, not the listing.
+
+`read_only=True` refuses every non-GET before it is sent (preview's defence in depth). The
+client knows nothing of filters, the lifecycle or provisioning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import SplitResult, urlsplit
+
+import httpx
+import structlog
+
+from maasflow import __version__
+from maasflow.common.errors import (
+    ConfigError,
+    MaasflowError,
+    PermanentMaasError,
+    TemporaryMaasError,
+)
+from maasflow.daemon.maas.auth import MaasAuth
+from maasflow.daemon.maas.decoding import (
+    Decoder,
+    UnreadableAnswer,
+    decode_machines,
+    decode_object,
+    ignore_body,
+    model_decoder,
+)
+from maasflow.daemon.maas.models import Machine, User
+from maasflow.daemon.maas.responses import backoff_delay, error_for, message_of
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+FormValue = str | int | bool | Sequence[str]
+
+SUPPORTED_API_VERSION = "2.0"
+# MAAS system_ids are short [0-9a-z] strings; anything else is refused rather than put in a
+# URL path (a hostile "../" must never reach another endpoint).
+_SYSTEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,127}")
+_API_SUFFIX = re.compile(r"/api/([^/]*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One attempt of one request, as handed to the `on_response` hook (metrics)."""
+
+    method: str
+    path: str
+    op: str | None
+    status: int | None  # None when no response arrived (connection error, timeout)
+    duration_s: float
+    attempt: int
+
+
+def api_urls(base_url: str, api_version: str = SUPPORTED_API_VERSION) -> tuple[str, str]:
+    """(MAAS root URL, API root URL) from a user's URL such as ``http://host:5240/MAAS``.
+
+    A trailing slash and an ``/api/2.0/`` suffix are both accepted. Raises ConfigError.
+    """
+    _check_version(api_version, "API version (-apiVersion, MAAS_API_VERSION)")
+    parts = _split_url(base_url)
+    path = parts.path.rstrip("/")
+    suffix = _API_SUFFIX.search(path)
+    if suffix:
+        _check_version(suffix.group(1), "API version in the MAAS URL (-maas, MAAS_URL)")
+        path = path[: suffix.start()]
+    root = f"{parts.scheme}://{parts.netloc}{path}"
+    return root, f"{root}/api/{api_version}/"
+
+
+def _split_url(base_url: str) -> SplitResult:
+    shown = repr(base_url.strip()[:200])
+    try:
+        parts = urlsplit(base_url.strip())
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ConfigError(
+            f"MAAS URL (-maas, MAAS_URL) {shown} has a bad host or port; "
+            "use e.g. http://localhost:5240/MAAS"
+        ) from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            "MAAS URL (-maas, MAAS_URL) must not carry a user or password; "
+            "MAAS authenticates with the API key"
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ConfigError(
+            f"MAAS URL (-maas, MAAS_URL) {shown} is not an http(s) URL without a query; "
+            "use e.g. http://localhost:5240/MAAS"
+        )
+    return parts
+
+
+def _check_version(version: str, what: str) -> None:
+    if version == "1.0":
+        raise ConfigError(
+            f"MAAS {what} 1.0 is refused: MAAS 2.0 and later answer 410 Gone to API 1.0; "
+            "use 2.0 (the default)"
+        )
+    if version != SUPPORTED_API_VERSION:
+        raise ConfigError(f"MAAS {what} {version[:20]!r} is unknown: MAAS speaks API 2.0; use 2.0")
+
+
+class MaasClient:
+    """Async client of the MAAS 2.0 REST API for one region and one API key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        api_version: str = SUPPORTED_API_VERSION,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_response: Callable[[RequestRecord], None] | None = None,
+        read_only: bool = False,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_attempts < 1 or timeout <= 0 or backoff_base < 0 or backoff_cap < 0:
+            raise ValueError("max_attempts >= 1, timeout > 0 and backoffs >= 0 are required")
+        self._auth = MaasAuth(api_key)
+        self.base_url, self.api_url = api_urls(base_url, api_version)
+        self.read_only = read_only
+        self._max_attempts = max_attempts
+        self._backoff = (backoff_base, backoff_cap)
+        self._on_response = on_response
+        self._sleep = sleep
+        self._rand = random.random
+        self._http = httpx.AsyncClient(
+            base_url=self.api_url,
+            auth=self._auth,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": f"maasflow/{__version__}"},
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"MaasClient({self.api_url!r}, key={self.masked_key}, read_only={self.read_only})"
+
+    @property
+    def masked_key(self) -> str:
+        """The API key as the lengths of its parts, safe to log."""
+        return self._auth.masked
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> MaasClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def whoami(self) -> User:
+        """The key's user (`GET users/?op=whoami`); the cheapest check that the key works."""
+        return await self._call("GET", "users/", op="whoami", decode=model_decoder(User))
+
+    async def version(self) -> dict[str, Any]:
+        """`GET version/`: ``capabilities``, ``version``, ``subversion``."""
+        return await self._call("GET", "version/", decode=decode_object)
+
+    async def list_machines(self, **filters: FormValue) -> list[Machine]:
+        """Every machine visible to the key, in one `GET machines/` (filters per §2.4)."""
+        return await self._call("GET", "machines/", params=_form(filters), decode=decode_machines)
+
+    async def get_machine(self, system_id: str) -> Machine:
+        """One machine, `GET machines/<system_id>/`."""
+        path = _machine_path("GET", system_id)
+        return await self._call("GET", path, decode=model_decoder(Machine))
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def commission(self, system_id: str, **params: FormValue) -> Machine:
+        """`POST machines/<id>/?op=commission` (admin; New, Failed commissioning, Ready, Broken)."""
+        return await self._machine_op(system_id, "commission", _form(params))
+
+    async def allocate(self, system_id: str) -> Machine:
+        """`POST machines/?op=allocate system_id=<id>`: allocate exactly that machine."""
+        _machine_path("POST", system_id)
+        return await self._write_machine(
+            system_id, "POST", "machines/", "allocate", {"system_id": system_id}
+        )
+
+    async def deploy(
+        self,
+        system_id: str,
+        distro_series: str | None = None,
+        user_data: bytes | str | None = None,
+    ) -> Machine:
+        """`POST machines/<id>/?op=deploy`; `user_data` is sent base64-encoded, no `osystem`."""
+        data: dict[str, FormValue] = {}
+        if distro_series:
+            data["distro_series"] = distro_series
+        if user_data is not None:
+            raw = user_data.encode() if isinstance(user_data, str) else user_data
+            data["user_data"] = base64.b64encode(raw).decode("ascii")
+        return await self._machine_op(system_id, "deploy", _form(data))
+
+    async def power_off(self, system_id: str, stop_mode: str = "soft") -> None:
+        """`POST machines/<id>/?op=power_off stop_mode=<soft|hard>`."""
+        if stop_mode not in ("soft", "hard"):
+            raise ValueError(f"stop_mode must be 'soft' or 'hard', not {stop_mode!r}")
+        path = _machine_path("POST", system_id)
+        data = {"stop_mode": stop_mode}
+        await self._call("POST", path, op="power_off", data=data, decode=ignore_body)
+
+    async def power_on(self, system_id: str) -> None:
+        """`POST machines/<id>/?op=power_on` (MAAS answers 409 when nobody owns the machine)."""
+        path = _machine_path("POST", system_id)
+        await self._call("POST", path, op="power_on", decode=ignore_body)
+
+    async def release(self, system_id: str, **params: FormValue) -> Machine:
+        """`POST machines/<id>/?op=release` (comment=, erase=, quick_erase=, ...)."""
+        return await self._machine_op(system_id, "release", _form(params))
+
+    async def update(self, system_id: str, **fields: str) -> Machine:
+        """`PUT machines/<id>/` with hostname=, power_type=, power_parameters_<name>=, ..."""
+        if not fields:
+            raise ValueError("update needs at least one field")
+        path = _machine_path("PUT", system_id)
+        return await self._write_machine(system_id, "PUT", path, None, _form(dict(fields)))
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _machine_op(self, system_id: str, op: str, data: dict[str, Any]) -> Machine:
+        path = _machine_path("POST", system_id)
+        return await self._write_machine(system_id, "POST", path, op, data)
+
+    async def _write_machine(
+        self, system_id: str, method: str, path: str, op: str | None, data: dict[str, Any]
+    ) -> Machine:
+        """Send a write whose answer is a machine; read it back if that answer is unreadable."""
+        try:
+            decode = model_decoder(Machine)
+            return await self._call(method, path, op=op, data=data, decode=decode)
+        except UnreadableAnswer as exc:
+            log.warning("maas.unreadable_answer", method=method, path=exc.path, reread=True)
+            return await self.get_machine(system_id)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        op: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        decode: Decoder[T],
+    ) -> T:
+        """Send until success or a permanent error; decode the success."""
+        shown = path if op is None else f"{path}?op={op}"
+        if self.read_only and method != "GET":
+            raise MaasflowError(
+                f"read-only MAAS client refused {method} {shown}: preview sends only GETs"
+            )
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = await self._send(method, path, op, params, data, attempt)
+                return decode(response, method, shown)
+            except TemporaryMaasError as exc:
+                if attempt == self._max_attempts or not _may_repeat(method, exc):
+                    raise
+                await self._pause(exc, attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        op: str | None,
+        params: Mapping[str, Any] | None,
+        data: Mapping[str, Any] | None,
+        attempt: int,
+    ) -> httpx.Response:
+        """One attempt: the response if it is a success, else the typed error for it."""
+        shown = path if op is None else f"{path}?op={op}"
+        query = {**({"op": op} if op else {}), **(params or {})}
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(method, path, params=query, data=data or None)
+        except httpx.RequestError as exc:
+            self._record(method, path, op, None, started, attempt)
+            # `from None`: the httpx chain holds request headers in its frames' locals.
+            kind = TemporaryMaasError if _never_sent(exc) else AnswerLost
+            raise kind(method, shown, None, _transport_problem(exc)) from None
+        self._record(method, path, op, response.status_code, started, attempt)
+        if response.is_success:
+            return response
+        raise error_for(method, shown, response, message_of(response, self._auth.redact))
+
+    async def _pause(self, exc: TemporaryMaasError, attempt: int) -> None:
+        base, cap = self._backoff
+        delay = backoff_delay(attempt, base, cap, exc.retry_after, self._rand)
+        log.warning(
+            "maas.retry",
+            method=exc.method,
+            path=exc.path,
+            status=exc.status,
+            attempt=attempt,
+            delay_s=round(delay, 3),
+            problem=exc.message,
+        )
+        await self._sleep(delay)
+
+    def _record(
+        self,
+        method: str,
+        path: str,
+        op: str | None,
+        status: int | None,
+        started: float,
+        attempt: int,
+    ) -> None:
+        duration = time.perf_counter() - started
+        log.debug("maas.request", method=method, path=path, op=op, status=status, attempt=attempt)
+        if self._on_response is None:
+            return
+        try:
+            self._on_response(RequestRecord(method, path, op, status, duration, attempt))
+        except Exception as exc:  # a broken metrics hook must not break MAAS calls
+            log.warning("maas.on_response_failed", error=repr(exc)[:200])
+
+
+class AnswerLost(TemporaryMaasError):
+    """The connection broke after the request may have reached MAAS."""
+
+
+def _never_sent(exc: httpx.RequestError) -> bool:
+    """True when the request cannot have reached MAAS (no connection was made)."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _may_repeat(method: str, exc: TemporaryMaasError) -> bool:
+    """A write that may have happened is never sent twice: the next pass re-reads MAAS.
+
+    That covers a garbled answer to a write and a connection lost after sending it; a
+    write that never left (connection refused) is repeated like any read.
+    """
+    return method == "GET" or not isinstance(exc, UnreadableAnswer | AnswerLost)
+
+
+def _transport_problem(exc: httpx.RequestError) -> str:
+    detail = "".join(ch if ch.isprintable() else " " for ch in str(exc))[:300]
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _machine_path(method: str, system_id: str) -> str:
+    if not isinstance(system_id, str) or not _SYSTEM_ID.fullmatch(system_id):
+        shown = "".join(ch if ch.isprintable() else "?" for ch in str(system_id))[:40]
+        raise PermanentMaasError(
+            method, "machines/", None, f"refusing system_id {shown!r}: not a MAAS system_id"
+        )
+    return f"machines/{system_id}/"
+
+
+def _form(fields: Mapping[str, FormValue]) -> dict[str, str | list[str]]:
+    """Form/query values as MAAS reads them: booleans as true/false, lists as repeated keys."""
+    form: dict[str, str | list[str]] = {}
+    for key, value in fields.items():
+        if isinstance(value, bool):
+            form[key] = "true" if value else "false"
+        elif isinstance(value, str | int):
+            form[key] = str(value)
+        else:
+            form[key] = [str(item) for item in value]
+    return form

@@ -1,0 +1,83 @@
+"""`-preview`: one pass computed, printed as a plan, nothing written anywhere.
+
+For every machine MAAS lists: whether the filters select it (and why not), its status,
+and the one action the daemon would take with its parameters, or why it leaves the
+machine alone. The caller guarantees no write: the MAAS client is read-only, and this
+module never calls the actuator, the provisioner or a script.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TextIO
+
+from maasflow.daemon.loop import Daemon
+from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.store import ProvisionRecord
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    system_id: str
+    hostname: str
+    zone: str
+    status: str
+    selected: bool
+    phase: str
+    action: str | None
+    params: dict[str, str]
+    reason: str
+
+
+async def make_plan(daemon: Daemon) -> list[PlanItem]:
+    """List machines once and decide each one, starting nothing."""
+    machines = await daemon.client.list_machines()
+    records = {r.system_id: r for r in daemon.actuator.store.all()}
+    return [_item(daemon, m, records) for m in machines]
+
+
+def _item(daemon: Daemon, machine: Machine, records: dict[str, ProvisionRecord]) -> PlanItem:
+    base = {
+        "system_id": machine.system_id,
+        "hostname": machine.hostname,
+        "zone": machine.zone.name,
+        "status": machine.status_name or str(machine.status),
+    }
+    why_not = daemon.filters.reason(machine)
+    if why_not is not None:
+        return PlanItem(
+            **base, selected=False, phase="excluded", action=None, params={}, reason=why_not
+        )
+    decision = daemon.decide(machine, records)
+    action = decision.action
+    return PlanItem(
+        **base,
+        selected=True,
+        phase=decision.phase,
+        action=action.kind if action else None,
+        params=dict(action.params) if action else {},
+        reason=action.reason if action else decision.reason,
+    )
+
+
+def print_plan(items: list[PlanItem], fmt: str, out: TextIO) -> None:
+    """Text: one line per machine; json: one JSON document."""
+    if fmt == "json":
+        json.dump({"plan": [asdict(i) for i in items]}, out, indent=2)
+        out.write("\n")
+        return
+    width = max([len(i.hostname) for i in items] + [8])
+    for item in items:
+        what = item.action or "-"
+        if item.params:
+            what += " " + " ".join(f"{k}={v}" for k, v in sorted(item.params.items()))
+        print(
+            f"{item.hostname:<{width}}  {item.system_id:<8}  {item.status:<22}  {what:<32}  "
+            f"{item.reason}",
+            file=out,
+        )
+    acting = sum(1 for i in items if i.action)
+    print(
+        f"preview: {len(items)} machines, {acting} would get an action; nothing was sent", file=out
+    )

@@ -1,0 +1,482 @@
+"""Post-deploy provisioning: a local script, or an HTTP provisioner polled pass after pass.
+
+`PROVISION_URL` picks the kind (`provisioner_for`):
+
+- a path: `ScriptProvisioner` runs `<script> <system_id> <hostname> <ip>` as an argv (never
+  a shell) in its own session, with `MAASFLOW_*` variables describing the machine, keeps the
+  last few KiB of its output, and kills the whole process group at `PROVISION_TTL` or when
+  the daemon cancels it on shutdown. The MAAS API key is removed from its environment.
+- an `http(s)://` URL: `HttpProvisioner` POSTs `{"id", "name", "ip", "mac"}` once, then each
+  pass GETs `<url>/<quoted system_id>`: 202 running, 200 done unless the body says it failed
+  (the opencord provisioner's `{"status": 3, "message": ...}`, see opencord/maas
+  `provisioner/task.go` and `handlers.go`), 404 no such job (the caller POSTs again).
+  With `PROVISION_TOKEN` it sends `Authorization: Bearer <token>` on every request (what
+  `maasflow serve --provision-token-file` requires); the token never appears in its errors,
+  repr or logs, even when a provisioner echoes it back.
+
+Every failure is a `ProvisionError` carrying its evidence; retrying with backoff and
+remembering progress are the caller's and the store's business, not this module's.
+`target_for` gathers what a provisioner needs to know from a MAAS machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import ipaddress
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from maasflow.common.errors import ConfigError, ProvisionError
+from maasflow.daemon.maas.models import Interface, Link, Machine
+
+log = structlog.get_logger(__name__)
+
+TAIL_BYTES = 4096  # output kept from a script: the end is where failures explain themselves
+KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a script's process group
+DRAIN_WAIT = 1.0  # seconds to keep reading output after the script itself has exited
+HTTP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """What provisioning needs to know about a machine."""
+
+    system_id: str
+    hostname: str
+    fqdn: str
+    ip: str
+    mac: str
+    zone: str
+    pool: str
+
+
+def dns_resolve(name: str) -> str | None:
+    """The first address `name` resolves to, or None (never raises)."""
+    if not name:
+        return None
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return next((str(info[4][0]) for info in infos), None)
+
+
+def _valid_ip(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def _boot_links(machine: Machine) -> list[Link]:
+    """The boot interface's links, looked up in interface_set if the listing omits them."""
+    boot = machine.boot_interface
+    if boot is None:
+        return []
+    if boot.links:
+        return boot.links
+    same = (i for i in machine.interface_set if _same_interface(i, boot))
+    return next((i.links for i in same), [])
+
+
+def _same_interface(a: Interface, b: Interface) -> bool:
+    if a.id is not None and a.id == b.id:
+        return True
+    return bool(a.mac_address) and a.mac_address == b.mac_address
+
+
+def _first_ip(candidates: Iterable[str | None]) -> str | None:
+    return next((ip for ip in map(_valid_ip, candidates) if ip), None)
+
+
+def target_for(machine: Machine, resolve: Callable[[str], str | None] = dns_resolve) -> Target:
+    """Build the `Target`; the IP is the boot link's, else ip_addresses[0], else DNS."""
+    ip = _first_ip(link.ip_address for link in _boot_links(machine))
+    ip = ip or _first_ip(machine.ip_addresses)
+    ip = ip or _first_ip(resolve(name) for name in (machine.fqdn, machine.hostname) if name)
+    if not ip:
+        raise ProvisionError(
+            f"no IP address for {machine.hostname or machine.system_id}: no boot-interface "
+            "link address, no ip_addresses, DNS lookup failed"
+        )
+    boot_mac = machine.boot_interface.mac_address if machine.boot_interface else None
+    return Target(
+        system_id=machine.system_id,
+        hostname=machine.hostname,
+        fqdn=machine.fqdn,
+        ip=ip,
+        mac=boot_mac or next(iter(machine.macs), ""),
+        zone=machine.zone.name,
+        pool=machine.pool_name,
+    )
+
+
+class _Tail(asyncio.Protocol):
+    """Keeps the last `limit` bytes read from the script's output pipe."""
+
+    def __init__(self, limit: int = TAIL_BYTES) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.closed = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        del self.data[: -self.limit]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+    async def drained(self, limit: float = DRAIN_WAIT) -> None:
+        """Wait for EOF, but not for a leftover child that keeps the pipe open."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), limit)
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # group already gone
+        os.killpg(pgid, sig)
+
+
+async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the script's process group, SIGKILL it after `grace` (always, for stragglers)."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        pass
+    finally:
+        _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _last_line(tail: str, limit: int = 200) -> str:
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][-limit:] if lines else "(no output)"
+
+
+def _exit_error(code: int, tail: str) -> ProvisionError:
+    if code < 0:
+        try:
+            how = f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:  # a real-time or otherwise unnamed signal
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with code {code}"
+    return ProvisionError(
+        f"provisioning script {how}: {_last_line(tail)}", exit_code=code, output_tail=tail
+    )
+
+
+def safe_environ() -> dict[str, str]:
+    """Our environment for a program we run, without the MAAS API key (any spelling)."""
+    return {k: v for k, v in os.environ.items() if not k.upper().endswith("MAAS_API_KEY")}
+
+
+def _child_env(target: Target) -> dict[str, str]:
+    env = safe_environ()
+    env.update(
+        MAASFLOW_SYSTEM_ID=target.system_id,
+        MAASFLOW_HOSTNAME=target.hostname,
+        MAASFLOW_FQDN=target.fqdn,
+        MAASFLOW_IP=target.ip,
+        MAASFLOW_MAC=target.mac,
+        MAASFLOW_ZONE=target.zone,
+        MAASFLOW_POOL=target.pool,
+    )
+    return env
+
+
+class ScriptProvisioner:
+    """Runs the provisioning script once per call; PROVISION_URL is a path."""
+
+    def __init__(self, script: str, ttl: float, *, grace: float = KILL_GRACE) -> None:
+        self.script = script
+        self.ttl = ttl
+        self.grace = grace
+
+    def _problem(self) -> str | None:
+        path = Path(self.script)
+        if not path.is_file():
+            return f"provisioning script {self.script} does not exist or is not a file"
+        if not os.access(path, os.X_OK):
+            return f"provisioning script {self.script} is not executable (chmod +x it)"
+        return None
+
+    def check(self) -> None:
+        """Raise ConfigError at start-up when the script cannot be run."""
+        problem = self._problem()
+        if problem:
+            raise ConfigError(f"PROVISION_URL: {problem}; give an executable path or a URL")
+
+    async def _spawn(self, target: Target, output: int) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                self.script,
+                target.system_id,
+                target.hostname,
+                target.ip,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                env=_child_env(target),
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+            raise ProvisionError(f"cannot start provisioning script {self.script}: {exc}") from exc
+
+    async def _start(
+        self, target: Target, tail: _Tail
+    ) -> tuple[asyncio.subprocess.Process, asyncio.BaseTransport]:
+        """Spawn the script writing to a pipe we read ourselves.
+
+        Not `stdout=PIPE`: asyncio's `Process.wait()` then also waits for the pipe to close,
+        which a background child of the script can hold open for as long as it likes.
+        """
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = await self._spawn(target, write_fd)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        try:
+            loop = asyncio.get_running_loop()
+            reader = os.fdopen(read_fd, "rb", buffering=0)
+            pipe, _ = await loop.connect_read_pipe(lambda: tail, reader)
+        except BaseException:
+            _signal_group(proc.pid, signal.SIGKILL)
+            raise
+        return proc, pipe
+
+    async def run(self, target: Target) -> str:
+        """Run the script to completion; its output tail, or ProvisionError."""
+        problem = self._problem()
+        if problem:
+            raise ProvisionError(problem)
+        tail = _Tail()
+        proc, pipe = await self._start(target, tail)
+        code: int | None = None
+        try:
+            code = await asyncio.wait_for(proc.wait(), self.ttl)
+        except TimeoutError:
+            pass
+        finally:
+            if proc.returncode is None:  # timed out, or the daemon is shutting down
+                await _kill_group(proc, self.grace)
+            await tail.drained()
+            pipe.close()
+        if code is None:
+            raise ProvisionError(
+                f"provisioning script timed out after {self.ttl:g}s; its process group was killed",
+                output_tail=tail.text(),
+            )
+        if code != 0:
+            raise _exit_error(code, tail.text())
+        return tail.text()
+
+
+class PollResult(enum.Enum):
+    """What the HTTP provisioner says about a submitted job."""
+
+    RUNNING = "running"
+    DONE = "done"
+    MISSING = "missing"
+
+
+def _redacted(url: httpx.URL) -> str:
+    """The URL for messages: a password or a query string (often a token) replaced by ***."""
+    shown = url.copy_with(username=None, password=None, query=None)
+    text = str(shown).replace("//", "//***@", 1) if url.userinfo else str(shown)
+    return f"{text}?***" if url.query else text
+
+
+class ProvisionerTrouble(ProvisionError):
+    """The provisioner could not tell how the job goes (no answer, an unexpected status).
+
+    Not a verdict on the job: the record stays running and the next pass asks again, so a
+    passing glitch never leads to a second POST.
+    """
+
+
+def _failure_message(response: httpx.Response) -> str | None:
+    """The provisioner's message when a 200 body says the job failed, else None."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    status, name = body.get("status"), body.get("status_name")
+    failed = (
+        (isinstance(status, int) and status == 3)
+        or (isinstance(status, str) and status.upper() == "FAILED")
+        or (isinstance(name, str) and name.lower() == "failed")
+    )
+    if not failed:
+        return None
+    message = body.get("message") or body.get("error") or "no message"
+    return str(message)[:500]
+
+
+class HttpProvisioner:
+    """POST-then-poll client of an HTTP provisioner; PROVISION_URL is http(s)://."""
+
+    def __init__(
+        self,
+        url: str,
+        ttl: float,
+        client: httpx.AsyncClient | None = None,
+        *,
+        token: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        try:
+            self._url = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ConfigError(
+                f"PROVISION_URL: invalid URL ({exc}); give http(s)://host/path"
+            ) from exc
+        if self._url.scheme not in ("http", "https") or not self._url.host:
+            raise ConfigError("PROVISION_URL: give an http(s)://host/path URL or a script path")
+        self.url = url
+        self.ttl = ttl
+        self._client = client
+        self._owns_client = client is None
+        self._clock = clock
+        self._token = token
+        self._headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+
+    def __repr__(self) -> str:
+        return f"HttpProvisioner({_redacted(self._url)!r}, ttl={self.ttl:g})"
+
+    def job_url(self, system_id: str) -> str:
+        """`<url>/<system_id>` (any query kept), the id quoted to stay one path segment."""
+        path = self._url.raw_path.split(b"?")[0].rstrip(b"/")
+        path += b"/" + quote(system_id, safe="").encode()
+        query = b"?" + self._url.query if self._url.query else b""
+        return str(self._url.copy_with(raw_path=path + query))
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+        return self._client
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http().request(method, url, headers=self._headers, **kwargs)
+        except httpx.HTTPError as exc:
+            shown = _redacted(httpx.URL(url))
+            reason = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise ProvisionerTrouble(f"{method} {shown}: {reason}") from None
+
+    def _scrub(self, text: str) -> str:
+        """`text` with the token, should a provisioner echo it, replaced by ***."""
+        return text if not self._token else text.replace(self._token, "***")
+
+    def _error(self, method: str, url: str, response: httpx.Response) -> ProvisionError:
+        snippet = self._scrub(response.text[:200].strip() or response.reason_phrase)
+        shown = _redacted(httpx.URL(url))
+        hint = ""
+        if response.status_code == 401:
+            hint = " (check PROVISION_TOKEN / PROVISION_TOKEN_FILE)"
+        return ProvisionError(
+            f"provisioner answered HTTP {response.status_code} to {method} {shown}: {snippet}"
+            + hint
+        )
+
+    async def submit(self, target: Target) -> None:
+        """POST the job; any 2xx is accepted, anything else is a ProvisionError."""
+        body = {"id": target.system_id, "name": target.hostname, "ip": target.ip, "mac": target.mac}
+        response = await self._request("POST", self.url, json=body)
+        if not response.is_success:
+            raise self._error("POST", self.url, response)
+
+    async def poll(self, target: Target, started_at: float) -> PollResult:
+        """Ask how the job is going.
+
+        ProvisionError when the job failed or ran past the TTL; ProvisionerTrouble when the
+        provisioner could not say (ask again next pass).
+        """
+        url = self.job_url(target.system_id)
+        elapsed = self._clock() - started_at
+        try:
+            result = self._interpret(url, await self._request("GET", url))
+        except ProvisionerTrouble:
+            if elapsed <= self.ttl:
+                raise
+            result = PollResult.RUNNING
+        if result is not PollResult.DONE and elapsed > self.ttl:
+            raise ProvisionError(f"provisioning timed out after {self.ttl:g}s ({elapsed:.0f}s)")
+        return result
+
+    def _interpret(self, url: str, response: httpx.Response) -> PollResult:
+        code = response.status_code
+        if code == 202:
+            return PollResult.RUNNING
+        if code == 404:
+            return PollResult.MISSING
+        if not response.is_success:
+            error = self._error("GET", url, response)
+            raise ProvisionerTrouble(str(error))
+        message = _failure_message(response)
+        if message is not None:
+            shown = _redacted(httpx.URL(url))
+            message = self._scrub(message)
+            raise ProvisionError(f"provisioner reports failure for {shown}: {message}")
+        return PollResult.DONE
+
+    async def forget(self, system_id: str) -> None:
+        """DELETE the job; a 404 is fine, other failures are logged, never raised."""
+        url = self.job_url(system_id)
+        try:
+            response = await self._request("DELETE", url)
+        except ProvisionError as exc:
+            log.warning("provision_forget_failed", system_id=system_id, error=str(exc))
+            return
+        if not response.is_success and response.status_code != 404:
+            error = str(self._error("DELETE", url, response))
+            log.warning("provision_forget_failed", system_id=system_id, error=error)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provisioner created it."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def provisioner_for(
+    url: str, ttl: float, token: str | None = None
+) -> ScriptProvisioner | HttpProvisioner | None:
+    """The provisioner `PROVISION_URL` asks for; None when it is empty (Deployed is final).
+
+    `token` is only sent by an HTTP provisioner; a script never sees it.
+    """
+    text = url.strip()
+    if not text:
+        return None
+    if ttl <= 0:
+        raise ConfigError(f"PROVISION_TTL: {ttl:g}s is not positive; give a duration like 1h")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in ("http", "https"):
+        return HttpProvisioner(text, ttl, token=token)
+    if scheme:
+        raise ConfigError(f"PROVISION_URL: unsupported scheme {scheme!r}; use a path or http(s)://")
+    return ScriptProvisioner(os.path.expanduser(text), ttl)

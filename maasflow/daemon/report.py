@@ -1,0 +1,268 @@
+"""`maasflow status`: what the daemon knows about each machine, as a table or JSON.
+
+The state comes from the running daemon's endpoint (`GET <url>/state`, `--url`, default
+`$MAASFLOW_STATUS_URL` or `http://127.0.0.1:9410`; schema in `maasflow.daemon.telemetry`) or, with
+`--db PATH`, from the daemon's SQLite store, opened read-only (its `provision` table knows
+only provisioning, so MAAS status and zone are blank there). `--host REGEX` keeps machines
+whose hostname matches (unanchored search), `--json` prints the state document for scripts,
+`--healthz` asks `/healthz` instead (what the container HEALTHCHECK runs).
+
+Exit status: 0 shown; 1 the daemon could not be reached or answered nonsense (or, with
+`--healthz`, is unhealthy); 2 bad input (flag, regex, URL, database file). Text from MAAS is
+shown with control characters replaced, so a hostile hostname cannot drive the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from maasflow.common.command_parser import CommandParser
+from maasflow.common.errors import ConfigError
+
+DEFAULT_URL = "http://127.0.0.1:9410"
+ERROR_WIDTH = 60
+CELL_WIDTH = 40
+COLUMNS = (
+    "HOSTNAME",
+    "SYSTEM_ID",
+    "ZONE",
+    "MAAS STATUS",
+    "PHASE",
+    "LAST ACTION",
+    "WHEN",
+    "ATTEMPTS",
+    "LAST ERROR",
+)
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class Unreachable(Exception):
+    """The daemon's endpoint did not answer usable state; the message says which and why."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = CommandParser(prog="maasflow status", description="Show what the daemon knows per machine.")
+    p.add_argument(
+        "--url",
+        default=os.environ.get("MAASFLOW_STATUS_URL", DEFAULT_URL),
+        help="the daemon's -listen endpoint (env MAASFLOW_STATUS_URL; default %(default)s)",
+    )
+    p.add_argument("--db", metavar="PATH", help="read the daemon's SQLite store instead")
+    p.add_argument("--host", metavar="REGEX", help="only hostnames matching REGEX (search)")
+    p.add_argument("--json", action="store_true", help="print JSON (the /state schema)")
+    p.add_argument("--healthz", action="store_true", help="check /healthz: exit 0 healthy, 1 not")
+    p.add_argument("--timeout", type=float, default=5.0, help="HTTP timeout, seconds")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    pattern = _compile(args.host)
+    try:
+        if args.healthz:
+            return _healthz(args.url, args.timeout)
+        doc = read_store(args.db) if args.db else fetch_state(args.url, args.timeout)
+    except Unreachable as exc:
+        print(f"maasflow status: {exc}", file=sys.stderr)
+        return 1
+    doc["machines"] = [m for m in doc["machines"] if pattern.search(_text(m.get("hostname")))]
+    print(json.dumps(doc, indent=2, default=str) if args.json else render_table(doc))
+    return 0
+
+
+def _compile(regex: str | None) -> re.Pattern[str]:
+    try:
+        return re.compile(regex or "")
+    except re.error as exc:
+        raise ConfigError(f"--host {regex!r} is not a valid regular expression: {exc}") from None
+
+
+# -- reading the endpoint -----------------------------------------------------------------
+
+
+def _endpoint(url: str, path: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--url {url!r}: expected http://host:port, e.g. {DEFAULT_URL}")
+    base = url.rstrip("/")
+    return base if base.endswith(path) else base + path
+
+
+def _get(url: str, timeout: float) -> httpx.Response:
+    hint = "is the daemon running with -listen? (or set --url / MAASFLOW_STATUS_URL, or --db)"
+    try:
+        return httpx.get(url, timeout=timeout, trust_env=False)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"--url: {exc}") from None
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"cannot reach the maasflow daemon at {url} ({exc}); {hint}") from None
+
+
+def fetch_state(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The daemon's `/state` document, checked for the shape this command reads."""
+    url = _endpoint(url, "/state")
+    response = _get(url, timeout)
+    if response.status_code != 200:
+        raise Unreachable(f"{url} answered HTTP {response.status_code}, not the daemon's state")
+    try:
+        doc = response.json()
+    except ValueError:
+        raise Unreachable(f"{url} did not answer JSON; is it a maasflow daemon?") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("machines"), list):
+        raise Unreachable(f"{url} answered JSON without a machines list; is it maasflow?")
+    doc["machines"] = [m for m in doc["machines"] if isinstance(m, dict)]
+    return doc
+
+
+def _healthz(url: str, timeout: float) -> int:
+    url = _endpoint(url, "/healthz")
+    response = _get(url, timeout)
+    try:
+        reason = str(response.json().get("reason", ""))
+    except (ValueError, AttributeError):
+        reason = response.text[:200]
+    print("ok" if response.status_code == 200 else f"unhealthy: {_clean(reason)}")
+    return 0 if response.status_code == 200 else 1
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+def render_table(doc: Mapping[str, Any], now: float | None = None) -> str:
+    """A summary line, then one aligned row per machine (sorted by hostname)."""
+    ref = _epoch(doc.get("generated_at")) or (time.time() if now is None else now)
+    machines = sorted(doc.get("machines", []), key=lambda m: _text(m.get("hostname")))
+    rows = [list(COLUMNS)] + [_row(m, ref) for m in machines]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [_summary(doc, ref, len(machines))]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _summary(doc: Mapping[str, Any], ref: float, count: int) -> str:
+    source = _text(doc.get("maas_url")) or _text(doc.get("source")) or "?"
+    info = doc.get("pass") if isinstance(doc.get("pass"), dict) else {}
+    parts = [f"{count} machine{'s' if count != 1 else ''}", f"MAAS {source}"]
+    if info:
+        parts.append(f"passes {_text(info.get('count'))}")
+        parts.append(f"last ok {ago(_epoch(info.get('last_ok_at')), ref)}")
+        if info.get("last_error"):
+            parts.append(f"last error: {_truncate(_text(info['last_error']), ERROR_WIDTH)}")
+    return "; ".join(parts)
+
+
+def _row(m: Mapping[str, Any], ref: float) -> list[str]:
+    status = m.get("status_name") or m.get("status")
+    named = (m.get("hostname"), m.get("system_id"), m.get("zone"), status, m.get("phase"))
+    cells = [_truncate(_text(v), CELL_WIDTH) or "-" for v in (*named, m.get("last_action"))]
+    cells.append(ago(_epoch(m.get("last_action_at")), ref))
+    cells.append(_text(m.get("attempts")) or "0")
+    cells.append(_truncate(_text(m.get("last_error")), ERROR_WIDTH) or "-")
+    return cells
+
+
+def ago(then: float | None, now: float) -> str:
+    """`12s ago`, `3m ago`, `5h ago`, `2d ago`; `-` when unknown."""
+    if then is None:
+        return "-"
+    seconds = max(0, int(now - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _epoch(value: Any) -> float | None:
+    """Unix seconds from a number or an ISO-8601 string; None when neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else _clean(str(value))
+
+
+def _clean(text: str) -> str:
+    return _UNPRINTABLE.sub("?", " ".join(text.split("\n")))
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- reading the store --------------------------------------------------------------------
+
+_PHASE_OF_STATE = {
+    "running": "provisioning",
+    "complete": "provisioned",
+    "failed": "provision failed",
+}
+
+
+def read_store(path: str) -> dict[str, Any]:
+    """The store's provisioning records in the `/state` shape (read-only; MAAS fields blank)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(
+            f"--db {path}: no such file; give the daemon's -db file "
+            "(default ~/.local/state/maasflow/maasflow.sqlite, or $STATE_DIRECTORY/maasflow.sqlite)"
+        )
+    rows = _provision_rows(file)
+    return {
+        "generated_at": time.time(),
+        "maas_url": None,
+        "source": str(file),
+        "pass": None,
+        "machines": [_store_machine(row) for row in rows],
+    }
+
+
+def _provision_rows(file: Path) -> list[dict[str, Any]]:
+    uri = file.resolve().as_uri() + "?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute("SELECT * FROM provision")]
+    except sqlite3.Error as exc:
+        hint = "no provision table: is it maasflow's store?" if "no such table" in str(exc) else exc
+        raise ConfigError(f"--db {file}: cannot read it ({hint})") from None
+
+
+def _store_machine(row: Mapping[str, Any]) -> dict[str, Any]:
+    state = row.get("state")
+    mode = row.get("mode")
+    when = row.get("updated_at") or row.get("finished_at") or row.get("started_at")
+    return {
+        "system_id": row.get("system_id"),
+        "hostname": row.get("hostname"),
+        "zone": row.get("zone"),
+        "pool": row.get("pool"),
+        "status": None,
+        "status_name": None,
+        "phase": _PHASE_OF_STATE.get(str(state), state),
+        "last_action": f"provision ({mode})" if mode else "provision",
+        "last_action_at": when,
+        "last_outcome": state,
+        "attempts": row.get("attempts") or 0,
+        "last_error": row.get("last_error") or None,
+    }

@@ -1,0 +1,143 @@
+"""Command backend: run a program to switch a machine, and another to read its state.
+
+Templates are argv lists from the power config; `{system_id}`, `{mac}`, `{hostname}` and
+`{name}` are substituted inside each argument separately and the result is executed directly,
+never through a shell, so a value such as `a;rm -rf x` arrives as one literal argument.
+Each run has a timeout after which its whole process group is killed. The status program's
+stdout is searched with `on_regex`, then `off_regex`; neither matching means "unknown".
+Without a status template the state is the last one a successful on/off recorded.
+With one, on/off are idempotent: the status is read first and a machine already in the
+wanted state is left alone, and a program that exits non-zero is forgiven when the status
+then reads the wanted state (as `virsh start` on a running domain does).
+
+The child's environment is the service's minus its secrets (`environment.scrubbed_environ`
+with the power config's `password_env` names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Collection
+
+import structlog
+
+from maasflow.serve.backends import BackendUnavailable, PowerError, PowerState, Target
+from maasflow.serve.environment import scrubbed_environ
+from maasflow.serve.power_config import CommandMachine
+from maasflow.serve.power_state import PowerStateStore
+
+log = structlog.get_logger(__name__)
+
+_PLACEHOLDER = re.compile(r"\{(system_id|mac|hostname|name)\}")
+_TAIL = 400
+
+
+def render(template: list[str], target: Target) -> list[str]:
+    """Substitute the placeholders of each argument; values are inserted literally."""
+    values = {
+        "system_id": target.system_id,
+        "mac": target.mac or "",
+        "hostname": target.hostname,
+        "name": target.name,
+    }
+    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
+
+
+async def run(argv: list[str], timeout: float, hidden_env: Collection[str] = ()) -> str:
+    """Run argv to completion; its output, or PowerError with the exit code and output tail.
+
+    The child's environment lacks the service's secrets and the `hidden_env` names."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            env=scrubbed_environ(hidden_env),
+        )
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        await _kill_group(process)
+        raise PowerError(f"{argv[0]!r} did not finish within {timeout:g} s") from None
+    except asyncio.CancelledError:
+        await _kill_group(process)
+        raise
+    text = out.decode("utf-8", errors="replace")
+    if process.returncode != 0:
+        raise PowerError(f"{argv[0]!r} exited {process.returncode}: {text[-_TAIL:].strip()}")
+    return text
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # start_new_session: its pid is the group id
+    await process.wait()
+
+
+class CommandBackend:
+    """One machine switched by configured programs."""
+
+    def __init__(
+        self, spec: CommandMachine, store: PowerStateStore, hidden_env: Collection[str] = ()
+    ) -> None:
+        self._spec = spec
+        self._store = store
+        self._hidden_env = frozenset(hidden_env)
+        self._on = re.compile(spec.on_regex)
+        self._off = re.compile(spec.off_regex)
+        self._lock = asyncio.Lock()
+
+    async def power_on(self, target: Target) -> PowerState:
+        return await self._act(target, self._spec.on, "on")
+
+    async def power_off(self, target: Target) -> PowerState:
+        return await self._act(target, self._spec.off, "off")
+
+    async def query(self, target: Target) -> PowerState:
+        if self._spec.status is None:
+            return self._store.get(target.name)
+        out = await run(render(self._spec.status, target), self._spec.timeout, self._hidden_env)
+        state: PowerState = (
+            "on" if self._on.search(out) else "off" if self._off.search(out) else "unknown"
+        )
+        if state != "unknown":
+            self._store.set(target.name, state)
+        return state
+
+    async def aclose(self) -> None:
+        return None
+
+    async def _act(self, target: Target, template: list[str], state: PowerState) -> PowerState:
+        """Switch, idempotently: MAAS re-POSTs, and tools like `virsh start` refuse a no-op."""
+        async with self._lock:
+            if await self._reads(target, state):
+                log.info("command.already", machine=target.name, state=state)
+                return state
+            try:
+                await run(render(template, target), self._spec.timeout, self._hidden_env)
+            except PowerError as exc:
+                if not await self._reads(target, state):
+                    raise
+                log.info(
+                    "command.failed_but_done", machine=target.name, state=state, error=str(exc)
+                )
+        log.info("command.ran", machine=target.name, action=state, program=template[0])
+        self._store.set(target.name, state)
+        return state
+
+    async def _reads(self, target: Target, state: PowerState) -> bool:
+        """Whether the status program (if any) reads `state`; a failing status reads nothing."""
+        if self._spec.status is None:
+            return False
+        try:
+            return await self.query(target) == state
+        except PowerError:
+            return False

@@ -1,0 +1,487 @@
+"""The power target's configuration: machines, backends, credentials, and `maasflow power-config`.
+
+A power config file is JSON: global `wol` defaults plus `machines`, a map from a name to one
+machine's backend settings (`wol`, `dli` or `command`). Unknown keys are rejected, so a typo
+never silently changes behaviour. The service's own credentials (the Bearer token or the
+Basic user and password that MAAS sends) never come from the command line: they are read
+from files or the environment by `load_power_auth`.
+
+`main(argv)` is the `maasflow power-config` sub-command: it prints the `power_type=webhook`
+and `power_parameters_*` values to put into MAAS for one machine (MAAS 3.6
+`src/provisioningserver/drivers/power/webhook.py` names them). This module stops at
+configuration; the HTTP routes live in `power_api.py`, the backends in `backends/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from maasflow.common.command_parser import CommandParser
+from maasflow.common.errors import ConfigError
+
+# MAAS's defaults for the webhook driver's regexes (webhook.py, 3.6); our query answers match them.
+MAAS_ON_REGEX = r"status.*\:.*running"
+MAAS_OFF_REGEX = r"status.*\:.*stopped"
+RESERVED_NAMES = frozenset({"acks"})  # `/power/acks` is the acknowledgement page
+PLACEHOLDER_NAMES = frozenset({"system_id", "mac", "hostname", "name"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_MAC_HEX = re.compile(r"[0-9a-f]{12}")
+_MAC_SEPARATED = re.compile(
+    r"[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}|[0-9a-f]{4}(?:\.[0-9a-f]{4}){2}"
+)
+
+
+def normalize_mac(text: str) -> str | None:
+    """Return `aa:bb:cc:dd:ee:ff` for a MAC in any usual notation, or None if it is not one."""
+    lowered = text.strip().lower()
+    if not (_MAC_HEX.fullmatch(lowered) or _MAC_SEPARATED.fullmatch(lowered)):
+        return None
+    digits = re.sub(r"[^0-9a-f]", "", lowered)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WolDefaults(_Strict):
+    """Where magic packets go unless a machine says otherwise, and how long an off waits."""
+
+    broadcast: str = "255.255.255.255"
+    port: int = Field(9, ge=0, le=65535)
+    off_ack_timeout: float = Field(60.0, gt=0)
+
+
+class Probe(_Strict):
+    """A TCP connect that tells whether a machine is up (connect works) or down."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(22, ge=1, le=65535)
+    timeout: float = Field(1.0, gt=0, le=60)
+    interval: float = Field(2.0, gt=0, le=60)  # how often a waiting power-off re-probes
+    # After a magic packet the machine reads "on" for this long, or until the probe first
+    # sees it up: a PXE boot takes minutes, MAAS's confirm loop only ~35 s.
+    boot_grace: float = Field(600.0, ge=0)
+
+
+class _Machine(_Strict):
+    mac: str | None = None
+    system_id: str | None = Field(None, min_length=1, max_length=64)
+    hostname: str | None = Field(None, min_length=1, max_length=255)
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        mac = normalize_mac(value)
+        if mac is None:
+            raise ValueError("not a MAC address (use aa:bb:cc:dd:ee:ff)")
+        return mac
+
+
+class WolMachine(_Machine):
+    """Woken by a magic packet; powered off by a person who acknowledges it."""
+
+    backend: Literal["wol"]
+    mac: str
+    broadcast: str | None = None
+    port: int | None = Field(None, ge=0, le=65535)
+    off_ack_timeout: float | None = Field(None, gt=0)
+    probe: Probe | None = None
+
+
+class DliMachine(_Machine):
+    """One outlet of a Digital Loggers web power switch (REST or legacy CGI dialect)."""
+
+    backend: Literal["dli"]
+    address: str = Field(min_length=1)  # host, host:port, or http(s)://host[:port]
+    outlet: int = Field(ge=1, le=64)  # 1-based, as printed on the unit and used by MAAS
+    dialect: Literal["rest", "legacy", "auto"] = "auto"
+    user: str = "admin"
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    cycle_on: bool = False  # `on` of an outlet already on cycles it, as MAAS's dli driver does
+    cycle_delay: float = Field(1.0, ge=0, le=60)
+    cycle_guard: float = Field(30.0, ge=0)  # no second cycle this soon after our own `on`
+    settle_timeout: float = Field(5.0, ge=0, le=120)  # how long to poll a lagging state
+    poll_interval: float = Field(0.5, gt=0, le=10)
+    timeout: float = Field(10.0, gt=0, le=120)
+    verify_tls: bool = True
+
+    def resolve_password(self) -> str:
+        """The outlet password from the config, a file, or an environment variable."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            return read_secret_file(self.password_file, "password_file")
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ConfigError(f"dli password_env: ${self.password_env} is empty or unset")
+            return value
+        return ""
+
+
+class CommandMachine(_Machine):
+    """Switched and read by running programs (argv templates, never a shell)."""
+
+    backend: Literal["command"]
+    on: list[str] = Field(min_length=1)
+    off: list[str] = Field(min_length=1)
+    status: list[str] | None = Field(None, min_length=1)
+    timeout: float = Field(30.0, gt=0, le=3600)
+    on_regex: str = r"(?i)\b(on|running)\b"
+    off_regex: str = r"(?i)\b(off|stopped)\b"
+
+    @field_validator("on", "off", "status")
+    @classmethod
+    def _templates(cls, value: list[str] | None) -> list[str] | None:
+        for arg in value or []:
+            unknown = set(_PLACEHOLDER.findall(arg)) - PLACEHOLDER_NAMES
+            if unknown:
+                raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}")
+        return value
+
+    @field_validator("on_regex", "off_regex")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from None
+        return value
+
+
+MachineSpec = Annotated[WolMachine | DliMachine | CommandMachine, Field(discriminator="backend")]
+
+
+class PowerConfig(_Strict):
+    """The whole file: WoL defaults and the machines by name."""
+
+    wol: WolDefaults = WolDefaults()
+    machines: dict[str, MachineSpec] = Field(default_factory=dict)
+    _by_key: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("machines")
+    @classmethod
+    def _names(cls, value: dict[str, MachineSpec]) -> dict[str, MachineSpec]:
+        for name in value:
+            if not name or len(name) > 128 or "/" in name or not name.isprintable():
+                raise ValueError(f"machine name {name!r}: use 1-128 printable chars, no '/'")
+            if name.lower() in RESERVED_NAMES:
+                raise ValueError(f"machine name {name!r} is reserved")
+        return value
+
+    @model_validator(mode="after")
+    def _index(self) -> PowerConfig:
+        index: dict[str, str] = {}
+        for name, machine in self.machines.items():
+            for key in (machine.mac, (machine.system_id or "").lower() or None):
+                if key is None:
+                    continue
+                if index.setdefault(key, name) != name:
+                    raise ValueError(f"{key} is used by both {index[key]!r} and {name!r}")
+        self._by_key = index
+        return self
+
+    def password_envs(self) -> frozenset[str]:
+        """The environment variables the config names as holding outlet passwords."""
+        return frozenset(
+            spec.password_env
+            for spec in self.machines.values()
+            if isinstance(spec, DliMachine) and spec.password_env
+        )
+
+    def find(self, key: str) -> str | None:
+        """The machine name for a configured name, a MAC (any notation) or a system_id."""
+        if key in self.machines:
+            return key
+        mac = normalize_mac(key)
+        return self._by_key.get(mac if mac is not None else key.lower())
+
+
+def _error_location(loc: tuple[int | str, ...]) -> str:
+    parts = [str(part) for part in loc]
+    if len(parts) > 2 and parts[0] == "machines" and parts[2] in ("wol", "dli", "command"):
+        del parts[2]  # the discriminator tag pydantic inserts is not a key of the file
+    return ".".join(parts) or "(top level)"
+
+
+def _validation_message(path: Path, exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = _error_location(tuple(first["loc"]))
+    what = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    what = what.removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"power config {path}: {where}: {what}{more}; fix it (see power.example.json)"
+
+
+def load_power_config(path: Path) -> PowerConfig:
+    """Read and validate a power config file; every problem is a one-line ConfigError."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"power config {path}: cannot read: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"power config {path}: not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"power config {path}: must be a JSON object with a 'machines' key")
+    try:
+        return PowerConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(path, exc)) from None
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """The first line of a secret file, stripped; a missing or empty file is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {path}: cannot read it ({exc.__class__.__name__})") from None
+    value = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not value:
+        raise ConfigError(f"{what} {path}: the file is empty; put the secret on its first line")
+    return value
+
+
+@dataclass(frozen=True)
+class PowerAuth:
+    """The credentials MAAS must present; none at all means the power API is open."""
+
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def is_open(self) -> bool:
+        return self.token is None and self.user is None
+
+    def __repr__(self) -> str:
+        token = "set" if self.token else "unset"
+        return f"PowerAuth(token={token}, user={self.user!r}, password=<hidden>)"
+
+
+def load_power_auth(
+    token_file: Path | None, user: str | None, pass_file: Path | None, *, complete: bool = True
+) -> PowerAuth:
+    """Credentials from files, else `MAASFLOW_POWER_TOKEN` / `MAASFLOW_POWER_PASS`.
+
+    `complete` (serving) insists that a user comes with a password and the other way round.
+    """
+    token = read_secret_file(token_file, "--power-token-file") if token_file else None
+    token = token or os.environ.get("MAASFLOW_POWER_TOKEN") or None
+    user = user or os.environ.get("MAASFLOW_POWER_USER") or None
+    password = read_secret_file(pass_file, "--power-pass-file") if pass_file else None
+    password = password or os.environ.get("MAASFLOW_POWER_PASS") or None
+    if complete and (user is None) != (password is None):
+        raise ConfigError(
+            "--power-user and a password (--power-pass-file or MAASFLOW_POWER_PASS) "
+            "go together: give both or neither"
+        )
+    if user is not None and ":" in user:
+        raise ConfigError("--power-user: a Basic auth user name cannot contain ':'")
+    return PowerAuth(token=token, user=user, password=password)
+
+
+def add_config_argument(parser: argparse._ActionsContainer, help_text: str) -> None:
+    """`--power-config PATH`, defaulting to $MAASFLOW_POWER_CONFIG (serve and power-config)."""
+    parser.add_argument(
+        "--power-config",
+        type=Path,
+        metavar="PATH",
+        default=os.environ.get("MAASFLOW_POWER_CONFIG"),
+        help=help_text,
+    )
+
+
+def add_auth_arguments(parser: argparse._ActionsContainer) -> None:
+    """The credential flags shared by `serve` and `power-config` (secrets only by file)."""
+    parser.add_argument(
+        "--power-token-file",
+        type=Path,
+        metavar="PATH",
+        help="file holding the Bearer token MAAS must send (or env MAASFLOW_POWER_TOKEN)",
+    )
+    parser.add_argument(
+        "--power-user",
+        metavar="NAME",
+        help="Basic auth user MAAS must send (or env MAASFLOW_POWER_USER)",
+    )
+    parser.add_argument(
+        "--power-pass-file",
+        type=Path,
+        metavar="PATH",
+        help="file holding the Basic auth password (or env MAASFLOW_POWER_PASS)",
+    )
+
+
+# --- `maasflow power-config` -------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = CommandParser(
+        prog="maasflow power-config",
+        description="Print the MAAS webhook power parameters for a machine of a power config.",
+    )
+    parser.add_argument("machine", nargs="?", help="configured name, MAC or system_id")
+    add_config_argument(parser, "power config JSON (or env MAASFLOW_POWER_CONFIG)")
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="how a MAAS rack controller reaches `maasflow serve`, e.g. http://10.0.0.2:8080",
+    )
+    parser.add_argument(
+        "--auth",
+        choices=["bearer", "basic", "none"],
+        help="auth MAAS should send (default: what the service has configured)",
+    )
+    parser.add_argument(
+        "--verify-ssl",
+        choices=["y", "n"],
+        help="power_verify_ssl (default: n; y needs a CA-trusted certificate)",
+    )
+    parser.add_argument("--profile", default="admin", help="maas CLI profile (default admin)")
+    parser.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print the real token/password instead of placeholders",
+    )
+    parser.add_argument("--list", action="store_true", help="list configured machines")
+    add_auth_arguments(parser)
+    return parser
+
+
+def _check_base_url(base_url: str | None) -> str:
+    if not base_url:
+        raise ConfigError("--base-url is required, e.g. --base-url http://10.0.0.2:8080")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--base-url {base_url!r}: use http(s)://<host>[:port][/prefix]")
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _auth_parameters(mode: str, auth: PowerAuth, show: bool) -> list[tuple[str, str]]:
+    if mode == "bearer":
+        if show and auth.token is None:
+            raise ConfigError("--show-secrets: no token configured (--power-token-file)")
+        return [("power_token", auth.token if show and auth.token else "<POWER_TOKEN>")]
+    if mode == "basic":
+        if show and auth.password is None:
+            raise ConfigError("--show-secrets: no password configured (--power-pass-file)")
+        password = auth.password if show and auth.password else "<POWER_PASS>"
+        return [("power_user", auth.user or "<POWER_USER>"), ("power_pass", password)]
+    return []
+
+
+def webhook_parameters(
+    name: str, base_url: str, auth_mode: str, auth: PowerAuth, verify_ssl: str, show: bool
+) -> list[tuple[str, str]]:
+    """The `power_parameters_*` names (without prefix) and values for one machine."""
+    machine_url = f"{base_url}/power/{quote(name, safe='')}"
+    return [
+        ("power_on_uri", f"{machine_url}/on"),
+        ("power_off_uri", f"{machine_url}/off"),
+        ("power_query_uri", machine_url),
+        ("power_on_regex", MAAS_ON_REGEX),
+        ("power_off_regex", MAAS_OFF_REGEX),
+        ("power_verify_ssl", verify_ssl),
+        *_auth_parameters(auth_mode, auth, show),
+    ]
+
+
+def _list_machines(config: PowerConfig) -> None:
+    for name, machine in config.machines.items():
+        print(f"{name}\t{machine.backend}\t{machine.mac or '-'}\t{machine.system_id or '-'}")
+
+
+def _print_parameters(
+    name: str, system_id: str | None, params: list[tuple[str, str]], profile: str
+) -> None:
+    print("power_type=webhook")
+    for key, value in params:
+        print(f"power_parameters_{key}={value}")
+    words = ["maas", profile, "machine", "update", system_id or "<system_id>", "power_type=webhook"]
+    words += [f"power_parameters_{key}={value}" for key, value in params]
+    print()
+    print(" ".join(shlex.quote(word) if not word.startswith("<") else word for word in words))
+
+
+def _default_auth_mode(auth: PowerAuth) -> str:
+    if auth.token is not None:
+        return "bearer"
+    return "basic" if auth.user is not None else "none"
+
+
+def main(argv: list[str]) -> int:
+    """`maasflow power-config`: print MAAS webhook parameters, or `--list` the machines."""
+    args = _parser().parse_args(argv)
+    if args.power_config is None:
+        raise ConfigError("--power-config PATH is required (or set MAASFLOW_POWER_CONFIG)")
+    config = load_power_config(Path(args.power_config))
+    if args.list:
+        _list_machines(config)
+        return 0
+    return _show_machine(args, config)
+
+
+def _show_machine(args: argparse.Namespace, config: PowerConfig) -> int:
+    if not args.machine:
+        raise ConfigError("name a machine (see --list), e.g. maasflow power-config desk1 ...")
+    name = config.find(args.machine)
+    if name is None:
+        raise ConfigError(f"machine {args.machine!r} is not in {args.power_config}; see --list")
+    base_url = _check_base_url(args.base_url)
+    host = urlsplit(base_url).hostname or ""
+    if _is_loopback(host):
+        print(
+            f"warning: {host} is a loopback address; MAAS routes power requests by the IP "
+            "in power_query_uri, so use an address a rack controller can reach",
+            file=sys.stderr,
+        )
+    auth = load_power_auth(
+        args.power_token_file, args.power_user, args.power_pass_file, complete=False
+    )
+    mode = args.auth or _default_auth_mode(auth)
+    params = webhook_parameters(
+        name, base_url, mode, auth, args.verify_ssl or "n", args.show_secrets
+    )
+    _print_parameters(name, config.machines[name].system_id, params, args.profile)
+    if mode != "none" and not args.show_secrets:
+        print(
+            "note: secrets are shown as placeholders; --show-secrets prints them", file=sys.stderr
+        )
+    return 0

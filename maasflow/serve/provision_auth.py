@@ -1,0 +1,83 @@
+"""The optional Bearer token guarding `/provision/*` of `maasflow serve`.
+
+With a token configured, every provisioning route requires `Authorization: Bearer <token>`;
+the comparison is constant-time (`hmac.compare_digest`). A missing or wrong token answers 401
+`{"error": ...}` with `WWW-Authenticate: Bearer realm="maasflow-provision"` (the app's
+exception handler gives the JSON shape on provisioning paths). The scheme is declared in
+OpenAPI through FastAPI's `HTTPBearer`, so `/openapi.json` tells clients to send it.
+
+Where the token comes from: `--provision-token-file PATH` or the env `MAASFLOW_PROVISION_TOKEN`
+(`token_from`), read once at start-up. The token never appears in logs, errors or reprs.
+
+What this module stops at: it checks a header; `provision_api` defines the routes it guards.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from maasflow.common.errors import ConfigError
+
+TOKEN_ENV = "MAASFLOW_PROVISION_TOKEN"  # noqa: S105  # the variable's name, not a secret
+TOKEN_FLAG = "--provision-token-file"  # noqa: S105  # a flag's name, not a secret
+REALM = 'Bearer realm="maasflow-provision"'
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="provisionToken",
+    description=f"the token of {TOKEN_FLAG} / {TOKEN_ENV}, when the service has one",
+)
+
+
+def token_from(path: str | None, env: Mapping[str, str]) -> str | None:
+    """The token of `--provision-token-file` (first) or `MAASFLOW_PROVISION_TOKEN`, or None."""
+    if path is not None:
+        return _read_token(path)
+    value = env.get(TOKEN_ENV)
+    if value is None:
+        return None
+    token = value.strip()
+    if not token:
+        raise ConfigError(f"{TOKEN_ENV}: empty; set it to the token or unset it")
+    return token
+
+
+def _read_token(path: str) -> str:
+    try:
+        token = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(
+            f"{TOKEN_FLAG} {path}: cannot read ({reason}); pass a readable file"
+        ) from None
+    if not token:
+        raise ConfigError(f"{TOKEN_FLAG} {path}: the file is empty; write the token into it")
+    return token
+
+
+def token_dependencies(token: str | None) -> list[Any]:
+    """The router dependencies enforcing `token`; none when it is None (an open API)."""
+    if token is None:
+        return []
+    expected = token.encode("utf-8")
+
+    async def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if credentials is None:
+            raise _unauthorized("missing bearer token (send Authorization: Bearer <token>)")
+        given = credentials.credentials.encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, expected):
+            raise _unauthorized("wrong bearer token")
+
+    return [Depends(require_token)]
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": REALM})

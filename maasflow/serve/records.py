@@ -1,0 +1,204 @@
+"""Provisioning records of `maasflow serve`, kept in SQLite.
+
+One record per machine id: the request as accepted, where its job stands (pending, running,
+complete, failed), which worker ran it, a one-line message, when it last changed, and the tail
+of the job's output. A new run for an id replaces the old record.
+
+The store is the service's memory across restarts. Opening it turns every record that was
+still pending or running into a failed one ("interrupted by restart"): a job the service lost
+track of is reported, never silently dropped or silently re-run.
+
+What this module stops at: it knows nothing of HTTP or processes. It is synchronous and used
+from one event-loop thread; each write is one small transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, replace
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from maasflow.common.errors import ConfigError
+
+MEMORY = ":memory:"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    role TEXT,
+    worker INTEGER,
+    status INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    output TEXT NOT NULL DEFAULT ''
+)
+"""
+_INSERT = (
+    "INSERT OR REPLACE INTO records (id, request, role, worker, status, message, timestamp, output)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT = "SELECT id, request, role, worker, status, message, timestamp, output FROM records"
+
+
+class Status(IntEnum):
+    """Where a job stands; the numbers are the opencord provisioner's."""
+
+    PENDING = 0
+    RUNNING = 1
+    COMPLETE = 2
+    FAILED = 3
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated provisioning request: what the script will be told."""
+
+    id: str
+    name: str
+    ip: str
+    mac: str
+    role: str | None = None
+    script: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobRequest:
+        return cls(
+            id=str(data.get("id") or ""),
+            name=str(data.get("name") or ""),
+            ip=str(data.get("ip") or ""),
+            mac=str(data.get("mac") or ""),
+            role=_optional(data.get("role")),
+            script=_optional(data.get("script")),
+        )
+
+
+@dataclass(frozen=True)
+class Record:
+    """The state of one machine's provisioning, as the API shows it."""
+
+    request: JobRequest
+    status: Status = Status.PENDING
+    worker: int | None = None
+    message: str = "queued"
+    timestamp: int = 0
+    role: str | None = None
+    output: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.request.id
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (Status.COMPLETE, Status.FAILED)
+
+    def moved(self, status: Status, message: str, **changes: Any) -> Record:
+        """This record in a new status, stamped now."""
+        return replace(self, status=status, message=message, timestamp=int(time.time()), **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request.to_json(),
+            "worker": self.worker,
+            "status": int(self.status),
+            "status_name": self.status.name.lower(),
+            "message": self.message,
+            "timestamp": self.timestamp,
+            "role": self.role,
+        }
+
+
+class RecordStore:
+    """Records in one SQLite file (or in memory for `:memory:`)."""
+
+    def __init__(self, path: Path | str = MEMORY) -> None:
+        self.path = str(path)
+        self._db = _connect(self.path)
+
+    def put(self, record: Record) -> None:
+        """Insert or replace the record for its id."""
+        row = _row(record)
+        self._write(_INSERT, row)
+
+    def get(self, job_id: str) -> Record | None:
+        cursor = self._db.execute(_SELECT + " WHERE id = ?", (job_id,))
+        row = cursor.fetchone()
+        return None if row is None else _record(row)
+
+    def all(self) -> list[Record]:
+        cursor = self._db.execute(_SELECT + " ORDER BY timestamp, id")
+        return [_record(row) for row in cursor.fetchall()]
+
+    def delete(self, job_id: str) -> bool:
+        return self._write("DELETE FROM records WHERE id = ?", (job_id,)) > 0
+
+    def fail_unfinished(self, message: str) -> int:
+        """Mark every pending or running record failed with `message`; return how many."""
+        sql = "UPDATE records SET status = ?, message = ?, timestamp = ? WHERE status IN (?, ?)"
+        args = (Status.FAILED, message, int(time.time()), Status.PENDING, Status.RUNNING)
+        return self._write(sql, args)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        with self._db:
+            return self._db.execute(sql, args).rowcount
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    try:
+        if path != MEMORY:
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(path, check_same_thread=False)
+        if path != MEMORY:
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute(_SCHEMA)
+        db.commit()
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"--db {path}: cannot open the records database ({exc}); "
+            "pass a writable path to an SQLite file"
+        ) from exc
+    return db
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    request = json.dumps(record.request.to_json())
+    return (
+        record.id,
+        request,
+        record.role,
+        record.worker,
+        int(record.status),
+        record.message,
+        record.timestamp,
+        record.output,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    job_id, request, role, worker, status, message, timestamp, output = row
+    data = json.loads(request)
+    data["id"] = job_id
+    return Record(
+        request=JobRequest.from_json(data),
+        status=Status(status),
+        worker=worker,
+        message=message,
+        timestamp=timestamp,
+        role=role,
+        output=output,
+    )
