@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from maasflow.common.backoff import Backoff
 from maasflow.common.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -72,14 +73,12 @@ def retry_delay(
     cap: float = 3600.0,
     rand: Callable[[], float] = random.random,
 ) -> float:
-    """Seconds to wait after `attempts` failures: base·2^(n-1), capped, minus up to 20 % jitter.
+    """Seconds to wait after `attempts` failures: `maasflow.common.backoff`'s policy.
 
-    The result lies in [0.8·d, d] where d = min(cap, base·2^(attempts-1)), so it never
-    exceeds `cap` and never drops below 80 % of the nominal delay.
+    The nominal delay d = min(cap, base·2^(attempts-1)) is equally jittered into [d/2, d],
+    so it never exceeds `cap`.
     """
-    exponent = min(max(attempts, 1) - 1, 62)
-    nominal = min(cap, base * 2.0**exponent)
-    return nominal * (1.0 - 0.2 * rand())
+    return Backoff(base, cap, rand=rand).delay(attempts)
 
 
 def _clip(text: str) -> str:

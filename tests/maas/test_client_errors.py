@@ -6,6 +6,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from maasflow.common.backoff import Backoff
 from maasflow.common.errors import (
     BadRequest,
     Conflict,
@@ -15,7 +16,7 @@ from maasflow.common.errors import (
     TemporaryMaasError,
     Unauthorized,
 )
-from maasflow.daemon.maas.responses import backoff_delay, retry_after
+from maasflow.daemon.maas.responses import retry_after
 
 HTML_409 = "<html><head><title>409</title></head><body><h1>Conflict error.</h1><p>Try again.</p>"
 
@@ -144,11 +145,15 @@ async def test_a_write_that_never_connected_is_retried(client, router, machine) 
 
 def test_backoff_grows_and_stays_capped() -> None:
     """Delays double per attempt, carry jitter within [half, full] and never pass the cap."""
-    assert backoff_delay(1, 0.5, 30, rand=lambda: 0.0) == 0.25
-    assert backoff_delay(1, 0.5, 30, rand=lambda: 1.0) == 0.5
-    assert backoff_delay(4, 0.5, 30, rand=lambda: 1.0) == 4.0
-    assert backoff_delay(50, 0.5, 30, rand=lambda: 1.0) == 30.0
-    assert backoff_delay(5000, 0.5, 30, rand=lambda: 0.0) == 15.0
+
+    def delay(attempt: int, jitter: float) -> float:
+        return Backoff(0.5, 30, rand=lambda: jitter).delay(attempt)
+
+    assert delay(1, 0.0) == 0.25
+    assert delay(1, 1.0) == 0.5
+    assert delay(4, 1.0) == 4.0
+    assert delay(50, 1.0) == 30.0
+    assert delay(5000, 0.0) == 15.0
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -6,12 +6,13 @@ signed afresh by `MaasAuth` (new nonce and timestamp, retries included). Convent
 string as ``op=``, other parameters go in an urlencoded form body with lists as repeated keys
 (as juju/gomaasapi's `client.go` sends them, for POST and PUT alike).
 
-Each call is retried with capped, jittered exponential backoff when MAAS or the network is
-only busy (see `maasflow.daemon.maas.responses` for which answers those are); after the last attempt
-it raises `TemporaryMaasError`. Everything else becomes a typed `PermanentMaasError` at once.
-A 200 whose JSON is unreadable is retried when the request was a GET; after a write, the
-machine is read back with a GET instead, so a write is never repeated because its answer was
-garbled. A machine entry that does not validate is skipped with a warning, not the listing.
+Each call is retried with capped, jittered exponential backoff (`maasflow.common.backoff`)
+when MAAS or the network is only busy (see `maasflow.daemon.maas.responses` for which answers
+those are); after the last attempt it raises `TemporaryMaasError`. Everything else becomes a
+typed `PermanentMaasError` at once. A 200 whose JSON is unreadable is retried when the
+request was a GET; after a write, the machine is read back with a GET instead, so a write
+is never repeated because its answer was garbled. A machine entry that does not validate is
+skipped with a warning, not the listing.
 
 `read_only=True` refuses every non-GET before it is sent (preview's defence in depth). The
 client knows nothing of filters, the lifecycle or provisioning.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,6 +34,7 @@ import httpx
 import structlog
 
 from maasflow import __version__
+from maasflow.common.backoff import Backoff
 from maasflow.common.errors import (
     ConfigError,
     MaasflowError,
@@ -50,7 +51,7 @@ from maasflow.daemon.maas.decoding import (
     model_decoder,
 )
 from maasflow.daemon.maas.models import Machine, User
-from maasflow.daemon.maas.responses import backoff_delay, error_for, message_of
+from maasflow.daemon.maas.responses import error_for, message_of
 
 log = structlog.get_logger(__name__)
 
@@ -149,10 +150,9 @@ class MaasClient:
         self.base_url, self.api_url = api_urls(base_url, api_version)
         self.read_only = read_only
         self._max_attempts = max_attempts
-        self._backoff = (backoff_base, backoff_cap)
+        self._backoff = Backoff(backoff_base, backoff_cap)
         self._on_response = on_response
         self._sleep = sleep
-        self._rand = random.random
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
             auth=self._auth,
@@ -325,8 +325,7 @@ class MaasClient:
         raise error_for(method, shown, response, message_of(response, self._auth.redact))
 
     async def _pause(self, exc: TemporaryMaasError, attempt: int) -> None:
-        base, cap = self._backoff
-        delay = backoff_delay(attempt, base, cap, exc.retry_after, self._rand)
+        delay = self._backoff.delay(attempt, exc.retry_after)
         log.warning(
             "maas.retry",
             method=exc.method,

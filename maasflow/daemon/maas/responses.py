@@ -12,14 +12,14 @@ The rules come from `maas-api-facts.md` §1.3, §3 and §5 (MAAS `src/maasserver
 
 MAAS's message is made readable (JSON field errors flattened, HTML tags dropped, control
 characters removed), stripped of any key part and cut to `MESSAGE_LIMIT` characters. This
-module only reads responses and computes delays; the client owns the loop.
+module only reads responses (including how long a server asks us to wait); the client owns
+the loop and `maasflow.common.backoff` the delays.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 import re
 import time
 from collections.abc import Callable
@@ -91,25 +91,6 @@ def _seconds_until(http_date: str, now: Callable[[], float]) -> float | None:
         return parsedate_to_datetime(http_date).timestamp() - now()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-
-
-def backoff_delay(
-    attempt: int,
-    base: float,
-    cap: float,
-    server_hint: float | None = None,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Pause before retry number `attempt` (1-based): `server_hint` if given, else jittered.
-
-    Without a hint the delay is "equal jitter" exponential: half of ``base * 2**(attempt-1)``
-    fixed, half random, so many daemons restarting together do not retry in step. Both forms
-    are capped at `cap`.
-    """
-    if server_hint is not None:
-        return min(server_hint, cap)
-    ceiling = min(cap, base * 2.0 ** min(attempt - 1, 60))
-    return ceiling / 2 + rand() * ceiling / 2
 
 
 def message_of(response: httpx.Response, redact: Callable[[str], str] = str) -> str:
