@@ -3,16 +3,18 @@
 A pass lists the machines once, keeps the ones the filters select, lets each machine's
 long-lived `Flow` decide from what MAAS says now (level-triggered), and hands any action to
 the executor, which never blocks the pass. The loop owns the period, the backoff after a
-failed pass, health, metrics, the systemd watchdog and shutdown. It does not speak HTTP to
-MAAS itself (the client does), decide anything (the lifecycle does) or carry out actions
-(the actuator does).
+failed pass (`maasflow.common.backoff`), health, metrics, the systemd watchdog and shutdown.
+Its time comes from one injected `Clock` (wall time for timestamps, monotonic time for
+durations and the stuck check, sleeps), so tests move time instead of waiting for it.
+It does not speak HTTP to MAAS itself (the client does), decide anything (the lifecycle
+does) or carry out actions (the actuator does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +22,20 @@ from typing import Any
 
 import structlog
 
-from maasflow.common.errors import Forbidden, MaasError, PermanentMaasError, Unauthorized
+from maasflow.common.backoff import Backoff, interruptible_sleep
+from maasflow.common.clock import SYSTEM_CLOCK, Clock
+from maasflow.common.errors import (
+    Forbidden,
+    MaasError,
+    PermanentMaasError,
+    TemporaryMaasError,
+    Unauthorized,
+)
 from maasflow.daemon.actions import Actuator, Outcome
 from maasflow.daemon.executor import Executor
 from maasflow.daemon.lifecycle import Action, Decision, Flow, Observation, ProvisionView
 from maasflow.daemon.maas.client import MaasClient
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.metrics import Metrics
 from maasflow.daemon.selection import FilterSpec
@@ -63,7 +73,8 @@ class Daemon:
         always_rename: bool = True,
         metrics: Metrics | None = None,
         health: Health | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.client = client
         self.actuator = actuator
@@ -74,6 +85,9 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.health = health or Health(period)
         self.clock = clock
+        self._pass_backoff = Backoff(period, max(BACKOFF_CAP_S, period), rand=rand)
+        self._identify_backoff = Backoff(period, BACKOFF_CAP_S, rand=rand)
+        self._retry_in = period  # the wait drawn when the last pass failed
         self.executor = Executor(concurrency)
         self.flows: dict[str, Flow] = {}
         self.views = MachineViews()
@@ -89,35 +103,48 @@ class Daemon:
     # -- start-up -------------------------------------------------------------------
 
     async def identify(self, *, retry: bool = True) -> str:
-        """Ask MAAS who our key belongs to; retry a rejected key with capped backoff."""
+        """Ask MAAS who our key belongs to; retry what may heal with capped backoff.
+
+        A rejected key (401), a refused user (403), no answer or a busy or failing MAAS may
+        heal (the key is rotated, MAAS comes back): reported in health and retried. Any
+        other refusal (a redirect, 404, 410: the URL does not lead to MAAS's API) cannot
+        change by waiting and is raised. Without `retry` the first failure is raised.
+        """
         attempt = 0
         while True:
             try:
                 user = await self.client.whoami()
             except MaasError as exc:
-                reason = _problem(exc)
-                self.health.set_problem(reason)
+                self.health.set_problem(_problem(exc))
                 if not retry:
                     raise
+                if not _may_heal(exc):
+                    raise _hopeless(exc) from None
                 attempt += 1
-                delay = min(self.period * 2.0 ** (attempt - 1), BACKOFF_CAP_S)
-                log.error("cannot identify to MAAS; retrying", reason=reason, retry_in_s=delay)
-                await asyncio.sleep(delay)
+                await self._identify_later(attempt, exc)
                 continue
-            self.me = user.username
-            if not user.is_superuser:
-                log.warning(
-                    "API key is not an admin's: MAAS refuses commissioning to non-admin users",
-                    user=user.username,
-                )
-            return user.username
+            return self._identified(user)
+
+    async def _identify_later(self, attempt: int, exc: MaasError) -> None:
+        delay = self._identify_backoff.delay(attempt)
+        log.error("cannot identify to MAAS; retrying", reason=_problem(exc), retry_in_s=delay)
+        await self.clock.sleep(delay)
+
+    def _identified(self, user: User) -> str:
+        self.me = user.username
+        if not user.is_superuser:
+            log.warning(
+                "API key is not an admin's: MAAS refuses commissioning to non-admin users",
+                user=user.username,
+            )
+        return user.username
 
     # -- one pass -------------------------------------------------------------------
 
     async def run_pass(self) -> PassSummary:
         """List once, decide per selected machine, start actions; never waits for them."""
-        started_at = self.clock()
-        listed_at = self._pass_started = time.monotonic()
+        started_at = self.clock.time()
+        listed_at = self._pass_started = self.clock.monotonic()
         try:
             machines = await self.client.list_machines()
         except MaasError as exc:
@@ -205,7 +232,7 @@ class Daemon:
             return None
         if record is None:
             return ProvisionView(state="none", retry_due=False, poll=False)
-        due = record.state == "failed" and (record.next_attempt_at or 0) <= self.clock()
+        due = record.state == "failed" and (record.next_attempt_at or 0) <= self.clock.time()
         poll = record.state == "running" and record.mode == "url"
         return ProvisionView(state=record.state, retry_due=due, poll=poll)
 
@@ -239,7 +266,7 @@ class Daemon:
     # -- actions ----------------------------------------------------------------------
 
     def _start(self, machine: Machine, action: Action) -> int:
-        decided = time.monotonic()
+        decided = self.clock.monotonic()
 
         async def run() -> None:
             await self._act(machine, action, decided)
@@ -247,7 +274,7 @@ class Daemon:
         return int(self.executor.submit(machine.system_id, run))
 
     async def _act(self, machine: Machine, action: Action, decided: float) -> None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         structlog.contextvars.bind_contextvars(
             system_id=machine.system_id, hostname=machine.hostname
         )
@@ -260,7 +287,7 @@ class Daemon:
                 outcome = await self._outcome(machine, action)
         finally:
             structlog.contextvars.unbind_contextvars("system_id", "hostname")
-        self._acted_at[machine.system_id] = time.monotonic()
+        self._acted_at[machine.system_id] = self.clock.monotonic()
         self._record_action(machine, action, outcome, self._acted_at[machine.system_id] - started)
 
     async def _outcome(self, machine: Machine, action: Action) -> Outcome:
@@ -285,7 +312,7 @@ class Daemon:
         self, machine: Machine, action: Action, outcome: Outcome, duration: float
     ) -> None:
         self.views.acted(
-            machine.system_id, action.kind, outcome.result, outcome.detail, self.clock()
+            machine.system_id, action.kind, outcome.result, outcome.detail, self.clock.time()
         )
         if outcome.result == "failed":
             self.failed_actions += 1
@@ -308,7 +335,7 @@ class Daemon:
     # -- pass bookkeeping -------------------------------------------------------------------
 
     def _pass_ok(self, summary: PassSummary, started_at: float) -> None:
-        now = self.clock()
+        now = self.clock.time()
         self.passes += 1
         self.consecutive_failures = 0
         self.last_error = None
@@ -327,20 +354,17 @@ class Daemon:
         self.failed_actions = 0
 
     def _pass_failed(self, exc: MaasError, started_at: float) -> None:
-        now = self.clock()
+        now = self.clock.time()
         self.consecutive_failures += 1
         self.last_error = _problem(exc)
         self.health.pass_failed(self.last_error, now)
         self.metrics.observe_pass(now - started_at, False, {}, {})
-        log.error("pass failed", reason=self.last_error, next_in_s=round(self.next_delay(), 1))
+        self._retry_in = self._pass_backoff.delay(self.consecutive_failures)
+        log.error("pass failed", reason=self.last_error, next_in_s=round(self._retry_in, 1))
 
     def next_delay(self) -> float:
-        """The period, stretched by capped exponential backoff after failed passes."""
-        if self.consecutive_failures == 0:
-            return self.period
-        return min(
-            self.period * 2.0 ** (self.consecutive_failures - 1), max(BACKOFF_CAP_S, self.period)
-        )
+        """The period; after failed passes, the capped backoff drawn when the last one failed."""
+        return self.period if self.consecutive_failures == 0 else self._retry_in
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -351,8 +375,7 @@ class Daemon:
                 return
             if on_pass is not None:
                 on_pass()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.next_delay())
+            await interruptible_sleep(self.next_delay(), stop, self.clock.sleep)
 
     async def _pass_unless_stopped(self, stop: asyncio.Event) -> bool:
         """Run one pass; abandon it when `stop` is set first (it only reads, so that is safe).
@@ -378,7 +401,7 @@ class Daemon:
         if self._pass_started is None:
             return True
         stuck_after = max(3 * self.period, STUCK_AFTER_S)
-        return time.monotonic() - self._pass_started < stuck_after
+        return self.clock.monotonic() - self._pass_started < stuck_after
 
     async def shutdown(self, grace: float) -> None:
         """Stop starting actions; let running ones finish within `grace` seconds."""
@@ -396,7 +419,7 @@ class Daemon:
     def snapshot(self) -> dict[str, Any]:
         """The JSON document `/state` serves (schema in `maasflow.daemon.telemetry`)."""
         return {
-            "generated_at": self.clock(),
+            "generated_at": self.clock.time(),
             "maas_url": self.client.base_url,
             "pass": {
                 "count": self.passes,
@@ -405,6 +428,19 @@ class Daemon:
             },
             "machines": self.views.rows(),
         }
+
+
+def _may_heal(exc: MaasError) -> bool:
+    """Whether waiting can change MAAS's answer to who-am-I (see `Daemon.identify`)."""
+    if isinstance(exc, TemporaryMaasError | Unauthorized | Forbidden):
+        return True
+    return exc.status is not None and exc.status >= 500
+
+
+def _hopeless(exc: MaasError) -> MaasError:
+    """`exc`, its message saying that retrying is pointless and what to check."""
+    hint = "; waiting cannot change this answer: check the MAAS URL (-maas, MAAS_URL)"
+    return type(exc)(exc.method, exc.path, exc.status, exc.message + hint)
 
 
 def _problem(exc: MaasError) -> str:

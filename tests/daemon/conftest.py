@@ -2,7 +2,8 @@
 
 It answers like the real client's interface, not like MAAS's HTTP (the simulator does
 that in the end-to-end tests), so a unit test can set a machine's state, run one pass and
-read which op the daemon called.
+read which op the daemon called. `make_daemon` builds a daemon on it whose time is a
+`FakeClock`, so no test waits for, or races, the wall clock.
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ from typing import Any
 
 import pytest
 
+from maasflow.common.clock import FakeClock
 from maasflow.common.errors import MaasError
+from maasflow.daemon.actions import Actuator
+from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.models import Machine, User
+from maasflow.daemon.mappings import Mappings
+from maasflow.daemon.selection import FilterSpec
+from maasflow.daemon.store import Store
 
 
 def machine(system_id: str, status: int, **fields: Any) -> Machine:
@@ -43,8 +50,12 @@ class FakeMaas:
         self.hold: asyncio.Event | None = None  # when set, ops wait for it
         self.listing_gate: asyncio.Event | None = None  # when set, listings wait for it
         self.fail_update: MaasError | None = None  # raised by update() after recording it
+        self.whoami_errors: list[MaasError] = []  # whoami() raises these, one per call
 
     async def whoami(self) -> User:
+        self.calls.append(("GET", "whoami", {}))
+        if self.whoami_errors:
+            raise self.whoami_errors.pop(0)
         return User(username=self.username, is_superuser=True)
 
     async def list_machines(self, **_filters: Any) -> list[Machine]:
@@ -93,3 +104,23 @@ def mk() -> Callable[..., Machine]:
 @pytest.fixture
 def Fake() -> type[FakeMaas]:
     return FakeMaas
+
+
+def daemon_on(fake: FakeMaas, **kw: Any) -> Daemon:
+    """A daemon driving `fake`, with an in-memory store and a fake clock unless given."""
+    actuator = Actuator(fake, kw.pop("store", None) or Store(":memory:"), None)  # type: ignore[arg-type]
+    return Daemon(
+        fake,  # type: ignore[arg-type]
+        actuator,
+        filters=kw.pop("filters", FilterSpec.load("{}", "test")),
+        mappings=kw.pop("mappings", Mappings.load("{}", "test")),
+        period=kw.pop("period", 1.0),
+        clock=kw.pop("clock", None) or FakeClock(),
+        **kw,
+    )
+
+
+@pytest.fixture
+def make_daemon() -> Callable[..., Daemon]:
+    """Build a Daemon on a FakeMaas (see `daemon_on`)."""
+    return daemon_on

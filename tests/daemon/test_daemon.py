@@ -11,9 +11,10 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from maasflow.common.clock import FakeClock
 from maasflow.common.errors import BadRequest, TemporaryMaasError
 from maasflow.daemon.actions import Actuator
-from maasflow.daemon.loop import Daemon
+from maasflow.daemon.loop import BACKOFF_CAP_S, Daemon
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner
 from maasflow.daemon.selection import FilterSpec
@@ -23,7 +24,7 @@ from maasflow.daemon.store import Store
 def build(
     fake: Any,
     store: Store | None = None,
-    provisioner: ScriptProvisioner | None = None,
+    provisioner: ScriptProvisioner | HttpProvisioner | None = None,
     **kw: Any,
 ) -> Daemon:
     actuator = Actuator(fake, store or Store(":memory:"), provisioner)  # type: ignore[arg-type]
@@ -155,20 +156,38 @@ async def test_a_name_maas_refuses_is_not_asked_again_and_blocks_nothing(
 async def test_a_failed_listing_backs_off_and_a_good_one_resets_it(mk: Any, Fake: Any) -> None:
     """Each failed pass doubles the wait (capped); health reports the reason."""
     fake = Fake([mk("a", 4)])
-    daemon = build(fake, period=10.0)
+    daemon = build(fake, period=10.0, rand=lambda: 1.0)  # the top of the jitter: nominal
     fake.fail_listing = TemporaryMaasError("GET", "/machines/", None, "connection refused")
     for expected in (10.0, 20.0, 40.0):
         with pytest.raises(Exception, match="connection refused"):
             await daemon.run_pass()
         assert daemon.next_delay() == expected
-    ok, reason = daemon.health.check(daemon.clock())
+    ok, reason = daemon.health.check(daemon.clock.time())
     assert not ok and "MAAS unreachable" in reason
     fake.fail_listing = None
     await daemon.identify(retry=False)
     await daemon.run_pass()
     assert daemon.next_delay() == 10.0
-    assert daemon.health.check(daemon.clock())[0] is True
+    assert daemon.health.check(daemon.clock.time())[0] is True
     await settle(daemon)
+
+
+@pytest.mark.parametrize(("period", "cap"), [(10.0, BACKOFF_CAP_S), (900.0, 900.0)])
+async def test_the_pass_backoff_is_jittered_down_to_half_and_capped(
+    mk: Any, Fake: Any, period: float, cap: float
+) -> None:
+    """At the bottom of its jitter the wait is half the nominal one; it never passes the cap."""
+    fake = Fake([mk("a", 4)])
+    daemon = build(fake, period=period, rand=lambda: 0.0)
+    fake.fail_listing = TemporaryMaasError("GET", "/machines/", None, "connection refused")
+    waits = []
+    for _ in range(12):
+        with pytest.raises(TemporaryMaasError):
+            await daemon.run_pass()
+        waits.append(daemon.next_delay())
+    assert waits[0] == period / 2
+    assert waits == sorted(waits) and waits[-1] == cap / 2
+    assert daemon.next_delay() == daemon.next_delay()  # drawn once per failure, not per call
 
 
 def _script(tmp_path: Path, body: str) -> str:
@@ -223,7 +242,8 @@ async def test_stop_abandons_a_pass_still_waiting_for_maas(mk: Any, Fake: Any) -
     daemon = build(fake)
     stop = asyncio.Event()
     loop = asyncio.create_task(daemon.run(stop))
-    await asyncio.sleep(0.01)
+    while not fake.calls:
+        await asyncio.sleep(0)
     assert daemon._pass_started is not None  # the pass is stuck in the listing
     stop.set()
     await asyncio.wait_for(loop, timeout=1)
@@ -257,25 +277,25 @@ async def test_a_failed_provisioning_is_retried_only_after_its_backoff(
     """Exit 1 records a failure; passes before the backoff ends run nothing; then it retries."""
     runs = tmp_path / "runs"
     script = _script(tmp_path, f"echo run >> {runs}\nexit 1\n")
-    now = [1000.0]
-    store = Store(tmp_path / "s.sqlite", clock=lambda: now[0])
+    clock = FakeClock()
+    store = Store(tmp_path / "s.sqlite", clock=clock.time)
     daemon = build(
         Fake([mk("a", 6, owner="maasflow")]),
         store=store,
         provisioner=ScriptProvisioner(script, ttl=10),
-        clock=lambda: now[0],
+        clock=clock,
     )
-    daemon.actuator.clock = lambda: now[0]
+    daemon.actuator.clock = clock.time
     await daemon.identify(retry=False)
     await daemon.run_pass()
     await settle(daemon)
     record = store.get("a")
     assert record is not None and record.state == "failed" and record.attempts == 1
-    assert record.next_attempt_at is not None and record.next_attempt_at > now[0]
+    assert record.next_attempt_at is not None and record.next_attempt_at > clock.time()
     await daemon.run_pass()
     await settle(daemon)
     assert runs.read_text().count("run") == 1
-    now[0] = record.next_attempt_at + 1
+    clock.advance(record.next_attempt_at + 1 - clock.time())
     await daemon.run_pass()
     await settle(daemon)
     assert runs.read_text().count("run") == 2
@@ -289,8 +309,10 @@ class ScriptedProvisioner:
     def __init__(self, gets: list[int]) -> None:
         self.gets = gets
         self.posts = 0
+        self.methods: list[str] = []  # every request's method, in order
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.methods.append(request.method)
         if request.method == "POST":
             self.posts += 1
             return httpx.Response(202)
@@ -346,10 +368,13 @@ async def test_an_action_that_waited_a_whole_period_for_a_slot_is_dropped(
     """With one slot held past a period, the queued commission is not sent on old news."""
     fake = Fake([mk("a", 0), mk("b", 0)])
     fake.hold = asyncio.Event()
-    daemon = build(fake, period=0.01, concurrency=1)
+    clock = FakeClock()
+    daemon = build(fake, period=0.01, concurrency=1, clock=clock)
     await daemon.identify(retry=False)
     await daemon.run_pass()
-    await asyncio.sleep(0.05)  # "a" holds the only slot; "b" waits longer than a period
+    while not fake.ops():
+        await asyncio.sleep(0)  # until one machine holds the only slot
+    clock.advance(0.05)  # the other one waits longer than a period
     fake.hold.set()
     await daemon.executor.drain(1)
     assert len(fake.ops()) == 1
@@ -370,3 +395,57 @@ async def test_a_new_machine_whose_power_is_unknown_is_logged_once(mk: Any, Fake
     assert len(warnings) == 1
     assert "POWER_HELPER_SCRIPT" in warnings[0]["reason"]
     assert fake.ops() == []
+
+
+async def test_a_job_the_provisioner_does_not_know_is_posted_again(
+    tmp_path: Path, mk: Any, Fake: Any
+) -> None:
+    """URL mode: a 404 to GET <url>/<system_id> means no such job, so the daemon POSTs anew."""
+    answers = ScriptedProvisioner([202, 404, 202, 200])
+    store = Store(tmp_path / "s.sqlite")
+    daemon = build(
+        Fake([mk("a", 6, owner="maasflow")]), store=store, provisioner=http_provisioner(answers)
+    )
+    await daemon.identify(retry=False)
+    await passes(daemon, 6)
+    assert answers.methods == ["POST", "GET", "GET", "POST", "GET", "GET"]
+    record = store.get("a")
+    assert record is not None and record.state == "complete"
+
+
+async def test_a_machine_gone_from_maas_loses_its_flow_and_bookkeeping(mk: Any, Fake: Any) -> None:
+    """Once MAAS no longer lists it, a machine has no flow, no row in /state and no memory."""
+    fake = Fake([mk("a", 0, hostname="rough-cat", mac="52:54:00:aa:bb:cc"), mk("b", 4)])
+    fake.fail_update = BadRequest("PUT", "machines/a/", 400, "hostname taken")
+    daemon = build(fake, mappings=Mappings.load('{"52:54:00:aa:bb:cc": "node1"}', "t"))
+    await daemon.identify(retry=False)
+    await passes(daemon, 1)
+    assert set(daemon.flows) == {"a", "b"}
+    gone = fake.machines.pop("a")
+    await passes(daemon, 1)
+    assert set(daemon.flows) == {"b"}
+    assert daemon.views.get("a") is None
+    assert [row["system_id"] for row in daemon.snapshot()["machines"]] == ["b"]
+    fake.machines["a"] = gone  # it comes back (re-enlisted): nothing remembered, not even
+    fake.calls.clear()  # the name MAAS refused, which is asked for again
+    await passes(daemon, 1)
+    assert ("update", "a") in fake.ops()
+
+
+async def test_a_machine_gone_while_its_action_runs_is_dropped_once_the_action_ends(
+    mk: Any, Fake: Any
+) -> None:
+    """The flow of a machine with an action in flight outlives its listing until it is done."""
+    fake = Fake([mk("a", 0)])
+    fake.hold = asyncio.Event()
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    del fake.machines["a"]
+    await daemon.run_pass()
+    assert set(daemon.flows) == {"a"}
+    fake.hold.set()
+    await daemon.executor.drain(1)
+    await daemon.run_pass()
+    assert daemon.flows == {}
+    assert daemon.views.get("a") is None
