@@ -2,9 +2,12 @@
 
 This is where the pieces meet: settings → logging → MAAS client, store, provisioner →
 daemon; then telemetry (`-listen`), systemd notifications and signals around the loop.
-It decides nothing itself. Exit status: 0 after a clean stop, a preview or a good `-once`
-pass; 1 when MAAS could not be used (`-once`/`-preview` only: the long-running daemon
-retries); 2 for bad configuration (raised as ConfigError, printed by `maasflow.cli`).
+It decides nothing itself, and starts no pass before MAAS has said who the key belongs to.
+Exit status: 0 after a clean stop, a preview or a good `-once` pass; 1 when MAAS could not
+be used (`-once`/`-preview`: at the first failure; the long-running daemon retries what may
+heal, such as an unreachable MAAS or a rejected key, and gives up only on an answer waiting
+cannot change, such as a URL that does not lead to MAAS's API); 2 for bad configuration
+(raised as ConfigError, printed by `maasflow.cli`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import structlog
@@ -168,17 +171,33 @@ async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
     async with _telemetry(daemon, settings, metrics):
         notifier.ready()
         watchdog = asyncio.create_task(notifier.keepalive(daemon.loop_alive))
-        identify = asyncio.create_task(daemon.identify())
-        await asyncio.wait(
-            [identify, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
-        if identify.done():
-            await daemon.run(stop, on_pass=lambda: notifier.status(daemon.status_line()))
-        identify.cancel()
-        notifier.stopping()
-        await daemon.shutdown(settings.grace)
-        watchdog.cancel()
+        try:
+            await run_identified(daemon, stop, lambda: notifier.status(daemon.status_line()))
+        finally:
+            notifier.stopping()
+            await daemon.shutdown(settings.grace)
+            watchdog.cancel()
     return 0
+
+
+async def run_identified(
+    daemon: Daemon, stop: asyncio.Event, on_pass: Callable[[], None] | None = None
+) -> None:
+    """Identify to MAAS (retrying what may heal), then run passes until `stop` is set.
+
+    No pass starts unless identify succeeded: an identify that gives up raises its error
+    (the caller exits 1 with its message); `stop` during identify ends without a pass.
+    """
+    identify = asyncio.create_task(daemon.identify())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({identify, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not identify.done():
+        identify.cancel()
+        await asyncio.gather(identify, return_exceptions=True)
+        return
+    identify.result()  # raises when MAAS refused for good
+    await daemon.run(stop, on_pass=on_pass)
 
 
 @contextlib.asynccontextmanager
