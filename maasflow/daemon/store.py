@@ -1,15 +1,18 @@
-"""Persistent provisioning records in one SQLite file, and the retry backoff they use.
+"""The daemon's persistent provisioning records: their contract, and the SQLite store.
 
 One row per machine says where its provisioning stands (running, complete, failed), how
 many attempts it took, when it may be retried and the evidence of the last failure. The
 row is what lets a restart neither re-run a finished script nor POST twice for one deploy.
 The lifecycle clears it when the machine leaves Deployed, so a redeploy provisions again.
 
-The store is deliberately small and synchronous: one connection (WAL journal for a file,
-so a reader such as `maasflow status` never blocks the daemon), a lock around every call,
-and statements that each touch one row. The schema is versioned with `PRAGMA user_version`;
-a file from a newer maasflow is refused rather than guessed at. Timestamps are seconds since
-the epoch (wall clock), because they must survive a restart.
+`ProvisionStore` is the contract the daemon codes against (a Protocol naming no database);
+tests/store/test_contract.py checks it against every implementation. `SqliteStore` (also
+`Store`, the name the wiring uses) is the embedded one: one connection opened by
+`maasflow.common.sqlite` (WAL, so `maasflow status` never blocks the daemon; schema migrated
+at start-up, a file from a newer maasflow refused), a lock around every call, and writes
+that each touch one row in one transaction. A PostgreSQL store for several hosts belongs
+beside it, behind the same contract. Timestamps are seconds since the epoch (wall clock),
+because they must survive a restart. The retry backoff the records use lives here too.
 """
 
 from __future__ import annotations
@@ -20,15 +23,34 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from maasflow.common.backoff import Backoff
-from maasflow.common.errors import ConfigError
+from maasflow.common.sqlite import Migration, Schema, open_database, transaction
 
-SCHEMA_VERSION = 1
 TEXT_LIMIT = 4096  # bytes-ish bound on last_error / output_tail kept per record
 INTERRUPTED = "interrupted by restart"
 
+
+class ProvisionState(StrEnum):
+    """Where one machine's provisioning stands (a record's `state`)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class ProvisionMode(StrEnum):
+    """How it is provisioned (a record's `mode`): a local script, or a POST to a URL."""
+
+    SCRIPT = "script"
+    URL = "url"
+
+
+# Version 1 is the table as it was before migrations existed, kept word for word: its
+# IF NOT EXISTS adopts such a file (version 0 if a crash hit between creating and stamping).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS provision (
     system_id       TEXT PRIMARY KEY,
@@ -44,6 +66,8 @@ CREATE TABLE IF NOT EXISTS provision (
     hostname        TEXT NOT NULL DEFAULT ''
 )
 """
+SCHEMA = Schema((Migration(1, "the provision table", (_SCHEMA,)),))
+SCHEMA_VERSION = SCHEMA.version
 _COLUMNS = (
     "system_id, state, mode, attempts, started_at, updated_at, finished_at, "
     "next_attempt_at, last_error, output_tail, hostname"
@@ -86,49 +110,64 @@ def _clip(text: str) -> str:
     return text[-TEXT_LIMIT:]
 
 
-class Store:
-    """Provisioning records in SQLite; `":memory:"` for tests and previews."""
+class ProvisionStore(Protocol):
+    """What the daemon needs from its provisioning records, whatever keeps them.
+
+    The contract, for every implementation:
+    - each call is atomic and safe from several threads at once (no update is lost);
+    - records survive `close()` and a new store opened on the same database;
+    - times are the store's clock (wall-clock seconds), text is clipped to its last
+      TEXT_LIMIT characters, and `mode` is a `ProvisionMode` (anything else: ValueError);
+    - a database the store cannot use (unreachable, not its schema, a newer schema) is a
+      `ConfigError` when the store is opened, never later.
+    """
+
+    def get(self, system_id: str) -> ProvisionRecord | None:
+        """The record for `system_id`, or None."""
+        ...
+
+    def all(self) -> list[ProvisionRecord]:
+        """Every record, ordered by system_id."""
+        ...
+
+    def start(self, system_id: str, hostname: str, mode: str) -> ProvisionRecord:
+        """Begin an attempt: running, attempts + 1, timing reset; keeps the last error."""
+        ...
+
+    def complete(self, system_id: str, output_tail: str) -> ProvisionRecord | None:
+        """Mark the attempt done; None (and nothing written) when the record was cleared."""
+        ...
+
+    def fail(
+        self, system_id: str, error: str, output_tail: str, next_attempt_at: float
+    ) -> ProvisionRecord | None:
+        """Mark the attempt failed, due again at `next_attempt_at`; None when cleared."""
+        ...
+
+    def clear(self, system_id: str) -> bool:
+        """Forget `system_id`'s record; True when there was one."""
+        ...
+
+    def mark_interrupted_scripts(self) -> int:
+        """Script runs a crash left running become failed (INTERRUPTED), due now; how many."""
+        ...
+
+    def close(self) -> None:
+        """Release the database; the store is unusable afterwards."""
+        ...
+
+
+class SqliteStore(ProvisionStore):
+    """Provisioning records in one SQLite file; `":memory:"` for tests and previews."""
 
     def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
         self.path = str(path)
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = self._connect(self.path)
-        try:
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise ConfigError(f"state file {self.path}: not a maasflow database ({exc})") from exc
-
-    @staticmethod
-    def _connect(path: str) -> sqlite3.Connection:
-        try:
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"state file {path}: cannot open ({exc}); set a writable path"
-            ) from exc
-        db.row_factory = sqlite3.Row
-        return db
-
-    def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"state file {self.path}: schema version {version} is newer than this "
-                f"maasflow understands ({SCHEMA_VERSION}); upgrade maasflow or move the file"
-            )
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        if version == SCHEMA_VERSION:
-            return  # current: write nothing (a preview opening the file must not change it)
-        self._db.execute(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._db = open_database(path, SCHEMA, label=f"state file {self.path}")
+        self._db.row_factory = sqlite3.Row
 
     def get(self, system_id: str) -> ProvisionRecord | None:
-        """The record for `system_id`, or None."""
         with self._lock:
             return self._get(system_id)
 
@@ -138,17 +177,14 @@ class Store:
         return None if row is None else ProvisionRecord(**dict(row))
 
     def all(self) -> list[ProvisionRecord]:
-        """Every record, ordered by system_id."""
         sql = f"SELECT {_COLUMNS} FROM provision ORDER BY system_id"  # noqa: S608 - constant columns
         with self._lock:
             return [ProvisionRecord(**dict(row)) for row in self._db.execute(sql)]
 
     def start(self, system_id: str, hostname: str, mode: str) -> ProvisionRecord:
-        """Begin an attempt: state running, attempts + 1; keeps the previous last_error."""
-        if mode not in ("script", "url"):
-            raise ValueError(f"mode must be 'script' or 'url', not {mode!r}")
+        checked = _mode(mode)
         now = self._clock()
-        with self._lock:
+        with self._lock, transaction(self._db):
             self._db.execute(
                 "INSERT INTO provision (system_id, state, mode, attempts, started_at, updated_at,"
                 " hostname) VALUES (?, 'running', ?, 1, ?, ?, ?)"
@@ -156,27 +192,25 @@ class Store:
                 " attempts = attempts + 1, started_at = excluded.started_at,"
                 " updated_at = excluded.updated_at, finished_at = NULL, next_attempt_at = NULL,"
                 " output_tail = '', hostname = excluded.hostname",
-                (system_id, mode, now, now, hostname),
+                (system_id, checked, now, now, hostname),
             )
             record = self._get(system_id)
-        assert record is not None  # we just wrote it under the lock
+        assert record is not None  # we just wrote it in this transaction
         return record
 
     def complete(self, system_id: str, output_tail: str) -> ProvisionRecord | None:
-        """Mark the attempt done; None (and nothing written) when the record was cleared."""
-        return self._finish(system_id, "complete", "", output_tail, None)
+        return self._finish(system_id, ProvisionState.COMPLETE, "", output_tail, None)
 
     def fail(
         self, system_id: str, error: str, output_tail: str, next_attempt_at: float
     ) -> ProvisionRecord | None:
-        """Mark the attempt failed, due again at `next_attempt_at`; None when cleared."""
-        return self._finish(system_id, "failed", error, output_tail, next_attempt_at)
+        return self._finish(system_id, ProvisionState.FAILED, error, output_tail, next_attempt_at)
 
     def _finish(
-        self, system_id: str, state: str, error: str, tail: str, next_at: float | None
+        self, system_id: str, state: ProvisionState, error: str, tail: str, next_at: float | None
     ) -> ProvisionRecord | None:
         now = self._clock()
-        with self._lock:
+        with self._lock, transaction(self._db):
             self._db.execute(
                 "UPDATE provision SET state = ?, last_error = ?, output_tail = ?,"
                 " next_attempt_at = ?, finished_at = ?, updated_at = ? WHERE system_id = ?",
@@ -185,13 +219,11 @@ class Store:
             return self._get(system_id)
 
     def clear(self, system_id: str) -> bool:
-        """Forget `system_id`'s record; True when there was one."""
         with self._lock:
             cursor = self._db.execute("DELETE FROM provision WHERE system_id = ?", (system_id,))
             return cursor.rowcount > 0
 
     def mark_interrupted_scripts(self) -> int:
-        """Script runs a crash left 'running' become failed, due now; returns how many."""
         now = self._clock()
         with self._lock:
             cursor = self._db.execute(
@@ -202,6 +234,15 @@ class Store:
             return cursor.rowcount
 
     def close(self) -> None:
-        """Close the connection; the store is unusable afterwards."""
         with self._lock:
             self._db.close()
+
+
+Store = SqliteStore  # the name the wiring and the tests construct; SQLite is the default
+
+
+def _mode(mode: str) -> ProvisionMode:
+    try:
+        return ProvisionMode(mode)
+    except ValueError:
+        raise ValueError(f"mode must be 'script' or 'url', not {mode!r}") from None

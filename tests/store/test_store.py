@@ -1,10 +1,12 @@
-"""The SQLite provisioning store: records, restart recovery, schema versioning, backoff."""
+"""The SQLite provisioning store: its file, schema versioning, files from before, backoff.
+
+What every store must do is in test_contract.py; this is what only the SQLite one does.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -12,139 +14,61 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.store import INTERRUPTED, SCHEMA_VERSION, TEXT_LIMIT, Store, retry_delay
+from maasflow.daemon.store import (
+    SCHEMA_VERSION,
+    ProvisionRecord,
+    Store,
+    retry_delay,
+)
+from tests.store.conftest import Clock
+
+# The provision table exactly as maasflow created it before migrations existed.
+TODAYS_DDL = """
+CREATE TABLE IF NOT EXISTS provision (
+    system_id       TEXT PRIMARY KEY,
+    state           TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed')),
+    mode            TEXT NOT NULL CHECK (mode IN ('script', 'url')),
+    attempts        INTEGER NOT NULL,
+    started_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    finished_at     REAL,
+    next_attempt_at REAL,
+    last_error      TEXT NOT NULL DEFAULT '',
+    output_tail     TEXT NOT NULL DEFAULT '',
+    hostname        TEXT NOT NULL DEFAULT ''
+)
+"""
+TODAYS_ROWS = [
+    ProvisionRecord("a1", "running", "script", 1, 10.0, 10.0, None, None, "", "", "node-a"),
+    ProvisionRecord("b2", "complete", "url", 2, 20.0, 25.0, 25.0, None, "old", "ok\n", "node-b"),
+    ProvisionRecord("c3", "failed", "script", 3, 30.0, 31.0, 31.0, 90.0, "exit 1", "t", "node-c"),
+]
 
 
-class Clock:
-    """A settable wall clock."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(clock: Clock) -> Iterator[Store]:
-    db = Store(":memory:", clock=clock)
-    yield db
-    db.close()
+def write_todays_file(path: Path, version: int) -> None:
+    """A state file as the code before migrations wrote it: WAL, the table, rows, `version`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(TODAYS_DDL)
+        if version:
+            db.execute(f"PRAGMA user_version = {version}")
+        db.executemany(
+            "INSERT INTO provision VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [tuple(vars(row).values()) for row in TODAYS_ROWS],
+        )
 
 
-def test_start_creates_a_running_record(store: Store, clock: Clock) -> None:
-    """start() records a running first attempt with its hostname, mode and start time."""
-    record = store.start("abc", "node1", "script")
-    assert (record.state, record.mode, record.attempts, record.hostname) == (
-        "running",
-        "script",
-        1,
-        "node1",
-    )
-    assert record.started_at == record.updated_at == clock.now
-    assert record.finished_at is None and record.next_attempt_at is None
-    assert store.get("abc") == record
-
-
-def test_restart_of_an_attempt_counts_and_keeps_the_last_error(store: Store, clock: Clock) -> None:
-    """A second start() increments attempts, resets timing fields and keeps the last error."""
-    store.start("abc", "node1", "url")
-    store.fail("abc", "boom", "tail", next_attempt_at=clock.now + 30)
-    clock.now += 60
-    record = store.start("abc", "node1-renamed", "url")
-    assert (record.attempts, record.state, record.last_error) == (2, "running", "boom")
-    assert (record.started_at, record.finished_at, record.next_attempt_at) == (
-        clock.now,
-        None,
-        None,
-    )
-    assert (record.output_tail, record.hostname) == ("", "node1-renamed")
-
-
-def test_complete_and_fail_record_their_evidence(store: Store, clock: Clock) -> None:
-    """complete() and fail() set the state, finish time, error, tail and next attempt."""
-    store.start("a", "n", "script")
-    clock.now += 5
-    done = store.complete("a", "all good\n")
-    assert done is not None
-    assert (done.state, done.finished_at, done.output_tail, done.last_error) == (
-        "complete",
-        clock.now,
-        "all good\n",
-        "",
-    )
-    store.start("b", "n", "script")
-    failed = store.fail("b", "exit 3", "x" * (TEXT_LIMIT + 10) + "END", clock.now + 90)
-    assert failed is not None
-    assert (failed.state, failed.last_error, failed.next_attempt_at) == (
-        "failed",
-        "exit 3",
-        clock.now + 90,
-    )
-    assert len(failed.output_tail) == TEXT_LIMIT and failed.output_tail.endswith("END")
-
-
-def test_finishing_a_cleared_record_writes_nothing(store: Store) -> None:
-    """complete()/fail() after clear() return None and do not resurrect the record."""
-    store.start("a", "n", "script")
-    assert store.clear("a") is True
-    assert store.complete("a", "late") is None
-    assert store.fail("a", "late", "", 0.0) is None
-    assert store.get("a") is None
-    assert store.clear("a") is False
-
-
-def test_all_lists_records_by_system_id(store: Store) -> None:
-    """all() returns every record ordered by system_id."""
-    for sid in ("c", "a", "b"):
-        store.start(sid, sid.upper(), "url")
-    assert [r.system_id for r in store.all()] == ["a", "b", "c"]
-
-
-def test_unknown_mode_is_refused(store: Store) -> None:
-    """start() refuses a mode other than script or url."""
-    with pytest.raises(ValueError, match="mode"):
-        store.start("a", "n", "ftp")
-
-
-def test_records_survive_reopening_the_file(tmp_path: Path, clock: Clock) -> None:
-    """A record written before close() is read back, unchanged, by a new Store on the file."""
-    path = tmp_path / "deep" / "er" / "state.db"
-    first = Store(path, clock=clock)
-    first.start("abc", "node1", "script")
-    written = first.complete("abc", "done")
-    first.close()
-    second = Store(path, clock=clock)
-    assert second.get("abc") == written
-    second.close()
-
-
-def test_interrupted_scripts_become_due_failures(tmp_path: Path, clock: Clock) -> None:
-    """After a crash, script runs left running are failed and due now; others are untouched."""
-    path = tmp_path / "state.db"
-    crashed = Store(path, clock=clock)
-    crashed.start("script-running", "a", "script")
-    crashed.start("url-running", "b", "url")
-    crashed.start("script-done", "c", "script")
-    crashed.complete("script-done", "ok")
-    crashed.close()  # the daemon died here
-    clock.now += 300
-    restarted = Store(path, clock=clock)
-    assert restarted.mark_interrupted_scripts() == 1
-    record = restarted.get("script-running")
-    assert record is not None
-    assert (record.state, record.last_error, record.next_attempt_at) == (
-        "failed",
-        INTERRUPTED,
-        clock.now,
-    )
-    assert [r.state for r in restarted.all()] == ["complete", "failed", "running"]
-    restarted.close()
+@pytest.mark.parametrize("version", [1, 0], ids=["stamped", "crashed-before-stamping"])
+def test_a_file_from_before_migrations_keeps_every_row(tmp_path: Path, version: int) -> None:
+    """A state file the previous code wrote (stamped 1, or left at 0 by a crash) opens intact."""
+    path = tmp_path / "maasflow.sqlite"
+    write_todays_file(path, version)
+    store = Store(path)
+    assert store.all() == TODAYS_ROWS
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_file_store_uses_wal_and_versions_its_schema(tmp_path: Path) -> None:
@@ -163,8 +87,10 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     raw = sqlite3.connect(path)
     raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     raw.close()
-    with pytest.raises(ConfigError, match=r"state\.db.*newer"):
+    with pytest.raises(ConfigError, match=r"state\.db.*newer") as caught:
         Store(path)
+    assert str(caught.value).startswith(f"state file {path}: schema version")
+    assert "upgrade maasflow" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_garbage_file_is_a_config_error(tmp_path: Path) -> None:
@@ -181,22 +107,6 @@ def test_unwritable_location_is_a_config_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="cannot open"):
         Store(blocker / "sub" / "state.db")
-
-
-def test_concurrent_starts_lose_no_update(store: Store) -> None:
-    """start() from several threads at once counts every attempt exactly."""
-
-    def hammer() -> None:
-        for _ in range(50):
-            store.start("abc", "n", "url")
-
-    threads = [threading.Thread(target=hammer) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    record = store.get("abc")
-    assert record is not None and record.attempts == 300
 
 
 def test_retry_delay_doubles_then_caps() -> None:

@@ -1,0 +1,174 @@
+"""The provisioning-store contract, run against every implementation of `ProvisionStore`.
+
+Only the Protocol's methods, a clock and reopening are used here, so the same tests hold a
+PostgreSQL store to the same behaviour as the SQLite one (see conftest.py for how one joins).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from maasflow.daemon.store import INTERRUPTED, TEXT_LIMIT, ProvisionStore
+from tests.store.conftest import Clock, OpenStore
+
+
+def test_start_creates_a_running_record(store: ProvisionStore, clock: Clock) -> None:
+    """start() records a running first attempt with its hostname, mode and start time."""
+    record = store.start("abc", "node1", "script")
+    assert (record.state, record.mode, record.attempts, record.hostname) == (
+        "running",
+        "script",
+        1,
+        "node1",
+    )
+    assert record.started_at == record.updated_at == clock.now
+    assert record.finished_at is None and record.next_attempt_at is None
+    assert store.get("abc") == record
+
+
+def test_restart_of_an_attempt_counts_and_keeps_the_last_error(
+    store: ProvisionStore, clock: Clock
+) -> None:
+    """A second start() increments attempts, resets timing fields and keeps the last error."""
+    store.start("abc", "node1", "url")
+    store.fail("abc", "boom", "tail", next_attempt_at=clock.now + 30)
+    clock.now += 60
+    record = store.start("abc", "node1-renamed", "url")
+    assert (record.attempts, record.state, record.last_error) == (2, "running", "boom")
+    assert (record.started_at, record.finished_at, record.next_attempt_at) == (
+        clock.now,
+        None,
+        None,
+    )
+    assert (record.output_tail, record.hostname) == ("", "node1-renamed")
+
+
+def test_complete_and_fail_record_their_evidence(store: ProvisionStore, clock: Clock) -> None:
+    """complete() and fail() set the state, finish time, error, tail and next attempt."""
+    store.start("a", "n", "script")
+    clock.now += 5
+    done = store.complete("a", "all good\n")
+    assert done is not None
+    assert (done.state, done.finished_at, done.output_tail, done.last_error) == (
+        "complete",
+        clock.now,
+        "all good\n",
+        "",
+    )
+    store.start("b", "n", "script")
+    failed = store.fail("b", "exit 3", "x" * (TEXT_LIMIT + 10) + "END", clock.now + 90)
+    assert failed is not None
+    assert (failed.state, failed.last_error, failed.next_attempt_at) == (
+        "failed",
+        "exit 3",
+        clock.now + 90,
+    )
+    assert len(failed.output_tail) == TEXT_LIMIT and failed.output_tail.endswith("END")
+
+
+def test_a_long_error_keeps_its_end(store: ProvisionStore, clock: Clock) -> None:
+    """fail() keeps the last TEXT_LIMIT characters of the error, where it explains itself."""
+    store.start("a", "n", "url")
+    failed = store.fail("a", "e" * TEXT_LIMIT + "the cause", "", clock.now)
+    assert failed is not None
+    assert len(failed.last_error) == TEXT_LIMIT and failed.last_error.endswith("the cause")
+
+
+def test_finishing_a_cleared_record_writes_nothing(store: ProvisionStore) -> None:
+    """complete()/fail() after clear() return None and do not resurrect the record."""
+    store.start("a", "n", "script")
+    assert store.clear("a") is True
+    assert store.complete("a", "late") is None
+    assert store.fail("a", "late", "", 0.0) is None
+    assert store.get("a") is None
+    assert store.clear("a") is False
+
+
+def test_an_empty_store_has_nothing_to_say(store: ProvisionStore) -> None:
+    """A new store lists nothing, finds nothing, clears nothing and recovers nothing."""
+    assert (store.all(), store.get("a"), store.clear("a")) == ([], None, False)
+    assert store.mark_interrupted_scripts() == 0
+
+
+def test_all_lists_records_by_system_id(store: ProvisionStore) -> None:
+    """all() returns every record ordered by system_id."""
+    for sid in ("c", "a", "b"):
+        store.start(sid, sid.upper(), "url")
+    assert [r.system_id for r in store.all()] == ["a", "b", "c"]
+
+
+def test_unknown_mode_is_refused(store: ProvisionStore) -> None:
+    """start() refuses a mode other than script or url, and records nothing."""
+    with pytest.raises(ValueError, match="mode"):
+        store.start("a", "n", "ftp")
+    assert store.get("a") is None
+
+
+def test_records_survive_reopening(open_store: OpenStore, clock: Clock) -> None:
+    """A record written before close() is read back, unchanged, by a new store on the database."""
+    first = open_store(clock)
+    first.start("abc", "node1", "script")
+    written = first.complete("abc", "done")
+    first.close()
+    second = open_store(clock)
+    assert second.get("abc") == written
+
+
+def test_interrupted_scripts_become_due_failures(open_store: OpenStore, clock: Clock) -> None:
+    """After a crash, script runs left running are failed and due now; others are untouched."""
+    crashed = open_store(clock)
+    crashed.start("script-running", "a", "script")
+    crashed.start("url-running", "b", "url")
+    crashed.start("script-done", "c", "script")
+    crashed.complete("script-done", "ok")
+    crashed.close()  # the daemon died here
+    clock.now += 300
+    restarted = open_store(clock)
+    assert restarted.mark_interrupted_scripts() == 1
+    record = restarted.get("script-running")
+    assert record is not None
+    assert (record.state, record.last_error, record.next_attempt_at) == (
+        "failed",
+        INTERRUPTED,
+        clock.now,
+    )
+    assert [r.state for r in restarted.all()] == ["complete", "failed", "running"]
+
+
+def test_concurrent_starts_lose_no_update(store: ProvisionStore) -> None:
+    """start() from several threads at once counts every attempt exactly."""
+
+    def hammer() -> None:
+        for _ in range(50):
+            store.start("abc", "n", "url")
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    record = store.get("abc")
+    assert record is not None and record.attempts == 300
+
+
+def test_two_stores_on_one_database_share_their_records(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """Two stores open on one database at once (two processes, two hosts) lose no update."""
+    stores = [open_store(clock), open_store(clock)]
+
+    def hammer(store: ProvisionStore) -> None:
+        for _ in range(40):
+            store.start("abc", "n", "url")
+
+    threads = [threading.Thread(target=hammer, args=(s,)) for s in stores for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stores[0].get("abc") == stores[1].get("abc")
+    record = stores[0].get("abc")
+    assert record is not None and record.attempts == 160
+    assert stores[1].clear("abc") is True and stores[0].get("abc") is None
