@@ -8,23 +8,27 @@ The store is the service's memory across restarts. Opening it turns every record
 still pending or running into a failed one ("interrupted by restart"): a job the service lost
 track of is reported, never silently dropped or silently re-run.
 
+The file is opened by `maasflow.common.sqlite`: WAL, schema version in `PRAGMA user_version`,
+migrations applied at start-up, a file from a newer maasflow refused. Version 1 is the table
+as it was before versioning, word for word, so an unversioned records file is adopted with
+every row.
+
 What this module stops at: it knows nothing of HTTP or processes. It is synchronous and used
-from one event-loop thread; each write is one small transaction.
+from one event-loop thread; each write is one statement, so one small transaction.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import asdict, dataclass, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from maasflow.common.errors import ConfigError
+from maasflow.common.sqlite import MEMORY, Migration, Schema, open_database
 
-MEMORY = ":memory:"
+__all__ = ["MEMORY", "SCHEMA", "JobRequest", "Record", "RecordStore", "Status"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -38,6 +42,7 @@ CREATE TABLE IF NOT EXISTS records (
     output TEXT NOT NULL DEFAULT ''
 )
 """
+SCHEMA = Schema((Migration(1, "the records table", (_SCHEMA,)),))
 _INSERT = (
     "INSERT OR REPLACE INTO records (id, request, role, worker, status, message, timestamp, output)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -121,7 +126,7 @@ class RecordStore:
 
     def __init__(self, path: Path | str = MEMORY) -> None:
         self.path = str(path)
-        self._db = _connect(self.path)
+        self._db = open_database(path, SCHEMA, label=f"--db {self.path}")
 
     def put(self, record: Record) -> None:
         """Insert or replace the record for its id."""
@@ -150,25 +155,7 @@ class RecordStore:
         self._db.close()
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        with self._db:
-            return self._db.execute(sql, args).rowcount
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    try:
-        if path != MEMORY:
-            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(path, check_same_thread=False)
-        if path != MEMORY:
-            db.execute("PRAGMA journal_mode=WAL")
-        db.execute(_SCHEMA)
-        db.commit()
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(
-            f"--db {path}: cannot open the records database ({exc}); "
-            "pass a writable path to an SQLite file"
-        ) from exc
-    return db
+        return self._db.execute(sql, args).rowcount  # autocommit: one statement, one transaction
 
 
 def _optional(value: Any) -> str | None:
