@@ -31,6 +31,7 @@ import httpx
 
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
+from maasflow.common.sqlite import open_read_only
 
 DEFAULT_URL = "http://127.0.0.1:9410"
 ERROR_WIDTH = 60
@@ -238,9 +239,8 @@ def read_store(path: str) -> dict[str, Any]:
 
 
 def _provision_rows(file: Path) -> list[dict[str, Any]]:
-    uri = file.resolve().as_uri() + "?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        with contextlib.closing(open_read_only(file, label=f"--db {file}")) as db:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute("SELECT * FROM provision")]
     except sqlite3.Error as exc:
