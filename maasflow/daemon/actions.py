@@ -28,7 +28,7 @@ from maasflow.daemon.provisioning import (
     Target,
     target_for,
 )
-from maasflow.daemon.store import ProvisionRecord, Store, retry_delay
+from maasflow.daemon.store import ProvisionRecord, ProvisionStore, retry_delay
 
 Provisioner = ScriptProvisioner | HttpProvisioner
 
@@ -55,7 +55,7 @@ class Actuator:
     def __init__(
         self,
         client: MaasClient,
-        store: Store,
+        store: ProvisionStore,
         provisioner: Provisioner | None,
         *,
         distro: str = "",
