@@ -1,0 +1,330 @@
+"""Run a child process: argv in, exit code and the tail of its output out. The one runner.
+
+Every program maasflow starts (the daemon's provisioning script and power helper, serve's
+power commands and provisioning jobs) is started here, the same way:
+
+- as an argv, never through a shell, with stdin from /dev/null;
+- in a new session, so its pid is the id of a process group holding all it starts;
+- with the environment scrubbed of every secret maasflow knows (`secrets.scrubbed_environ`),
+  whatever environment the caller hands in;
+- writing into pipes read here into a bounded `Tail` (stdout and stderr merged, or apart).
+
+Waiting (`Child.wait`) ends in one of three ways, and each leaves the group empty:
+
+    exited       the process ended; its output is drained for at most `drain` seconds (a
+                 background child may hold the pipe open for ever), then SIGKILL goes to
+                 whatever it left in its group
+    timed out    `timeout` passed: SIGTERM to the group, SIGKILL after `grace`
+    stopped      `Child.stop()` (DELETE, shutdown), or the waiting task was cancelled: as
+                 timed out
+
+`start` returns the handle (pid, pgid, start time) before anything is awaited on the child,
+so a caller can record it first; `run` is start-then-wait for callers that only want the
+answer, and raises `ChildError` (its evidence attached, like `ops.pebble.ExecError`) unless
+the child exited 0. Callers word their own errors; this module does not log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from maasflow.common.errors import MaasflowError
+from maasflow.common.secrets import scrubbed_environ
+
+TAIL_BYTES = 64 * 1024  # output kept by default: the end is where failures explain themselves
+KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of the group
+DRAIN_WAIT = 1.0  # seconds to keep reading after the process itself has exited
+LINE_LIMIT = 200  # characters of the last line an error quotes
+
+
+class Streams(enum.Enum):
+    """Whether stderr joins stdout in one tail or is kept apart in its own."""
+
+    MERGED = "merged"
+    SEPARATE = "separate"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a child may run, how it is stopped, how much of its output is kept."""
+
+    timeout: float | None = None
+    grace: float = KILL_GRACE
+    drain: float = DRAIN_WAIT
+    tail_bytes: int = TAIL_BYTES
+
+
+def last_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """The last non-blank line of `text`, stripped and cut to its last `limit` characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][-limit:] if lines else ""
+
+
+def exit_phrase(code: int) -> str:
+    """`exited 3`, or `was killed by signal SIGKILL` for a negative (signal) code."""
+    if code >= 0:
+        return f"exited {code}"
+    try:
+        return f"was killed by signal {signal.Signals(-code).name}"
+    except ValueError:  # a real-time or otherwise unnamed signal
+        return f"was killed by signal {-code}"
+
+
+class ChildError(MaasflowError):
+    """A child did not finish well; carries its evidence: argv[0], exit code, output tail."""
+
+    def __init__(
+        self, argv0: str, reason: str, *, exit_code: int | None = None, tail: str = ""
+    ) -> None:
+        self.argv0 = argv0
+        self.reason = reason
+        self.exit_code = exit_code
+        self.tail = tail
+        shown = f"{argv0!r} {reason}"
+        super().__init__(f"{shown}: {self.last_line}" if self.last_line else shown)
+
+    @property
+    def last_line(self) -> str:
+        return last_line(self.tail)
+
+
+class StartError(ChildError):
+    """The child could not be started (missing, not executable, bad interpreter, NUL byte)."""
+
+    def __init__(self, argv0: str, cause: str) -> None:
+        self.cause = cause
+        super().__init__(argv0, f"could not start: {cause}")
+
+
+class TimedOut(ChildError):
+    """The child ran past its timeout; its process group was killed."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a child ended. `output` is stdout (or both, merged); `errors` is stderr apart."""
+
+    argv0: str
+    pid: int
+    exit_code: int
+    timed_out: bool
+    stopped: bool
+    output: str
+    errors: str
+    timeout: float | None
+
+    @property
+    def evidence(self) -> str:
+        """What an error should quote: stderr when kept apart and not empty, else the output."""
+        return self.errors if self.errors.strip() else self.output
+
+    def check(self) -> Finished:
+        """Self when the child exited 0; else raise the ChildError saying how it ended."""
+        if self.exit_code == 0 and not (self.timed_out or self.stopped):
+            return self
+        error = TimedOut if self.timed_out else ChildError
+        raise error(self.argv0, self.reason(), exit_code=self.exit_code, tail=self.evidence)
+
+    def reason(self) -> str:
+        """How it ended, in words: `exited 3`, `timed out after 5 s; ...`, `was stopped`."""
+        if self.timed_out:
+            return f"timed out after {self.timeout:g} s; its process group was killed"
+        return "was stopped" if self.stopped else exit_phrase(self.exit_code)
+
+
+class Tail(asyncio.Protocol):
+    """Keeps the last `limit` bytes read from one pipe; `closed` is set at end of file."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.closed = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        del self.data[: -self.limit]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Child:
+    """A started child: its pid, pgid and start time, its output so far, how to stop it."""
+
+    def __init__(
+        self,
+        argv0: str,
+        proc: asyncio.subprocess.Process,
+        pipes: list[tuple[asyncio.BaseTransport, Tail]],
+        limits: Limits,
+    ) -> None:
+        self.argv0 = argv0
+        self.pid = proc.pid
+        self.pgid = proc.pid  # start_new_session: the child leads its own group
+        self.started_at = time.time()
+        self._proc = proc
+        self._pipes = pipes
+        self._limits = limits
+        self._stop = asyncio.Event()
+
+    def output(self) -> str:
+        """What the child wrote so far to stdout (and stderr, when merged)."""
+        return self._pipes[0][1].text()
+
+    def errors(self) -> str:
+        """What the child wrote so far to stderr when kept apart, else ''."""
+        return self._pipes[1][1].text() if len(self._pipes) > 1 else ""
+
+    def stop(self) -> None:
+        """Ask `wait` to end the child now: SIGTERM to its group, SIGKILL after the grace."""
+        self._stop.set()
+
+    async def wait(self) -> Finished:
+        """Wait for the exit, the timeout or `stop`; always leaves the group empty."""
+        ended = False
+        try:
+            ended = await self._exit_or_stop()
+        finally:  # also when the waiting task is cancelled
+            if self._proc.returncode is None:
+                await self._terminate()
+            await self._drain()
+        return Finished(
+            argv0=self.argv0,
+            pid=self.pid,
+            exit_code=await self._proc.wait(),
+            timed_out=not ended,
+            stopped=self._stop.is_set(),
+            output=self.output(),
+            errors=self.errors(),
+            timeout=self._limits.timeout,
+        )
+
+    async def _exit_or_stop(self) -> bool:
+        """True when the process exited or `stop` was asked before the timeout."""
+        waits = {asyncio.ensure_future(self._proc.wait()), asyncio.ensure_future(self._stop.wait())}
+        try:
+            done, _ = await asyncio.wait(
+                waits, timeout=self._limits.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return bool(done)
+
+    async def _terminate(self) -> None:
+        """SIGTERM the group, SIGKILL it after the grace (always, even when interrupted)."""
+        signal_group(self.pgid, signal.SIGTERM)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), self._limits.grace)
+        finally:
+            signal_group(self.pgid, signal.SIGKILL)
+        await self._proc.wait()
+
+    async def _drain(self) -> None:
+        """Read to end of file, but not for longer than `drain`; then empty the group."""
+        closing = [asyncio.ensure_future(tail.closed.wait()) for _, tail in self._pipes]
+        try:
+            await asyncio.wait(closing, timeout=self._limits.drain)
+        finally:
+            for waiting in closing:
+                waiting.cancel()
+            signal_group(self.pgid, signal.SIGKILL)  # whatever it left running
+            for transport, _ in self._pipes:
+                transport.close()
+
+
+async def _spawn(
+    argv: Sequence[str], env: dict[str, str], stdout: int, stderr: int
+) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            start_new_session=True,
+        )
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StartError(argv[0], cause) from None
+
+
+async def _reader(read_fd: int, tail: Tail) -> asyncio.BaseTransport:
+    """A transport feeding `tail` from `read_fd` (which it owns from now on)."""
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: tail, pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    return transport
+
+
+async def start(
+    argv: Sequence[str],
+    *,
+    limits: Limits | None = None,
+    env: Mapping[str, str] | None = None,
+    streams: Streams = Streams.MERGED,
+) -> Child:
+    """Start `argv`; StartError if it cannot be. `env` (default: ours) is scrubbed too.
+
+    The output goes into pipes we read ourselves, not `stdout=PIPE`: asyncio's `wait()` may
+    then also wait for the pipes to close, which a background child can put off for ever.
+    """
+    if not argv:
+        raise ValueError("argv is empty")
+    limits = limits or Limits()
+    fds = [os.pipe() for _ in range(1 if streams is Streams.MERGED else 2)]
+    try:
+        proc = await _spawn(argv, scrubbed_environ(environ=env), fds[0][1], fds[-1][1])
+    except BaseException:
+        for read_fd, _ in fds:
+            os.close(read_fd)
+        raise
+    finally:
+        for _, write_fd in fds:
+            os.close(write_fd)
+    pipes: list[tuple[asyncio.BaseTransport, Tail]] = []
+    try:
+        for read_fd, _ in fds:
+            tail = Tail(limits.tail_bytes)
+            pipes.append((await _reader(read_fd, tail), tail))
+    except BaseException:
+        signal_group(proc.pid, signal.SIGKILL)
+        for transport, _ in pipes:
+            transport.close()
+        for read_fd, _ in fds[len(pipes) + 1 :]:  # not yet handed to a reader
+            os.close(read_fd)
+        raise
+    return Child(argv[0], proc, pipes, limits)
+
+
+async def run(
+    argv: Sequence[str],
+    *,
+    limits: Limits | None = None,
+    env: Mapping[str, str] | None = None,
+    streams: Streams = Streams.MERGED,
+) -> Finished:
+    """Start `argv` and wait for it; its `Finished` if it exited 0, else ChildError."""
+    child = await start(argv, limits=limits, env=env, streams=streams)
+    return (await child.wait()).check()
