@@ -10,19 +10,20 @@ or opencord's flat form `{"name": "amt", "power_address": ..., ...}`, where ever
 but `name` is a power parameter. The result is the PUT fields for `machines/<id>/`
 (`power_type=...`, `power_parameters_<key>=...`). It stops at parsing: the daemon sends
 the PUT.
+
+It runs through the one child runner (`common.child`): its own process group, SIGTERM then
+SIGKILL at the timeout, no secret in its environment, stdout (the answer, at most 64 KiB)
+kept apart from stderr (the evidence when it fails). A background child it leaves holding
+stdout delays the answer by the runner's short drain, never loses it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
-import signal
 from typing import Any
 
+from maasflow.common import child
 from maasflow.common.errors import MaasflowError
-from maasflow.daemon.provisioning import safe_environ
 
 TIMEOUT_S = 60.0
 _MAX_OUTPUT = 64 * 1024
@@ -36,24 +37,12 @@ async def run_power_helper(
     script: str, macs: list[str], timeout: float = TIMEOUT_S
 ) -> dict[str, str]:
     """Run the helper with the MACs as arguments; return the PUT fields it describes."""
-    proc = await asyncio.create_subprocess_exec(
-        script,
-        *macs,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-        env=safe_environ(),
-    )
+    limits = child.Limits(timeout=timeout, tail_bytes=_MAX_OUTPUT)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        _kill_group(proc.pid)
-        await proc.wait()
-        raise PowerHelperError(f"power helper {script} timed out after {timeout:g}s") from None
-    if proc.returncode != 0:
-        tail = err.decode(errors="replace")[-300:].strip()
-        raise PowerHelperError(f"power helper {script} exited {proc.returncode}: {tail}")
-    return power_fields(out[:_MAX_OUTPUT].decode(errors="replace"))
+        done = await child.run([script, *macs], limits=limits, streams=child.Streams.SEPARATE)
+    except child.ChildError as exc:
+        raise PowerHelperError(f"power helper {exc}") from None
+    return power_fields(done.output)
 
 
 def power_fields(text: str) -> dict[str, str]:
@@ -78,8 +67,3 @@ def power_fields(text: str) -> dict[str, str]:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)

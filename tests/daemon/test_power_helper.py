@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from maasflow.daemon.power_helper import PowerHelperError, power_fields, run_power_helper
+from tests.common.processes import alive, group_gone, wait_until
 
 
 def _script(tmp_path: Path, body: str) -> str:
@@ -82,3 +83,49 @@ async def test_the_helper_never_sees_the_maas_api_key(
     script = _script(tmp_path, f'printf \'{{"name": "manual", "seen": "%s%s"}}\' {keys}\n')
     fields = await run_power_helper(script, [])
     assert fields["power_parameters_seen"] == ""
+
+
+async def test_a_background_child_holding_stdout_does_not_lose_the_answer(tmp_path: Path) -> None:
+    """A helper that answers and exits 0 but leaves a child on stdout is not a timeout."""
+    pid_file = tmp_path / "bg.pid"
+    script = _script(
+        tmp_path, f'sleep 300 &\necho $! > {pid_file}\nprintf \'{{"name": "amt"}}\'\nexit 0\n'
+    )
+    fields = await run_power_helper(script, [], timeout=5)
+    assert fields == {"power_type": "amt"}
+    assert await wait_until(lambda: not alive(int(pid_file.read_text())))
+
+
+async def test_a_hung_helper_is_killed_with_its_whole_process_group(tmp_path: Path) -> None:
+    """At the timeout the helper and everything it started are gone, not just the helper."""
+    pid_file = tmp_path / "helper.pid"
+    script = _script(tmp_path, f"echo $$ > {pid_file}\nsleep 300 &\nsleep 300\n")
+    with pytest.raises(PowerHelperError, match=r"timed out after 0\.3 s"):
+        await run_power_helper(script, [], timeout=0.3)
+    pgid = int(pid_file.read_text())
+    assert await wait_until(lambda: group_gone(pgid))
+
+
+async def test_a_helper_that_cannot_start_is_a_power_helper_error(tmp_path: Path) -> None:
+    """A missing helper is reported as a PowerHelperError naming it, not an OSError."""
+    missing = str(tmp_path / "no-such-helper")
+    with pytest.raises(PowerHelperError, match="no-such-helper' could not start"):
+        await run_power_helper(missing, [])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["PROVISION_TOKEN", "AUTOMATION_PROVISION_TOKEN", "MAASFLOW_PROVISION_TOKEN", "MAAS_API_KEY"],
+)
+async def test_the_helper_never_sees_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The provisioning tokens (any spelling) and the MAAS key are not in the helper's env."""
+    monkeypatch.setenv(name, "t0ken-value")
+    monkeypatch.setenv("KEEP_ME", "kept")
+    out = tmp_path / "env.txt"
+    script = _script(tmp_path, f'env > {out}\nprintf \'{{"name": "manual"}}\'\n')
+    await run_power_helper(script, [])
+    seen = out.read_text()
+    assert "t0ken-value" not in seen and f"{name}=" not in seen
+    assert "KEEP_ME=kept" in seen
