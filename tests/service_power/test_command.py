@@ -15,6 +15,7 @@ from maasflow.serve.backends import PowerError, Target
 from maasflow.serve.backends.command import CommandBackend, render
 from maasflow.serve.power_config import CommandMachine
 from maasflow.serve.power_state import PowerStateStore
+from tests.common.processes import alive, group_gone, wait_until
 from tests.service_power.helpers import power_service
 from tests.service_power.maas_replay import MaasWebhookDriver
 
@@ -216,3 +217,38 @@ async def test_child_environment_lacks_every_configured_secret(
     env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
     assert env["HARMLESS"] == "kept"
     assert not {"DLI_OUTLET_SECRET", "PROD_MAAS_API_KEY", "MAASFLOW_POWER_PASS"} & set(env)
+
+
+async def test_a_background_child_holding_stdout_does_not_lose_the_status(tmp_path: Path) -> None:
+    """A status program that prints, exits 0 and leaves a child on stdout is read, not timed out."""
+    pid_file = tmp_path / "bg.pid"
+    status = ["/bin/sh", "-c", f"sleep 300 & echo $! > '{pid_file}'; echo 'Chassis Power is on'"]
+    backend = CommandBackend(
+        spec(on=["true"], off=["true"], status=status, timeout=5), PowerStateStore(None)
+    )
+    assert await backend.query(Target("m", None, "m", "")) == "on"
+    assert await wait_until(lambda: not alive(int(pid_file.read_text())))
+
+
+async def test_a_hung_program_is_killed_with_its_whole_process_group(tmp_path: Path) -> None:
+    """At the timeout the program and everything it started are gone, not just the program."""
+    pid_file = tmp_path / "prog.pid"
+    argv = ["/bin/sh", "-c", f"echo $$ > '{pid_file}'; sleep 300 & sleep 300"]
+    backend = CommandBackend(spec(on=argv, off=argv, timeout=0.3), PowerStateStore(None))
+    with pytest.raises(PowerError, match=r"did not finish within 0\.3 s"):
+        await backend.power_on(Target("m", None, "m", ""))
+    pgid = int(pid_file.read_text())
+    assert await wait_until(lambda: group_gone(pgid))
+
+
+async def test_power_programs_never_see_a_provisioning_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither serve's nor the daemon's provisioning token reaches a power program."""
+    monkeypatch.setenv("MAASFLOW_PROVISION_TOKEN", "serve-token")
+    monkeypatch.setenv("AUTOMATION_PROVISION_TOKEN", "daemon-token")
+    out = tmp_path / "env.txt"
+    machine = spec(on=["/bin/sh", "-c", f"env > '{out}'"], off=["true"])
+    await CommandBackend(machine, PowerStateStore(None)).power_on(Target("m", None, "m", ""))
+    seen = out.read_text()
+    assert "PATH=" in seen and "serve-token" not in seen and "daemon-token" not in seen

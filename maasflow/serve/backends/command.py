@@ -10,30 +10,29 @@ With one, on/off are idempotent: the status is read first and a machine already 
 wanted state is left alone, and a program that exits non-zero is forgiven when the status
 then reads the wanted state (as `virsh start` on a running domain does).
 
-The child's environment is the service's minus its secrets (`environment.scrubbed_environ`
-with the power config's `password_env` names).
+Programs run through the one child runner (`common.child`): their own process group, output
+merged and bounded to its last 64 KiB, and an environment without the service's secrets
+(`secrets.scrubbed_environ`, plus the power config's `password_env` names). A program that
+exits leaving a background child on its output is answered after a short drain.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
-import signal
 from collections.abc import Collection
 
 import structlog
 
+from maasflow.common import child
+from maasflow.common.secrets import scrubbed_environ
 from maasflow.serve.backends import BackendUnavailable, PowerError, PowerState, Target
-from maasflow.serve.environment import scrubbed_environ
 from maasflow.serve.power_config import CommandMachine
 from maasflow.serve.power_state import PowerStateStore
 
 log = structlog.get_logger(__name__)
 
 _PLACEHOLDER = re.compile(r"\{(system_id|mac|hostname|name)\}")
-_TAIL = 400
 
 
 def render(template: list[str], target: Target) -> list[str]:
@@ -51,35 +50,16 @@ async def run(argv: list[str], timeout: float, hidden_env: Collection[str] = ())
     """Run argv to completion; its output, or PowerError with the exit code and output tail.
 
     The child's environment lacks the service's secrets and the `hidden_env` names."""
+    limits = child.Limits(timeout=timeout)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            env=scrubbed_environ(hidden_env),
-        )
-    except OSError as exc:
-        raise BackendUnavailable(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        await _kill_group(process)
+        done = await child.run(argv, limits=limits, env=scrubbed_environ(hidden_env))
+    except child.StartError as exc:
+        raise BackendUnavailable(f"cannot run {argv[0]!r}: {exc.cause}") from None
+    except child.TimedOut:
         raise PowerError(f"{argv[0]!r} did not finish within {timeout:g} s") from None
-    except asyncio.CancelledError:
-        await _kill_group(process)
-        raise
-    text = out.decode("utf-8", errors="replace")
-    if process.returncode != 0:
-        raise PowerError(f"{argv[0]!r} exited {process.returncode}: {text[-_TAIL:].strip()}")
-    return text
-
-
-async def _kill_group(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # start_new_session: its pid is the group id
-    await process.wait()
+    except child.ChildError as exc:
+        raise PowerError(str(exc)) from None
+    return done.output
 
 
 class CommandBackend:
