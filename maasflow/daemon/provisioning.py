@@ -2,10 +2,12 @@
 
 `PROVISION_URL` picks the kind (`provisioner_for`):
 
-- a path: `ScriptProvisioner` runs `<script> <system_id> <hostname> <ip>` as an argv (never
-  a shell) in its own session, with `MAASFLOW_*` variables describing the machine, keeps the
-  last few KiB of its output, and kills the whole process group at `PROVISION_TTL` or when
-  the daemon cancels it on shutdown. The MAAS API key is removed from its environment.
+- a path: `ScriptProvisioner` runs `<script> <system_id> <hostname> <ip>` through the one
+  child runner (`common.child`: an argv, never a shell, in its own session), with
+  `MAASFLOW_*` variables describing the machine, keeps the last few KiB of its output, and
+  kills the whole process group at `PROVISION_TTL`, when the daemon cancels it on shutdown,
+  and (what it left in the background) once it has exited. No secret of maasflow's (the
+  MAAS API key, the provisioning token) is in its environment.
 - an `http(s)://` URL: `HttpProvisioner` POSTs `{"id", "name", "ip", "mac"}` once, then each
   pass GETs `<url>/<quoted system_id>`: 202 running, 200 done unless the body says it failed
   (the opencord provisioner's `{"status": 3, "message": ...}`, see opencord/maas
@@ -21,12 +23,9 @@ remembering progress are the caller's and the store's business, not this module'
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
 import ipaddress
 import os
-import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -38,14 +37,15 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from maasflow.common import child
 from maasflow.common.errors import ConfigError, ProvisionError
+from maasflow.common.secrets import scrubbed_environ
 from maasflow.daemon.maas.models import Interface, Link, Machine
 
 log = structlog.get_logger(__name__)
 
 TAIL_BYTES = 4096  # output kept from a script: the end is where failures explain themselves
-KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a script's process group
-DRAIN_WAIT = 1.0  # seconds to keep reading output after the script itself has exited
+KILL_GRACE = child.KILL_GRACE  # seconds between SIGTERM and SIGKILL of a script's group
 HTTP_TIMEOUT = 30.0
 
 
@@ -125,72 +125,25 @@ def target_for(machine: Machine, resolve: Callable[[str], str | None] = dns_reso
     )
 
 
-class _Tail(asyncio.Protocol):
-    """Keeps the last `limit` bytes read from the script's output pipe."""
-
-    def __init__(self, limit: int = TAIL_BYTES) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.closed = asyncio.Event()
-
-    def data_received(self, data: bytes) -> None:
-        self.data += data
-        del self.data[: -self.limit]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
-
-    async def drained(self, limit: float = DRAIN_WAIT) -> None:
-        """Wait for EOF, but not for a leftover child that keeps the pipe open."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closed.wait(), limit)
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # group already gone
-        os.killpg(pgid, sig)
-
-
-async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the script's process group, SIGKILL it after `grace` (always, for stragglers)."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
-        pass
-    finally:
-        _signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
-
-
-def _last_line(tail: str, limit: int = 200) -> str:
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[-1][-limit:] if lines else "(no output)"
-
-
-def _exit_error(code: int, tail: str) -> ProvisionError:
-    if code < 0:
-        try:
-            how = f"was killed by signal {signal.Signals(-code).name}"
-        except ValueError:  # a real-time or otherwise unnamed signal
-            how = f"was killed by signal {-code}"
-    else:
-        how = f"exited with code {code}"
+def _script_error(exc: child.ChildError, ttl: float) -> ProvisionError:
+    if isinstance(exc, child.StartError):
+        return ProvisionError(f"cannot start provisioning script {exc.argv0}: {exc.cause}")
+    if isinstance(exc, child.TimedOut):
+        return ProvisionError(
+            f"provisioning script timed out after {ttl:g}s; its process group was killed",
+            output_tail=exc.tail,
+        )
+    code = exc.exit_code
+    how = f"exited with code {code}" if code is not None and code >= 0 else exc.reason
     return ProvisionError(
-        f"provisioning script {how}: {_last_line(tail)}", exit_code=code, output_tail=tail
+        f"provisioning script {how}: {exc.last_line or '(no output)'}",
+        exit_code=code,
+        output_tail=exc.tail,
     )
 
 
-def safe_environ() -> dict[str, str]:
-    """Our environment for a program we run, without the MAAS API key (any spelling)."""
-    return {k: v for k, v in os.environ.items() if not k.upper().endswith("MAAS_API_KEY")}
-
-
 def _child_env(target: Target) -> dict[str, str]:
-    env = safe_environ()
+    env = scrubbed_environ()
     env.update(
         MAASFLOW_SYSTEM_ID=target.system_id,
         MAASFLOW_HOSTNAME=target.hostname,
@@ -225,72 +178,18 @@ class ScriptProvisioner:
         if problem:
             raise ConfigError(f"PROVISION_URL: {problem}; give an executable path or a URL")
 
-    async def _spawn(self, target: Target, output: int) -> asyncio.subprocess.Process:
-        try:
-            return await asyncio.create_subprocess_exec(
-                self.script,
-                target.system_id,
-                target.hostname,
-                target.ip,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                env=_child_env(target),
-                start_new_session=True,
-            )
-        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
-            raise ProvisionError(f"cannot start provisioning script {self.script}: {exc}") from exc
-
-    async def _start(
-        self, target: Target, tail: _Tail
-    ) -> tuple[asyncio.subprocess.Process, asyncio.BaseTransport]:
-        """Spawn the script writing to a pipe we read ourselves.
-
-        Not `stdout=PIPE`: asyncio's `Process.wait()` then also waits for the pipe to close,
-        which a background child of the script can hold open for as long as it likes.
-        """
-        read_fd, write_fd = os.pipe()
-        try:
-            proc = await self._spawn(target, write_fd)
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-        try:
-            loop = asyncio.get_running_loop()
-            reader = os.fdopen(read_fd, "rb", buffering=0)
-            pipe, _ = await loop.connect_read_pipe(lambda: tail, reader)
-        except BaseException:
-            _signal_group(proc.pid, signal.SIGKILL)
-            raise
-        return proc, pipe
-
     async def run(self, target: Target) -> str:
         """Run the script to completion; its output tail, or ProvisionError."""
         problem = self._problem()
         if problem:
             raise ProvisionError(problem)
-        tail = _Tail()
-        proc, pipe = await self._start(target, tail)
-        code: int | None = None
+        argv = [self.script, target.system_id, target.hostname, target.ip]
+        limits = child.Limits(timeout=self.ttl, grace=self.grace, tail_bytes=TAIL_BYTES)
         try:
-            code = await asyncio.wait_for(proc.wait(), self.ttl)
-        except TimeoutError:
-            pass
-        finally:
-            if proc.returncode is None:  # timed out, or the daemon is shutting down
-                await _kill_group(proc, self.grace)
-            await tail.drained()
-            pipe.close()
-        if code is None:
-            raise ProvisionError(
-                f"provisioning script timed out after {self.ttl:g}s; its process group was killed",
-                output_tail=tail.text(),
-            )
-        if code != 0:
-            raise _exit_error(code, tail.text())
-        return tail.text()
+            done = await child.run(argv, limits=limits, env=_child_env(target))
+        except child.ChildError as exc:
+            raise _script_error(exc, self.ttl) from None
+        return done.output
 
 
 class PollResult(enum.Enum):

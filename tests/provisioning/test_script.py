@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from collections.abc import Callable
@@ -137,8 +138,17 @@ async def test_background_child_holding_output_does_not_block(tmp_path: Path) ->
     try:
         output = await asyncio.wait_for(ScriptProvisioner(script, ttl=300).run(TARGET), 20)
     finally:
-        os.kill(int(pid_file.read_text()), 9)
+        with contextlib.suppress(ProcessLookupError):  # the runner has killed it already
+            os.kill(int(pid_file.read_text()), 9)
     assert "done" in output
+
+
+async def test_background_children_are_killed_once_the_script_exits(tmp_path: Path) -> None:
+    """What a script leaves running in its process group does not outlive the run."""
+    pid_file = tmp_path / "bg.pid"
+    script = write_script(tmp_path, f"sleep 300 >/dev/null 2>&1 &\necho $! > {pid_file}\n")
+    await ScriptProvisioner(script, ttl=30).run(TARGET)
+    assert await wait_until(lambda: not alive(int(pid_file.read_text())))
 
 
 @pytest.mark.parametrize("hostname", ["a;rm -rf x", "$(touch pwned)", "`touch pwned`", "-rf *"])
@@ -176,6 +186,21 @@ async def test_maas_api_key_is_not_passed_to_the_script(
     output = await ScriptProvisioner(script, ttl=30).run(TARGET)
     assert "bbb" not in output and "eee" not in output
     assert "KEEP_ME=yes" in output
+
+
+@pytest.mark.parametrize(
+    "name", ["PROVISION_TOKEN", "AUTOMATION_PROVISION_TOKEN", "MAASFLOW_PROVISION_TOKEN"]
+)
+async def test_provisioning_token_is_not_passed_to_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The Bearer token for an HTTP provisioner is the daemon's; a script never sees it."""
+    monkeypatch.setenv(name, "t0ken-value")
+    out = tmp_path / "env.txt"
+    await ScriptProvisioner(write_script(tmp_path, f"env > {out}\n"), ttl=30).run(TARGET)
+    seen = out.read_text()
+    assert "t0ken-value" not in seen and f"{name}=" not in seen
+    assert "MAASFLOW_SYSTEM_ID=abc123" in seen
 
 
 async def test_missing_or_non_executable_script(tmp_path: Path) -> None:
