@@ -1,11 +1,11 @@
 """The worker pool of `maasflow serve`: provisioning jobs, queued, run as argv, never a shell.
 
-A job is one request's run of `<script> <id> <name> <ip> <mac> <role>`, started with
-`asyncio.create_subprocess_exec` in a new session, so that its whole process group can be
-stopped at once: on timeout, on DELETE, on shutdown (SIGTERM, a grace period, then SIGKILL),
-and when the script exits (SIGKILL to whatever it left running in the background).
+A job is one request's run of `<script> <id> <name> <ip> <mac> <role>`, started by the one
+child runner (`common.child`) in a new session, so that its whole process group is stopped
+at once: on timeout, on DELETE, on shutdown (SIGTERM, a grace period, then SIGKILL), and
+when the script exits (SIGKILL to whatever it left running in the background).
 Its combined stdout and stderr are kept, bounded to the last `output_limit` bytes. Its
-environment is the service's without its secrets (`environment.scrubbed_environ`: the power
+environment is the service's without its secrets (`secrets.scrubbed_environ`: the power
 target's credentials, the power config's `password_env` names, a MAAS API key), plus
 `MAASFLOW_SYSTEM_ID`, `_HOSTNAME`, `_IP`, `_MAC` and `_ROLE` (as the daemon's script runner
 sets them), so one script can serve both.
@@ -22,9 +22,6 @@ not choose roles or scripts (`roles.ScriptPicker` does).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -32,16 +29,14 @@ from pathlib import Path
 
 import structlog
 
-from maasflow.serve.environment import scrubbed_environ
+from maasflow.common.child import DRAIN_WAIT, Child, Finished, Limits, StartError, last_line, start
+from maasflow.common.secrets import scrubbed_environ
 from maasflow.serve.records import JobRequest, Record, RecordStore, Status
 from maasflow.serve.roles import ScriptPicker
 
 log = structlog.get_logger(__name__)
 
 OUTPUT_LIMIT = 64 * 1024
-_CHUNK = 4096
-_DRAIN_SECONDS = 1.0
-_MESSAGE_TAIL = 200
 
 
 class QueueFull(Exception):
@@ -59,40 +54,22 @@ class PoolLimits:
     output_limit: int = OUTPUT_LIMIT
 
 
-class OutputTail:
-    """The last `limit` bytes a job wrote."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._data = bytearray()
-
-    def add(self, chunk: bytes) -> None:
-        self._data += chunk
-        if len(self._data) > self.limit:
-            del self._data[: len(self._data) - self.limit]
-
-    def text(self) -> str:
-        return self._data.decode("utf-8", "replace")
-
-    def last_line(self) -> str:
-        lines = self.text().strip().splitlines()
-        return lines[-1][-_MESSAGE_TAIL:] if lines else ""
-
-
 @dataclass(eq=False)
 class Job:
-    """One active run: its record, its output, its process, and how to stop it."""
+    """One active run: its record, its child once started, and why it was stopped."""
 
     record: Record
-    output: OutputTail
-    proc: asyncio.subprocess.Process | None = None
+    child: Child | None = None
     stop_reason: str | None = None
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
-        self.stopping.set()
+        if self.child is not None:
+            self.child.stop()
+
+    def output(self) -> str:
+        return self.child.output() if self.child is not None else ""
 
 
 class JobPool:
@@ -139,7 +116,7 @@ class JobPool:
             job.stop(reason)
         waits = [asyncio.create_task(job.done.wait()) for job in self._jobs.values()]
         if waits:
-            await asyncio.wait(waits, timeout=self.limits.kill_grace + 2 * _DRAIN_SECONDS)
+            await asyncio.wait(waits, timeout=self.limits.kill_grace + 2 * DRAIN_WAIT)
         for task in [*self._workers, *waits]:
             task.cancel()
         await asyncio.gather(*self._workers, *waits, return_exceptions=True)
@@ -153,7 +130,7 @@ class JobPool:
             return active.record, False
         if self.pending >= self.limits.queue_limit:
             raise QueueFull(f"{self.pending} jobs pending")
-        job = Job(Record(request, timestamp=int(time.time())), OutputTail(self.limits.output_limit))
+        job = Job(Record(request, timestamp=int(time.time())))
         self._jobs[request.id] = job
         self.store.put(job.record)
         self._queue.put_nowait(job)
@@ -164,7 +141,7 @@ class JobPool:
         """The output of the job for `job_id` so far, or None if there is no record."""
         job = self._jobs.get(job_id)
         if job is not None:
-            return job.output.text()
+            return job.output()
         record = self.store.get(job_id)
         return None if record is None else record.output
 
@@ -187,7 +164,7 @@ class JobPool:
     async def _work(self, index: int) -> None:
         while True:
             job = await self._queue.get()
-            if self._jobs.get(job.record.id) is job and not job.stopping.is_set():
+            if self._jobs.get(job.record.id) is job and job.stop_reason is None:
                 await self._run(job, index)
 
     async def _run(self, job: Job, index: int) -> None:
@@ -195,9 +172,8 @@ class JobPool:
         status, message = Status.FAILED, "interrupted"
         try:
             status, message = await self._attempt(job)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the runner has killed the job's group
             message = job.stop_reason or "interrupted by shutdown"
-            _kill_group(job.proc, signal.SIGKILL)
             raise
         except Exception as exc:  # a bug in one job must not end the worker
             log.exception("job.crashed", id=job.record.id)
@@ -221,54 +197,30 @@ class JobPool:
     ) -> tuple[Status, str]:
         if job.stop_reason is not None:
             return Status.FAILED, job.stop_reason
+        limits = Limits(
+            timeout=self.limits.timeout,
+            grace=self.limits.kill_grace,
+            tail_bytes=self.limits.output_limit,
+        )
         try:
-            job.proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return Status.FAILED, f"could not start {script.name}: {exc.strerror or exc}"
-        return await self._supervise(job, job.proc)
+            job.child = await start(argv, limits=limits, env=env)
+        except StartError as exc:
+            return Status.FAILED, f"could not start {script.name}: {exc.cause}"
+        if job.stop_reason is not None:  # stopped while it was being started
+            job.child.stop()
+        return self._outcome(job, await job.child.wait())
 
-    async def _supervise(self, job: Job, proc: asyncio.subprocess.Process) -> tuple[Status, str]:
-        assert proc.stdout is not None
-        pump = asyncio.create_task(_pump(proc.stdout, job.output))
-        exited = asyncio.create_task(proc.wait())
-        stopping = asyncio.create_task(job.stopping.wait())
-        try:
-            await asyncio.wait(
-                {exited, stopping}, timeout=self.limits.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            timed_out = not exited.done() and not stopping.done()
-            if not exited.done():
-                await self._terminate(proc)
-            _kill_group(proc, signal.SIGKILL)  # background children the script left behind
-        finally:
-            stopping.cancel()
-            await _drain(pump)
-        return self._outcome(job, proc.returncode, timed_out)
-
-    def _outcome(self, job: Job, code: int | None, timed_out: bool) -> tuple[Status, str]:
+    def _outcome(self, job: Job, finished: Finished) -> tuple[Status, str]:
         if job.stop_reason is not None:
             return Status.FAILED, job.stop_reason
-        if timed_out or code is None:
+        if finished.timed_out:
             return Status.FAILED, f"timed out after {self.limits.timeout:g} s"
+        code = finished.exit_code
         if code == 0:
             return Status.COMPLETE, "completed"
         reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        tail = job.output.last_line()
+        tail = last_line(finished.output)
         return Status.FAILED, f"{reason}: {tail}" if tail else reason
-
-    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
-        _kill_group(proc, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), self.limits.kill_grace)
-        _kill_group(proc, signal.SIGKILL)
-        await proc.wait()
 
     def _update(self, job: Job, record: Record) -> None:
         job.record = record
@@ -277,7 +229,7 @@ class JobPool:
     def _finish(self, job: Job, status: Status, message: str) -> None:
         if job.done.is_set():
             return
-        self._update(job, job.record.moved(status, message, output=job.output.text()))
+        self._update(job, job.record.moved(status, message, output=job.output()))
         if self._jobs.get(job.record.id) is job:
             del self._jobs[job.record.id]
         job.done.set()
@@ -295,25 +247,3 @@ def child_env(request: JobRequest, role: str, hidden: Collection[str] = ()) -> d
         MAASFLOW_ROLE=role,
     )
     return env
-
-
-async def _pump(stream: asyncio.StreamReader, tail: OutputTail) -> None:
-    while chunk := await stream.read(_CHUNK):
-        tail.add(chunk)
-
-
-async def _drain(pump: asyncio.Task[None]) -> None:
-    """Let the output reader finish, unless a stray child still holds the pipe open."""
-    done, _ = await asyncio.wait({pump}, timeout=_DRAIN_SECONDS)
-    if not done:
-        pump.cancel()
-    with contextlib.suppress(asyncio.CancelledError, OSError):
-        await pump
-
-
-def _kill_group(proc: asyncio.subprocess.Process | None, sig: signal.Signals) -> None:
-    """Send `sig` to the job's process group; it may be gone already."""
-    if proc is None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)

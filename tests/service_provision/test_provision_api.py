@@ -212,6 +212,18 @@ async def test_background_children_are_killed_when_the_script_exits(kit: Any) ->
     assert done["message"] == "completed"
 
 
+async def test_a_background_child_holding_the_output_does_not_hold_the_job(kit: Any) -> None:
+    """A script that exits 0 leaving a child on its output completes, its output kept."""
+    child = kit.tmp / "child.pid"
+    script = kit.script("bg.sh", f"sleep 300 &\necho $! > {child}\necho provisioned\nexit 0\n")
+    async with kit.running(ServiceConfig(script=script)) as client:
+        await client.post("/provision/", json=kit.machine())
+        done = await kit.wait_record(client, "abc123", COMPLETE)
+        log = await client.get("/provision/abc123/log")
+    assert done["message"] == "completed" and log.text == "provisioned\n"
+    await kit.wait_until(lambda: not kit.alive(int(child.read_text())), "the child to be gone")
+
+
 async def test_name_is_stripped_before_it_reaches_the_script(kit: Any) -> None:
     """Surrounding whitespace of `name` is dropped: the script and the record get it bare."""
     script = kit.gated_script("strip.sh")
@@ -364,6 +376,7 @@ async def test_script_environment_has_job_facts_but_no_secrets(
     monkeypatch.setenv("MAASFLOW_POWER_TOKEN", "tok-secret")
     monkeypatch.setenv("MAASFLOW_POWER_PASS", "pass-secret")
     monkeypatch.setenv("MAAS_API_KEY", "a:b:c")
+    monkeypatch.setenv("AUTOMATION_PROVISION_TOKEN", "daemon-token")
     out = kit.tmp / "env.txt"
     script = kit.script("env.sh", f"env > {out}\n")
     async with kit.running(ServiceConfig(script=script)) as client:
@@ -374,6 +387,7 @@ async def test_script_environment_has_job_facts_but_no_secrets(
     assert env["MAASFLOW_IP"] == "10.0.0.7" and env["MAASFLOW_MAC"] == "52:54:00:aa:bb:cc"
     text = out.read_text()
     assert "tok-secret" not in text and "pass-secret" not in text and "MAAS_API_KEY" not in env
+    assert "daemon-token" not in text
 
 
 async def test_script_environment_lacks_the_power_configs_password_envs(
