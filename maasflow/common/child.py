@@ -60,6 +60,10 @@ class Limits:
     drain: float = DRAIN_WAIT
     tail_bytes: int = TAIL_BYTES
 
+    def __post_init__(self) -> None:
+        if self.tail_bytes < 1:
+            raise ValueError("tail_bytes must be at least 1")
+
 
 def last_line(text: str, limit: int = LINE_LIMIT) -> str:
     """The last non-blank line of `text`, stripped and cut to its last `limit` characters."""
