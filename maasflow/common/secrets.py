@@ -10,8 +10,111 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from maasflow.common.errors import ConfigError
 
 # --- reading and validating -------------------------------------------------------------
+# One rule for every secret file (the daemon's key and token files, systemd credentials,
+# serve's token, password and power-token files): at most 4 KiB is read, the text must be
+# UTF-8, surrounding whitespace (a trailing newline, CRLF, indentation) is stripped, and what
+# is left must be one non-empty line. A file breaking the rule is refused with one line naming
+# the option and the file, never the content: a second line is never silently dropped, and an
+# empty file never silently means "no secret". Shapes: a MAAS API key is consumer:token:secret
+# (`parse_api_key`); a Bearer token is printable ASCII without spaces (`parse_token`), so it
+# fits an Authorization header as is; `mask_api_key` is the only form of a key ever shown.
+
+SECRET_FILE_LIMIT = 4096  # bytes; a key, token or password is far smaller
+_KEY_HOW_TO_FIX = (
+    "MAAS API key {mask} must be three colon-separated parts (consumer:token:secret), "
+    "as printed by `maas apikey --username=<user>`; check -apiKey, MAAS_API_KEY or "
+    "MAAS_API_KEY_FILE"
+)
+
+
+def file_origin(origin: str, path: Path) -> str:
+    """How errors name a secret file: the option that named it, then the file."""
+    return f"{origin} file {str(path)!r}"
+
+
+def read_secret_file(path: Path, origin: str, what: str) -> str:
+    """The one-line secret (`what`, e.g. "MAAS API key") in `path`, by the module's rule.
+
+    `origin` is the flag or variable that named the file; every error starts with it and the
+    file's path, and none quotes the file's content.
+    """
+    label = file_origin(origin, path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(SECRET_FILE_LIMIT + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{label}: cannot read the {what}: {reason}") from None
+    if len(data) > SECRET_FILE_LIMIT:
+        raise ConfigError(f"{label}: larger than 4 KiB, too large to hold a {what}")
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label}: not UTF-8 text; write the {what} as UTF-8") from None
+    if not text:
+        raise ConfigError(f"{label}: the file is empty; put the {what} in it")
+    return _one_line(text, label, what)
+
+
+def parse_secret(text: str, origin: str, what: str) -> str:
+    """A secret given as text (an environment variable): stripped, one line, not empty."""
+    value = text.strip()
+    if not value:
+        raise ConfigError(f"{origin}: empty; give the {what} or unset it")
+    return _one_line(value, origin, what)
+
+
+def _one_line(text: str, origin: str, what: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise ConfigError(f"{origin}: the {what} must be one line; remove the other lines")
+    return text
+
+
+def parse_token(text: str, origin: str, what: str = "token") -> str:
+    """A Bearer token: a one-line secret of printable ASCII without spaces (a header value)."""
+    token = parse_secret(text, origin, what)
+    if not _is_printable_ascii(token):
+        raise ConfigError(f"{origin}: the {what} must be printable ASCII without spaces")
+    return token
+
+
+def mask_api_key(key: str) -> str:
+    """Describe `key` by the lengths of its parts only, e.g. ``<18:18:32 chars>``."""
+    key = key.strip()
+    if not key:
+        return "<empty>"
+    parts = key.split(":")
+    if len(parts) > 3:
+        return f"<{len(parts)} parts, {len(key)} chars>"
+    return "<" + ":".join(str(len(part)) for part in parts) + " chars>"
+
+
+def parse_api_key(key: str) -> tuple[str, str, str]:
+    """Split `key` into (consumer_key, token_key, token_secret) or raise ConfigError.
+
+    Surrounding whitespace (a key file's trailing newline) is ignored. The error message
+    names the problem and the key's mask, never the key; callers prefix where it came from.
+    """
+    stripped = key.strip()
+    parts = stripped.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(_KEY_HOW_TO_FIX.format(mask=mask_api_key(stripped)))
+    if not all(_is_printable_ascii(part) for part in parts):
+        raise ConfigError(
+            f"MAAS API key {mask_api_key(stripped)} contains spaces or characters that are "
+            "not printable ASCII; copy it again from the MAAS UI or `maas apikey`"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def _is_printable_ascii(text: str) -> bool:
+    return all("!" <= char <= "~" for char in text)
+
 
 # --- keeping secrets out of children ------------------------------------------------------
 

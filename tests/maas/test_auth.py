@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.maas.auth import MaasAuth, mask_api_key, parse_api_key
+from maasflow.common.secrets import mask_api_key, parse_api_key
+from maasflow.daemon.maas.auth import MaasAuth
 
 SIX = {
     "oauth_consumer_key",

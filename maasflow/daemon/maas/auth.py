@@ -1,4 +1,4 @@
-"""The MAAS API key: parse it, mask it, sign requests with it.
+"""The MAAS API key as an httpx auth: sign every request with it, redact it from answers.
 
 A MAAS key is one string ``<consumer_key>:<token_key>:<token_secret>``; the OAuth consumer
 secret is always empty. Every request is signed with OAuth 1.0a PLAINTEXT, whose signature is
@@ -8,10 +8,10 @@ secret is always empty. Every request is signed with OAuth 1.0a PLAINTEXT, whose
 `MaasAuth.auth_flow` runs once per send, so every request, retries included, gets a fresh
 nonce and timestamp: MAAS refuses a reused nonce and a timestamp older than 300 s.
 
-The key is a secret: it never appears in a repr, an exception or a log. `mask_api_key` shows
-at most the lengths of its parts, and `MaasAuth.redact` scrubs its parts out of text that came
-back from MAAS (a 401 body quotes the token key). This module stops at signing: it sends
-nothing.
+The key is a secret: it never appears in a repr, an exception or a log. Its shape is checked
+and masked by `maasflow.common.secrets` (`parse_api_key`; `mask_api_key` shows at most the
+lengths of its parts), and `MaasAuth.redact` scrubs its parts out of text that came back from
+MAAS (a 401 body quotes the token key). This module stops at signing: it sends nothing.
 """
 
 from __future__ import annotations
@@ -21,48 +21,10 @@ from collections.abc import Generator
 import httpx
 from oauthlib import oauth1
 
-from maasflow.common.errors import ConfigError
+from maasflow.common.secrets import mask_api_key, parse_api_key
 
-_HOW_TO_FIX = (
-    "MAAS API key {mask} must be three colon-separated parts (consumer:token:secret), "
-    "as printed by `maas apikey --username=<user>`; check -apiKey, MAAS_API_KEY or "
-    "MAAS_API_KEY_FILE"
-)
 _REDACTED = "<redacted>"
 _MIN_REDACTED_LEN = 4  # shorter parts would blank out ordinary words in MAAS's messages
-
-
-def mask_api_key(key: str) -> str:
-    """Describe `key` by the lengths of its parts only, e.g. ``<18:18:32 chars>``."""
-    key = key.strip()
-    if not key:
-        return "<empty>"
-    parts = key.split(":")
-    if len(parts) > 3:
-        return f"<{len(parts)} parts, {len(key)} chars>"
-    return "<" + ":".join(str(len(part)) for part in parts) + " chars>"
-
-
-def parse_api_key(key: str) -> tuple[str, str, str]:
-    """Split `key` into (consumer_key, token_key, token_secret) or raise ConfigError.
-
-    Surrounding whitespace (a key file's trailing newline) is ignored. The error message
-    names the problem and the key's mask, never the key.
-    """
-    stripped = key.strip()
-    parts = stripped.split(":")
-    if len(parts) != 3 or not all(parts):
-        raise ConfigError(_HOW_TO_FIX.format(mask=mask_api_key(stripped)))
-    if not all(_is_printable_ascii(part) for part in parts):
-        raise ConfigError(
-            f"MAAS API key {mask_api_key(stripped)} contains spaces or characters that are "
-            "not printable ASCII; copy it again from the MAAS UI or `maas apikey`"
-        )
-    return parts[0], parts[1], parts[2]
-
-
-def _is_printable_ascii(text: str) -> bool:
-    return all("!" <= ch <= "~" for ch in text)
 
 
 class MaasAuth(httpx.Auth):
