@@ -58,7 +58,7 @@ def test_duration_parts_add_up(h: int, m: int, s: int, ms: int) -> None:
 
 @pytest.mark.parametrize("text", ["9999999999h", "2562048h", "1e400"])
 def test_durations_beyond_go_range_are_refused(text: str) -> None:
-    """Past Go's time.Duration maximum (about 292 years) is refused as too long, or not a duration."""
+    """Past Go's time.Duration maximum (about 292 years) is refused, named by its option."""
     with pytest.raises(ConfigError, match=r"^-grace: "):
         parse_duration(text, "-grace")
 
