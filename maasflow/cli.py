@@ -1,6 +1,6 @@
 """The `maasflow` command: sub-command dispatch and the one-line error contract.
 
-`maasflow [flags]` runs the daemon (maas-flow's Go-style flags, see `settings.py`);
+`maasflow [flags]` runs the daemon (maas-flow's Go-style flags, see `daemon/flags.py`);
 `maasflow <sub-command> ...` runs one of the tools below. Every sub-command module exposes
 `main(argv: list[str]) -> int`. Whatever the command, a `ConfigError` becomes one line on
 stderr and exit status 2, never a traceback.

@@ -1,7 +1,8 @@
-"""`python -m maasflow.readme`: rewrite the README's configuration table from the settings model.
+"""`python -m maasflow.readme`: rewrite the README's configuration table from the option table.
 
 The table between the `settings-reference` markers is generated, never edited by hand;
-`tests/docs/test_readme.py` fails when it drifts from `maasflow.daemon.settings`.
+`tests/docs/test_readme.py` fails when it drifts from `maasflow.daemon.flags.OPTIONS`, the
+table the settings model takes its environment names from.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from maasflow.daemon.settings import render_reference_markdown
+from maasflow.daemon.flags import render_reference_markdown
 
 START, END = "<!-- settings-reference:start -->", "<!-- settings-reference:end -->"
 

@@ -3,7 +3,7 @@
 argparse prints its usage and exits on a bad flag; maasflow's rule is one line naming the
 input and how to fix it, exit status 2, no traceback. This parser raises `ConfigError`
 instead, which `maasflow.cli` prints as that line. (The daemon's own Go-style flags have
-their own parser in `maasflow.daemon.settings`.)
+their own parser in `maasflow.daemon.flags`.)
 """
 
 from __future__ import annotations

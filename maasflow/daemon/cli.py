@@ -31,7 +31,7 @@ from maasflow.daemon.maas.client import MaasClient, RequestRecord
 from maasflow.daemon.metrics import Metrics
 from maasflow.daemon.preview import make_plan, print_plan
 from maasflow.daemon.provisioning import ScriptProvisioner, provisioner_for
-from maasflow.daemon.settings import Settings, load_settings, parse_api_key
+from maasflow.daemon.settings import Settings, load_settings
 from maasflow.daemon.store import Store
 from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemetry
 
@@ -41,8 +41,8 @@ _KEY_FLAGS = ("-apiKey", "-apikey", "--apiKey", "--apikey")
 
 
 def main(argv: list[str]) -> int:
-    _hide_key_from_process_list(argv)
-    settings = load_settings(argv, os.environ)
+    settings = load_settings(argv, os.environ)  # every input checked, a flag's key included
+    _hide_key_from_process_list(argv, settings)
     configure_logging(settings.log_level, settings.log_format)
     log.info("starting maasflow", **settings.describe())
     try:
@@ -53,32 +53,31 @@ def main(argv: list[str]) -> int:
         return 1
 
 
-def _hide_key_from_process_list(argv: list[str]) -> None:
+def _hide_key_from_process_list(argv: list[str], settings: Settings) -> None:
     """A key given as a flag moves to the environment and the process re-executes itself.
 
     maas-flow took the key as `-apikey`; keeping that working without leaving the secret
-    in `ps` output means replacing our own argv, which only exec can do portably.
+    in `ps` output means replacing our own argv, which only exec can do portably. The key
+    was checked by `load_settings` already, so a malformed one is named by its flag.
     """
-    rest, key = _split_key(argv)
-    if key is None:
+    if not settings.key_on_command_line:
         return
-    parse_api_key(key, "-apiKey")  # a malformed key is named by its flag, before the exec
-    env = dict(os.environ, MAAS_API_KEY=key)
+    rest = _without_key(argv)
+    env = dict(os.environ, MAAS_API_KEY=settings.api_key.get_secret_value())
     env.pop("AUTOMATION_MAAS_API_KEY", None)
     os.execve(sys.executable, [sys.executable, "-m", "maasflow", *rest], env)  # noqa: S606 - argv list, no shell
 
 
-def _split_key(argv: list[str]) -> tuple[list[str], str | None]:
+def _without_key(argv: list[str]) -> list[str]:
     rest: list[str] = []
-    key: str | None = None
     args = iter(argv)
     for arg in args:
-        name, sep, value = arg.partition("=")
-        if name in _KEY_FLAGS:
-            key = value if sep else next(args, "")
-        else:
+        name, sep, _ = arg.partition("=")
+        if name not in _KEY_FLAGS:
             rest.append(arg)
-    return rest, key
+        elif not sep:
+            next(args, None)  # the key itself
+    return rest
 
 
 def _build(settings: Settings, metrics: Metrics) -> Daemon:

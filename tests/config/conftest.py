@@ -16,7 +16,7 @@ KEY_SECRET_PART = "cccccccccccccccccccccccccccccccc"
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """An environment with a HOME in tmp_path and the default key file pointed at nothing."""
-    monkeypatch.setattr("maasflow.daemon.settings.DEFAULT_KEY_FILE", str(tmp_path / "no-such-key"))
+    monkeypatch.setattr("maasflow.daemon.flags.DEFAULT_KEY_FILE", str(tmp_path / "no-such-key"))
     return {"HOME": str(tmp_path / "home"), "MAAS_API_KEY": KEY}
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.settings import OPTIONS, help_text, load_settings, parse_flags
+from maasflow.daemon.flags import OPTIONS, help_text, parse_flags
+from maasflow.daemon.settings import load_settings
 
 KEY = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
 

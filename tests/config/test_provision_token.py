@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.settings import help_text, load_settings, render_reference_markdown
+from maasflow.daemon.flags import help_text, render_reference_markdown
+from maasflow.daemon.settings import load_settings
 
 TOKEN = "tok-Abc123_secret"
 URL = "http://127.0.0.1:9420/provision/"

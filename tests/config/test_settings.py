@@ -7,20 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.settings import (
-    OPTIONS,
-    Settings,
-    display_url,
-    load_settings,
-    parse_duration,
-    render_reference_markdown,
-    settings_reference,
-)
+from maasflow.daemon.flags import OPTIONS, render_reference_markdown, settings_reference
+from maasflow.daemon.settings import Settings, display_url, load_settings
 
 KEY = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
 OTHER_KEY = "xxxx:yyyy:zzzzzzzz"
@@ -171,45 +162,6 @@ def test_api_version_one_is_refused_with_the_reason(env: dict[str, str]) -> None
     assert str(info.value) == "-apiVersion: MAAS 2.0+ answers 410 Gone to the 1.0 API; use 2.0"
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("15s", 15.0),
-        ("1m30s", 90.0),
-        ("500ms", 0.5),
-        ("1h", 3600.0),
-        ("2h45m", 9900.0),
-        ("1.5s", 1.5),
-        (".5s", 0.5),
-        ("1h0m0.5s", 3600.5),
-        ("250us", 0.00025),
-        ("250µs", 0.00025),
-        ("1000000ns", 0.001),
-        ("20", 20.0),
-        ("2.5", 2.5),
-        (" 15s ", 15.0),
-        ("+15s", 15.0),
-    ],
-)
-def test_durations(text: str, seconds: float) -> None:
-    """Go durations and plain numbers of seconds parse to seconds."""
-    assert parse_duration(text, "-period") == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "s", "15 s", "1d", "15S", "1m-30s", "inf", "nan", "1e3"])
-def test_bad_durations(text: str) -> None:
-    """Anything Go's time.ParseDuration would refuse (bar plain numbers) is a ConfigError."""
-    with pytest.raises(ConfigError, match=r"^PROVISION_TTL: "):
-        parse_duration(text, "PROVISION_TTL")
-
-
-@given(st.integers(0, 99), st.integers(0, 59), st.integers(0, 59), st.integers(0, 999))
-def test_duration_parts_add_up(h: int, m: int, s: int, ms: int) -> None:
-    """A duration written hours-minutes-seconds-milliseconds is the sum of its parts."""
-    expected = h * 3600 + m * 60 + s + ms / 1000
-    assert parse_duration(f"{h}h{m}m{s}s{ms}ms", "x") == pytest.approx(expected)
-
-
 # --- the API key -------------------------------------------------------------------------
 
 
@@ -242,7 +194,7 @@ def test_key_from_default_key_file(
     """The default key file (/secrets/maas_api_key) is read when it exists."""
     del env["MAAS_API_KEY"]
     (tmp_path / "default-key").write_text(KEY)
-    monkeypatch.setattr("maasflow.daemon.settings.DEFAULT_KEY_FILE", str(tmp_path / "default-key"))
+    monkeypatch.setattr("maasflow.daemon.flags.DEFAULT_KEY_FILE", str(tmp_path / "default-key"))
     assert load_settings([], env).api_key.get_secret_value() == KEY
 
 

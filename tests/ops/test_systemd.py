@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from maasflow.daemon.settings import load_settings, settings_reference
+from maasflow.daemon.flags import settings_reference
+from maasflow.daemon.settings import load_settings
 from maasflow.serve.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
