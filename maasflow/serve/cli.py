@@ -3,7 +3,7 @@
     maasflow serve --script /usr/local/bin/provision \\
         [--role-script storage=/usr/local/bin/provision-storage ...] \\
         [--allow-script wipe=/usr/local/bin/wipe ...] [--role-selector-url URL] \\
-        [--default-role compute] [--workers 5] [--job-timeout 3600] [--queue-limit 100] \\
+        [--default-role compute] [--workers 5] [--job-timeout 1h] [--queue-limit 100] \\
         [--db PATH] [--host 127.0.0.1] [--port 9420] [--tls-cert PEM --tls-key PEM] \\
         [--provision-token-file PATH] \\
         [power target flags, see `power_api`]
@@ -13,8 +13,10 @@ Port 9420 by default: free in IANA's registry and unlikely to meet another local
 a free port; the `service.listening` log line tells which. `--provision-token-file` (or the
 env `MAASFLOW_PROVISION_TOKEN`, the token itself) makes `/provision/*` require it as a Bearer
 token; without one, listening on a non-loopback address logs a warning. `--db` defaults to
-`$STATE_DIRECTORY/serve.sqlite` (systemd's StateDirectory=), else
-`${XDG_STATE_HOME:-~/.local/state}/maasflow/serve.sqlite`; `--db :memory:` keeps nothing.
+`serve.sqlite` in the state directory (`maasflow.common.options.state_directory`:
+`$STATE_DIRECTORY`, systemd's StateDirectory=, else `${XDG_STATE_HOME:-~/.local/state}/maasflow`);
+`--db :memory:` keeps nothing. `--job-timeout` is a duration in the daemon's syntax (`90m`,
+`1h30m`), a bare number still meaning seconds.
 
 Bad flags raise `ConfigError` (one line, exit 2). Under systemd (`Type=notify`) the service
 sends READY=1 once listening and WATCHDOG=1 pings while its workers are alive. A signal stops
@@ -37,6 +39,7 @@ from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.logs import FORMATS, LEVELS, configure_logging
 from maasflow.common.notify import SystemdNotifier
+from maasflow.common.options import Bound, duration_type, state_directory
 from maasflow.serve.app import DEFAULT_PORT, ServiceConfig
 from maasflow.serve.power_api import add_power_arguments, power_router_from_args
 from maasflow.serve.provision_auth import TOKEN_ENV, TOKEN_FLAG, token_from
@@ -107,7 +110,11 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--workers", type=int, default=5, help="jobs run at once (%(default)s)")
     group.add_argument(
-        "--job-timeout", type=float, default=3600.0, metavar="SECONDS", help="(%(default)g)"
+        "--job-timeout",
+        type=duration_type(Bound.POSITIVE),
+        default=3600.0,
+        metavar="DURATION",
+        help="how long a job may run: 1h (the default), 90m, or seconds",
     )
     group.add_argument(
         "--queue-limit", type=int, default=100, help="pending jobs before 429 (%(default)s)"
@@ -138,13 +145,9 @@ def config_from_args(
     )
 
 
-def default_db_path(env: Mapping[str, str]) -> Path | str:
-    """Where records live when `--db` is not given; see the module docstring."""
-    state = env.get("STATE_DIRECTORY", "").split(":")[0]
-    if state:
-        return Path(state) / "serve.sqlite"
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "maasflow" / "serve.sqlite"
+def default_db_path(env: Mapping[str, str]) -> Path:
+    """Where records live when `--db` is not given: serve.sqlite in the state directory."""
+    return state_directory(env) / "serve.sqlite"
 
 
 def main(argv: list[str]) -> int:

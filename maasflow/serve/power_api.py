@@ -41,6 +41,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from maasflow.common.errors import ConfigError, PowerError
+from maasflow.common.options import state_directory
 from maasflow.serve.backends import Backend, Target, http_status
 from maasflow.serve.backends.ack_page import render_acks_page
 from maasflow.serve.backends.acks import AckBoard
@@ -465,11 +466,7 @@ def default_state_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path
     db = getattr(args, "db", None)
     if db and str(db) != ":memory:":
         return Path(db).parent / "power-state.json"
-    state = env.get("STATE_DIRECTORY", "").split(":")[0]
-    if state:
-        return Path(state) / "power-state.json"
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "maasflow" / "power-state.json"
+    return state_directory(env) / "power-state.json"
 
 
 def power_router_from_args(args: argparse.Namespace) -> PowerComponent | None:

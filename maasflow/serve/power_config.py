@@ -4,7 +4,8 @@ A power config file is JSON: global `wol` defaults plus `machines`, a map from a
 machine's backend settings (`wol`, `dli` or `command`). Unknown keys are rejected, so a typo
 never silently changes behaviour. The service's own credentials (the Bearer token or the
 Basic user and password that MAAS sends) never come from the command line: they are read
-from files or the environment by `load_power_auth`.
+from files (by `maasflow.common.secrets`' one rule, as a DLI `password_file` is) or the
+environment by `load_power_auth`.
 
 `main(argv)` is the `maasflow power-config` sub-command: it prints the `power_type=webhook`
 and `power_parameters_*` values to put into MAAS for one machine (MAAS 3.6
@@ -39,10 +40,12 @@ from pydantic import (
 
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
+from maasflow.common.secrets import file_origin, parse_token, read_secret_file
 
 # MAAS's defaults for the webhook driver's regexes (webhook.py, 3.6); our query answers match them.
 MAAS_ON_REGEX = r"status.*\:.*running"
 MAAS_OFF_REGEX = r"status.*\:.*stopped"
+_TOKEN, _PASS = "power token", "Basic auth password"
 RESERVED_NAMES = frozenset({"acks"})  # `/power/acks` is the acknowledgement page
 PLACEHOLDER_NAMES = frozenset({"system_id", "mac", "hostname", "name"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -136,7 +139,7 @@ class DliMachine(_Machine):
         if self.password is not None:
             return self.password.get_secret_value()
         if self.password_file is not None:
-            return read_secret_file(self.password_file, "password_file")
+            return read_secret_file(self.password_file, "password_file", "outlet password")
         if self.password_env is not None:
             value = os.environ.get(self.password_env)
             if not value:
@@ -256,18 +259,6 @@ def load_power_config(path: Path) -> PowerConfig:
         raise ConfigError(_validation_message(path, exc)) from None
 
 
-def read_secret_file(path: Path, what: str) -> str:
-    """The first line of a secret file, stripped; a missing or empty file is a ConfigError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} {path}: cannot read it ({exc.__class__.__name__})") from None
-    value = text.strip().splitlines()[0].strip() if text.strip() else ""
-    if not value:
-        raise ConfigError(f"{what} {path}: the file is empty; put the secret on its first line")
-    return value
-
-
 @dataclass(frozen=True)
 class PowerAuth:
     """The credentials MAAS must present; none at all means the power API is open."""
@@ -292,10 +283,9 @@ def load_power_auth(
 
     `complete` (serving) insists that a user comes with a password and the other way round.
     """
-    token = read_secret_file(token_file, "--power-token-file") if token_file else None
-    token = token or os.environ.get("MAASFLOW_POWER_TOKEN") or None
+    token = _power_token(token_file)
     user = user or os.environ.get("MAASFLOW_POWER_USER") or None
-    password = read_secret_file(pass_file, "--power-pass-file") if pass_file else None
+    password = read_secret_file(pass_file, "--power-pass-file", _PASS) if pass_file else None
     password = password or os.environ.get("MAASFLOW_POWER_PASS") or None
     if complete and (user is None) != (password is None):
         raise ConfigError(
@@ -305,6 +295,15 @@ def load_power_auth(
     if user is not None and ":" in user:
         raise ConfigError("--power-user: a Basic auth user name cannot contain ':'")
     return PowerAuth(token=token, user=user, password=password)
+
+
+def _power_token(path: Path | None) -> str | None:
+    """The Bearer token MAAS must send: a header value, checked as the provisioning token is."""
+    if path is not None:
+        text = read_secret_file(path, "--power-token-file", _TOKEN)
+        return parse_token(text, file_origin("--power-token-file", path), _TOKEN)
+    value = os.environ.get("MAASFLOW_POWER_TOKEN")
+    return parse_token(value, "MAASFLOW_POWER_TOKEN", _TOKEN) if value else None
 
 
 def add_config_argument(parser: argparse._ActionsContainer, help_text: str) -> None:

@@ -7,7 +7,8 @@ exception handler gives the JSON shape on provisioning paths). The scheme is dec
 OpenAPI through FastAPI's `HTTPBearer`, so `/openapi.json` tells clients to send it.
 
 Where the token comes from: `--provision-token-file PATH` or the env `MAASFLOW_PROVISION_TOKEN`
-(`token_from`), read once at start-up. The token never appears in logs, errors or reprs.
+(`token_from`), read and checked once at start-up by `maasflow.common.secrets`. The token
+never appears in logs, errors or reprs.
 
 What this module stops at: it checks a header; `provision_api` defines the routes it guards.
 """
@@ -22,11 +23,12 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from maasflow.common.errors import ConfigError
+from maasflow.common.secrets import file_origin, parse_token, read_secret_file
 
 TOKEN_ENV = "MAASFLOW_PROVISION_TOKEN"  # noqa: S105  # the variable's name, not a secret
 TOKEN_FLAG = "--provision-token-file"  # noqa: S105  # a flag's name, not a secret
 REALM = 'Bearer realm="maasflow-provision"'
+_WHAT = "provisioning token"
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -36,29 +38,17 @@ _bearer = HTTPBearer(
 
 
 def token_from(path: str | None, env: Mapping[str, str]) -> str | None:
-    """The token of `--provision-token-file` (first) or `MAASFLOW_PROVISION_TOKEN`, or None."""
+    """The token of `--provision-token-file` (first) or `MAASFLOW_PROVISION_TOKEN`, or None.
+
+    Read and checked by `maasflow.common.secrets`, as the daemon's side of the same token
+    is: one line of printable ASCII without spaces, from a file of at most 4 KiB.
+    """
     if path is not None:
-        return _read_token(path)
+        file = Path(path).expanduser()
+        text = read_secret_file(file, TOKEN_FLAG, _WHAT)
+        return parse_token(text, file_origin(TOKEN_FLAG, file), _WHAT)
     value = env.get(TOKEN_ENV)
-    if value is None:
-        return None
-    token = value.strip()
-    if not token:
-        raise ConfigError(f"{TOKEN_ENV}: empty; set it to the token or unset it")
-    return token
-
-
-def _read_token(path: str) -> str:
-    try:
-        token = Path(path).expanduser().read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ConfigError(
-            f"{TOKEN_FLAG} {path}: cannot read ({reason}); pass a readable file"
-        ) from None
-    if not token:
-        raise ConfigError(f"{TOKEN_FLAG} {path}: the file is empty; write the token into it")
-    return token
+    return None if value is None else parse_token(value, TOKEN_ENV, _WHAT)
 
 
 def token_dependencies(token: str | None) -> list[Any]:

@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from maasflow.common.errors import ConfigError
-from maasflow.serve.power_api import add_power_arguments, power_router_from_args
+from maasflow.serve.power_api import (
+    add_power_arguments,
+    default_state_path,
+    power_router_from_args,
+)
 from maasflow.serve.power_config import (
     DliMachine,
     WolMachine,
@@ -181,3 +185,49 @@ def test_serve_has_no_flag_that_takes_a_secret() -> None:
     flags = {flag for action in parser._actions for flag in action.option_strings}
     assert "--power-token-file" in flags and "--power-pass-file" in flags
     assert not flags & {"--power-token", "--power-pass", "--power-password"}
+
+
+def test_secret_files_follow_the_one_rule(tmp_path: Path) -> None:
+    """Token, password and outlet password files: a second line is refused, never dropped."""
+    two_lines = tmp_path / "two"
+    two_lines.write_text("first-secret\nsecond-secret\n")
+    for call in (
+        lambda: load_power_auth(two_lines, None, None),
+        lambda: load_power_auth(None, "maas", two_lines),
+        lambda: DliMachine.model_validate(
+            {"backend": "dli", "address": "h", "outlet": 1, "password_file": two_lines}
+        ).resolve_password(),
+    ):
+        with pytest.raises(ConfigError, match="must be one line") as info:
+            call()
+        assert "first-secret" not in str(info.value) and str(two_lines) in str(info.value)
+
+
+def test_a_power_token_must_fit_a_bearer_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token with a space, from the file or MAASFLOW_POWER_TOKEN, is refused by name."""
+    token = tmp_path / "token"
+    token.write_text("two words\n")
+    with pytest.raises(ConfigError, match=r"^--power-token-file file .*printable ASCII"):
+        load_power_auth(token, None, None)
+    monkeypatch.setenv("MAASFLOW_POWER_TOKEN", "two words")
+    with pytest.raises(ConfigError, match=r"^MAASFLOW_POWER_TOKEN: .*printable ASCII"):
+        load_power_auth(None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {"STATE_DIRECTORY": "/a:/b"}, Path("/a/power-state.json")),
+        ([], {"XDG_STATE_HOME": "/x"}, Path("/x/maasflow/power-state.json")),
+        ([], {"HOME": "/home/u"}, Path("/home/u/.local/state/maasflow/power-state.json")),
+        (["--db", "/srv/serve.sqlite"], {"STATE_DIRECTORY": "/a"}, Path("/srv/power-state.json")),
+    ],
+)
+def test_default_state_path(argv: list[str], env: dict[str, str], expected: Path) -> None:
+    """The power state lives beside --db, else in the one state directory serve uses."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db")
+    add_power_arguments(parser)
+    assert default_state_path(parser.parse_args(argv), env) == expected

@@ -122,3 +122,19 @@ def test_port_in_use_is_a_config_error() -> None:
             listen_socket("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("3600", 3600.0), ("90m", 5400.0), ("1h30m", 5400.0), ("2.5", 2.5)]
+)
+def test_job_timeout_is_a_duration(value: str, seconds: float) -> None:
+    """--job-timeout takes the daemon's duration syntax; a bare number is still seconds."""
+    assert config_for("--job-timeout", value).job_timeout == seconds
+
+
+def test_a_bad_job_timeout_names_the_flag_and_the_syntax() -> None:
+    """`--job-timeout soon` is one line naming the flag and how a duration is written."""
+    with pytest.raises(ConfigError) as caught:
+        config_for("--job-timeout", "soon")
+    message = str(caught.value)
+    assert "--job-timeout" in message and "15s, 1m30s" in message and "\n" not in message

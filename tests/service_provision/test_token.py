@@ -168,14 +168,20 @@ def test_token_env_is_used(tmp_path: Path) -> None:
     assert config_from_args(_args(), env={}).provision_token is None
 
 
-@pytest.mark.parametrize("content", [None, "", "  \n"], ids=["unreadable", "empty", "blank"])
+@pytest.mark.parametrize(
+    "content",
+    [None, "", "  \n", "tok\nen", "two words"],
+    ids=["unreadable", "empty", "blank", "two-lines", "space"],
+)
 def test_bad_token_file_is_a_config_error(tmp_path: Path, content: str | None) -> None:
-    """A missing, empty or blank token file is a ConfigError naming the flag, not the token."""
+    """A missing, empty, blank, two-line or spaced token file is a ConfigError naming the flag,
+    not the token."""
     path = tmp_path / "token"
     if content is not None:
         path.write_text(content)
-    with pytest.raises(ConfigError, match="--provision-token-file"):
+    with pytest.raises(ConfigError, match="--provision-token-file") as caught:
         config_from_args(_args("--provision-token-file", str(path)), env={})
+    assert "two words" not in str(caught.value) and "tok\nen" not in str(caught.value)
 
 
 class _FakeSocket:
@@ -204,3 +210,11 @@ def test_warns_when_open_beyond_loopback(address: str, token: str | None, warned
         )
     events = [e for e in logs if e["event"] == "service.provision_unprotected"]
     assert len(events) == (1 if warned else 0)
+
+
+def test_token_env_is_checked_like_the_file() -> None:
+    """MAASFLOW_PROVISION_TOKEN empty or with a space is refused by name, never echoed."""
+    for value, words in (("  ", "empty"), ("two words", "printable ASCII")):
+        with pytest.raises(ConfigError, match=rf"^MAASFLOW_PROVISION_TOKEN: .*{words}") as info:
+            config_from_args(_args(), env={"MAASFLOW_PROVISION_TOKEN": value})
+        assert "two words" not in str(info.value)
