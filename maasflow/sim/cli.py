@@ -2,7 +2,10 @@
 
 Prints the API URL and the keys to use (they are this simulator's own keys, so printing
 them is the point), then serves until stopped and exits 0. Bad flags raise `ConfigError`
-with one line naming the flag, which the top-level CLI turns into exit status 2.
+with one line naming the flag, which the top-level CLI turns into exit status 2. Durations
+(`--latency`, `--retry-after-503`, `--retry-after-409`) take the syntax every maasflow
+program takes (`maasflow.common.options`: `50ms`, `1m`, or a bare number of seconds);
+`--latency-ms` keeps taking a plain number of milliseconds.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import signal
 
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
+from maasflow.common.options import Bound, duration_type
 from maasflow.sim.config import SimConfig
 from maasflow.sim.faults import Faults
 from maasflow.sim.scenario import demo_machines, generate_machines
@@ -22,9 +26,9 @@ FAULT_FLAGS = {
     "latency_ms": "milliseconds added to every API answer",
     "error_500_rate": "share of API requests answered 500",
     "error_503_rate": "share answered 503 with Retry-After",
-    "retry_after_503": "Retry-After seconds on those 503s",
+    "retry_after_503": "Retry-After on those 503s (whole seconds: 10s, 1m or 10)",
     "conflict_409_rate": "share answered MAAS's HTML 409 with Retry-After",
-    "retry_after_409": "Retry-After seconds on those 409s",
+    "retry_after_409": "Retry-After on those 409s (whole seconds)",
     "drop_rate": "share whose connection is closed without an answer (the op did not happen)",
     "drop_after_rate": "share closed without an answer after the op took effect",
     "truncate_rate": "share answered with truncated JSON",
@@ -44,9 +48,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--commission-fail-rate", type=float, default=0.0)
     parser.add_argument("--deploy-fail-rate", type=float, default=0.0)
     for name, text in FAULT_FLAGS.items():
-        kind = int if name.startswith("retry_after") else float
+        kind = _whole_seconds if name.startswith("retry_after") else float
         parser.add_argument("--" + _flag(name), type=kind, help=text)
+    parser.add_argument(
+        "--latency",
+        dest="latency_ms",
+        type=_milliseconds,
+        metavar="DURATION",
+        help="added to every API answer, as a duration (50ms); the same as --latency-ms",
+    )
     return parser
+
+
+_seconds = duration_type(Bound.NON_NEGATIVE)
+
+
+def _milliseconds(text: str) -> float:
+    """A non-negative duration, in the milliseconds `Faults.latency_ms` holds."""
+    return _seconds(text) * 1000.0
+
+
+def _whole_seconds(text: str) -> int:
+    """A non-negative duration of whole seconds: what a Retry-After header can say."""
+    seconds = _seconds(text)
+    if seconds != int(seconds):
+        raise argparse.ArgumentTypeError(f"{text.strip()!r}: Retry-After takes whole seconds")
+    return int(seconds)
 
 
 def config_from(args: argparse.Namespace) -> SimConfig:

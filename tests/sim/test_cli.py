@@ -29,6 +29,10 @@ from tests.sim.helpers import OAuth
         ["--drop-after-rate", "1.5"],
         ["--port", "70000"],
         ["--scenario", "huge"],
+        ["--latency", "soon"],
+        ["--latency", "-5ms"],
+        ["--retry-after-503", "1.5s"],
+        ["--retry-after-409", "-1"],
     ],
 )
 def test_bad_flags_raise_config_error(argv: list[str]) -> None:
@@ -43,6 +47,23 @@ def test_drop_after_rate_flag_reaches_the_faults() -> None:
     args = cli.build_parser().parse_args(["--drop-rate", "0.1", "--drop-after-rate", "0.2"])
     faults = cli.config_from(args).faults
     assert (faults.drop_rate, faults.drop_after_rate) == (0.1, 0.2)
+
+
+@pytest.mark.parametrize(
+    ("argv", "latency_ms", "retry_503", "retry_409"),
+    [
+        (["--latency", "50ms", "--retry-after-503", "1m", "--retry-after-409", "7"], 50, 60, 7),
+        (["--latency-ms", "20", "--retry-after-503", "10s"], 20, 10, 5),
+        (["--latency", "0.25"], 250, 10, 5),
+    ],
+)
+def test_fault_durations_take_the_shared_syntax(
+    argv: list[str], latency_ms: float, retry_503: int, retry_409: int
+) -> None:
+    """--latency and --retry-after-* read Go durations or seconds; --latency-ms keeps its ms."""
+    faults = cli.config_from(cli.build_parser().parse_args(argv)).faults
+    assert faults.latency_ms == pytest.approx(latency_ms)
+    assert (faults.retry_after_503, faults.retry_after_409) == (retry_503, retry_409)
 
 
 def test_bad_admin_key_is_config_error() -> None:
