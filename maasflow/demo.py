@@ -29,6 +29,7 @@ from typing import TextIO
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.logs import configure_logging
+from maasflow.common.options import Bound, duration_type
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.client import MaasClient
@@ -115,14 +116,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.1,
         help="simulator speed: 1 = a small real lab, 0.1 = ten times faster (0.1)",
     )
-    parser.add_argument("--timeout", type=float, default=55.0, help="give up after (55 s)")
+    parser.add_argument(
+        "--timeout", type=duration_type(Bound.POSITIVE), default=55.0, help="give up after (55s)"
+    )
     parser.add_argument(
         "--provision",
         choices=("url", "script"),
         default="url",
         help="provision through `maasflow serve` (url, the default) or by running a script",
     )
-    parser.add_argument("--period", type=float, default=0.5, help="daemon period (0.5 s)")
+    parser.add_argument(
+        "--period", type=duration_type(Bound.POSITIVE), default=0.5, help="daemon period (500ms)"
+    )
     parser.add_argument("--log", type=Path, help="write the daemon's log here")
     parser.add_argument(
         "--listen",

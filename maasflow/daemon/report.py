@@ -31,6 +31,7 @@ import httpx
 
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
+from maasflow.common.options import Bound, duration_type
 from maasflow.common.sqlite import open_read_only
 
 DEFAULT_URL = "http://127.0.0.1:9410"
@@ -65,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", metavar="REGEX", help="only hostnames matching REGEX (search)")
     p.add_argument("--json", action="store_true", help="print JSON (the /state schema)")
     p.add_argument("--healthz", action="store_true", help="check /healthz: exit 0 healthy, 1 not")
-    p.add_argument("--timeout", type=float, default=5.0, help="HTTP timeout, seconds")
+    p.add_argument(
+        "--timeout", type=duration_type(Bound.POSITIVE), default=5.0, help="HTTP timeout (5s)"
+    )
     return p
 
 

@@ -20,3 +20,22 @@ def test_an_unknown_flag_is_one_line_and_exit_2(
     assert len(lines) == 1, err
     assert lines[0].startswith("maasflow: ") and "no-such-flag" in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        ("demo", "--timeout"),
+        ("demo", "--period"),
+        ("status", "--timeout"),
+        ("serve", "--job-timeout"),
+    ],
+)
+def test_every_duration_flag_takes_the_one_duration_syntax(
+    command: str, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A duration that is not one is refused in the shared wording, naming the Go syntax."""
+    assert main([command, flag, "soon"]) == 2
+    _out, err = capsys.readouterr()
+    (line,) = err.strip().splitlines()
+    assert "'soon' is not a duration" in line and "1m30s" in line
