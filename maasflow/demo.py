@@ -8,7 +8,8 @@ machines the filter selects, Failed for the one built to fail commissioning, and
 request at all for the ones the daemon must leave alone (another zone, locked, another
 user's). Otherwise it exits 1 at `--timeout` saying which machine is where. The provisioning
 API requires a random Bearer token, which the daemon sends (as `PROVISION_TOKEN` would).
-This module only assembles and watches; every behaviour it shows lives in the real parts.
+Its live view escapes what it shows (`safe_text.escape`). This module only assembles and
+watches; every behaviour it shows lives in the real parts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.logs import configure_logging
 from maasflow.common.options import Bound, duration_type
+from maasflow.common.safe_text import escape
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.client import MaasClient
@@ -326,7 +328,7 @@ class LiveView:
                 self.finished.setdefault(sid, time.monotonic() - self.started)
             else:
                 self.finished.pop(sid, None)
-                problems.append(f"{self.sim.machines[sid].hostname}: {why}")
+                problems.append(f"{escape(self.sim.machines[sid].hostname)}: {why}")
         return problems
 
     def _check(self, sid: str, exp: Expectation) -> tuple[bool, str]:
@@ -354,10 +356,8 @@ class LiveView:
             took = self.finished.get(sid, elapsed)
             mark = "ok" if sid in self.finished else ".."
             status = SIM_STATUS_NAMES.get(machine.status, str(machine.status))
-            rows.append(
-                f"{mark:2} {machine.hostname:<14} {status:<21} {phase:<34} {action:<16} "
-                f"{took:5.1f}s"
-            )
+            host, phase, action = map(escape, (machine.hostname, phase, action))
+            rows.append(f"{mark:2} {host:<14} {status:<21} {phase:<34} {action:<16} {took:5.1f}s")
         return rows
 
     def _draw(self, elapsed: float, pending: list[str]) -> None:

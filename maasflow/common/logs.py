@@ -5,19 +5,27 @@ other libraries' records come out in the same format) to one stream. Every event
 8601 UTC `timestamp`, its `level`, the context bound with `structlog.contextvars` (the daemon
 binds `system_id` and `hostname` per action), and passes through `redact_secrets`, which
 replaces the value of any key that looks secret (api_key, token, password, pass,
-authorization, secret, credentials), at any depth, with "***". This module formats logs; it
-decides nothing about what is logged.
+authorization, secret, credentials), at any depth, with "***". Every string value (nested
+ones too) is capped at `safe_text.LOG_VALUE_LIMIT` characters with a visible "…(N more)"; the
+text format also escapes control and bidirectional characters (`safe_text.escape`), in
+values, the event and tracebacks alike, so nothing MAAS or a client sends can drive the
+reader's terminal or forge a line (JSON escapes them itself). JSON tracebacks carry no local
+variables: those may hold the API key. This module formats logs; it decides nothing about
+what is logged.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+from structlog.typing import EventDict, ExcInfo, FilteringBoundLogger, Processor, WrappedLogger
+
+from maasflow.common.safe_text import cap, escape
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -35,6 +43,11 @@ _MAX_DEPTH = 8
 _HANDLER_MARK = "_maasflow_handler"
 _QUIET_LIBRARIES = ("httpx", "httpcore", "transitions")
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_TRACEBACK_LIMIT = 64 * 1024
+# JSON tracebacks without locals: a frame's locals may hold the API key or a token.
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
 
 
 def is_secret_key(key: object) -> bool:
@@ -69,6 +82,46 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return event_dict
 
 
+def _capped(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return cap(value)
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {k: _capped(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_capped(item, depth + 1) for item in value)
+    return value
+
+
+def cap_values(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: cut every string value (nested ones too) to a few KiB."""
+    for key, value in event_dict.items():
+        if key not in ("exc_info", "exception", "stack"):
+            event_dict[key] = _capped(value, 1)
+    return event_dict
+
+
+def escape_values(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor for the text format: escape control and bidi characters.
+
+    Only top-level strings: the renderer shows every other value with `repr`, which escapes
+    the same characters itself.
+    """
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            keep = "\n" if key in ("exception", "stack") else ""
+            event_dict[key] = escape(value, keep)
+    return event_dict
+
+
+def escaped_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
+    """A plain traceback (no locals: they may hold the API key), escaped and capped."""
+    plain = io.StringIO()
+    structlog.dev.plain_traceback(plain, exc_info)
+    sio.write(escape(cap(plain.getvalue(), _TRACEBACK_LIMIT), keep="\n"))
+
+
 def _level_number(level: str) -> int:
     try:
         return LEVELS[level.lower()]
@@ -82,6 +135,7 @@ def _shared_processors() -> list[Processor]:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
+        cap_values,
     ]
 
 
@@ -95,15 +149,16 @@ def _renderer(fmt: str, stream: TextIO) -> Processor:
             colors=colors,
             pad_event_to=0,
             sort_keys=False,
-            exception_formatter=structlog.dev.plain_traceback,
+            exception_formatter=escaped_traceback,
         )
     raise ValueError(f"log format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
 def _exception_processors(fmt: str) -> list[Processor]:
+    """What runs between the shared processors and the renderer."""
     if fmt == "json":
-        return [structlog.processors.dict_tracebacks]
-    return []
+        return [_DICT_TRACEBACKS]
+    return [escape_values]
 
 
 def _route_stdlib(level: int, fmt: str, renderer: Processor, stream: TextIO) -> None:

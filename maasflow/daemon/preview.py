@@ -3,7 +3,8 @@
 For every machine MAAS lists: whether the filters select it (and why not), its status,
 and the one action the daemon would take with its parameters, or why it leaves the
 machine alone. The caller guarantees no write: the MAAS client is read-only, and this
-module never calls the actuator, the provisioner or a script.
+module never calls the actuator, the provisioner or a script. The text plan shows MAAS's
+strings escaped (`safe_text.escape`); the JSON plan is escaped by JSON itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TextIO
 
+from maasflow.common.safe_text import escape
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.store import ProvisionRecord
@@ -67,17 +69,21 @@ def print_plan(items: list[PlanItem], fmt: str, out: TextIO) -> None:
         json.dump({"plan": [asdict(i) for i in items]}, out, indent=2)
         out.write("\n")
         return
-    width = max([len(i.hostname) for i in items] + [8])
+    width = max([len(escape(i.hostname)) for i in items] + [8])
     for item in items:
-        what = item.action or "-"
-        if item.params:
-            what += " " + " ".join(f"{k}={v}" for k, v in sorted(item.params.items()))
-        print(
-            f"{item.hostname:<{width}}  {item.system_id:<8}  {item.status:<22}  {what:<32}  "
-            f"{item.reason}",
-            file=out,
-        )
+        print(_line(item, width), file=out)
     acting = sum(1 for i in items if i.action)
     print(
         f"preview: {len(items)} machines, {acting} would get an action; nothing was sent", file=out
     )
+
+
+def _line(item: PlanItem, width: int) -> str:
+    """One machine of the text plan, every string from MAAS escaped."""
+    what = item.action or "-"
+    if item.params:
+        what += " " + " ".join(f"{k}={v}" for k, v in sorted(item.params.items()))
+    host, sid, status, what, reason = map(
+        escape, (item.hostname, item.system_id, item.status, what, item.reason)
+    )
+    return f"{host:<{width}}  {sid:<8}  {status:<22}  {what:<32}  {reason}"

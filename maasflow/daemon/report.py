@@ -9,7 +9,8 @@ whose hostname matches (unanchored search), `--json` prints the state document f
 
 Exit status: 0 shown; 1 the daemon could not be reached or answered nonsense (or, with
 `--healthz`, is unhealthy); 2 bad input (flag, regex, URL, database file). Text from MAAS is
-shown with control characters replaced, so a hostile hostname cannot drive the terminal.
+shown with control and bidirectional characters escaped (`safe_text.escape`), so a hostile
+hostname can neither drive the terminal nor read backwards.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import httpx
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.options import Bound, duration_type
+from maasflow.common.safe_text import escape
 from maasflow.common.sqlite import open_read_only
 
 DEFAULT_URL = "http://127.0.0.1:9410"
@@ -48,7 +50,6 @@ COLUMNS = (
     "ATTEMPTS",
     "LAST ERROR",
 )
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class Unreachable(Exception):
@@ -207,7 +208,7 @@ def _text(value: Any) -> str:
 
 
 def _clean(text: str) -> str:
-    return _UNPRINTABLE.sub("?", " ".join(text.split("\n")))
+    return escape(text)
 
 
 def _truncate(text: str, width: int) -> str:

@@ -181,3 +181,61 @@ def test_redaction_processor_walks_lists_and_dicts() -> None:
     assert out["event"] == "password reset"
     assert out["items"] == [{"token": "***"}, ("x", {"secret": "***"})]
     assert out["authorization"] == "***"
+
+
+# --- hostile strings: escaped in text, capped in both formats -------------------------------
+
+HOSTILE = "evil\x1b]0;pwned\x07\x1b[2J\x00tail\u2028forged\u202ereversed"
+RAW_CONTROLS = ("\x1b", "\x07", "\x00", "\u2028", "\u202e")
+
+
+def test_maas_strings_without_whitespace_reach_the_text_log_escaped_never_raw() -> None:
+    """ESC/OSC sequences, NUL, U+2028 and bidi overrides in a value or an event are escaped."""
+    out = io.StringIO()
+    configure_logging("info", "text", out)
+    get_logger().info("machine seen", hostname=HOSTILE)
+    logging.getLogger("uvicorn.error").warning("bad request from %s", HOSTILE)
+    text = out.getvalue()
+    assert not any(raw in text for raw in RAW_CONTROLS)
+    assert text.count("evil\\x1b]0;pwned\\x07\\x1b[2J\\x00tail\\u2028forged\\u202ereversed") == 2
+    assert len(text.splitlines()) == 2
+
+
+def test_hostile_exception_messages_are_escaped_in_text_tracebacks_which_keep_their_lines() -> None:
+    """A traceback is still several lines, but its message cannot drive the terminal."""
+    out = io.StringIO()
+    configure_logging("info", "text", out)
+    try:
+        raise RuntimeError(HOSTILE)
+    except RuntimeError:
+        get_logger().exception("failed")
+    text = out.getvalue()
+    assert not any(raw in text for raw in RAW_CONTROLS)
+    assert "RuntimeError: evil\\x1b]0;pwned" in text and len(text.splitlines()) > 3
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_megabyte_status_message_is_logged_capped_with_a_visible_marker(fmt: str) -> None:
+    """A 1 MB value (top-level or nested) is cut to a few KiB and says how much was left out."""
+    out = io.StringIO()
+    configure_logging("info", fmt, out)
+    huge = "m" * 1_000_000
+    get_logger().info("machine failed", status_message=huge, details={"error": [huge]})
+    text = out.getvalue()
+    if fmt == "json":
+        text = json.dumps(json.loads(text), ensure_ascii=False)
+    assert len(text) < 3 * 5000
+    assert text.count(f"…({1_000_000 - 4096} more)") == 2
+
+
+def test_json_tracebacks_carry_no_local_variables() -> None:
+    """An exception logged in JSON does not print frame locals, where the API key may sit."""
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    api_key = SECRET
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        get_logger().exception("failed")
+    assert api_key not in out.getvalue()
+    assert json.loads(out.getvalue())["exception"][0]["exc_type"] == "ValueError"

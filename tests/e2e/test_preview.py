@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from maasflow.sim import SimConfig, Simulator
+from maasflow.sim import MachineSpec, SimConfig, Simulator
 from tests.e2e import scenario
 from tests.e2e.conftest import FAST, SimFactory
 from tests.e2e.helpers import run_cli
@@ -57,3 +57,16 @@ def test_json_preview_plans_the_right_action_per_status(
     assert excluded == {"skip-me", "far"}
     assert {r.method for r in sim.request_log} == {"GET"}
     assert not runs_file.exists()
+
+
+def test_hostile_hostnames_from_maas_reach_the_text_plan_escaped_never_raw(
+    start_sim: SimFactory, env_for: EnvFor, tmp_path: Path
+) -> None:
+    """An OSC title sequence, NUL, U+2028 or a bidi override in a hostname shows escaped."""
+    hostile = "web\x1b]0;owned\x07\x00\u2028\u202e1"
+    sim = start_sim(SimConfig(seed=23, time_factor=FAST, machines=[MachineSpec(hostname=hostile)]))
+    args = ["-preview", "-listen", "", "-db", str(tmp_path / "s.sqlite"), "-filter", "{}"]
+    result = run_cli(args, env_for(sim))
+    assert result.returncode == 0, result.stderr
+    assert not any(raw in result.stdout for raw in ("\x1b", "\x07", "\x00", "\u2028", "\u202e"))
+    assert "web\\x1b]0;owned\\x07\\x00\\u2028\\u202e1" in result.stdout

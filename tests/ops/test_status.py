@@ -88,13 +88,26 @@ async def test_url_comes_from_the_environment(
 async def test_control_characters_from_maas_cannot_reach_the_terminal(
     telemetry_url: str, snapshot_doc: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An escape sequence in a hostname or error is shown as '?' in the table."""
+    """An escape sequence in a hostname or error is shown escaped (visible, inert) in the table."""
     snapshot_doc["machines"][0]["hostname"] = "evil\x1b[2J\x07"
     snapshot_doc["machines"][0]["last_error"] = "line1\nline2\r"
     await _status(["--url", telemetry_url])
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out
-    assert "evil?[2J?" in out and "line1 line2?" in out
+    assert "evil\\x1b[2J\\x07" in out and "line1\\nline2\\r" in out
+
+
+async def test_bidirectional_characters_from_maas_are_escaped_in_the_status_table(
+    telemetry_url: str, snapshot_doc: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A right-to-left override or isolate in a hostname cannot make the table read backwards."""
+    snapshot_doc["machines"][0]["hostname"] = "web\u202e1gol\u2066x\u2069\u200f"
+    snapshot_doc["machines"][0]["last_error"] = "quota\u2028forged line"
+    await _status(["--url", telemetry_url])
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\u202e\u2066\u2069\u200f\u2028")
+    assert "web\\u202e1gol\\u2066x\\u2069\\u200f" in out
+    assert "quota\\u2028forged line" in out
 
 
 def test_bad_regex_is_a_config_error() -> None:
