@@ -3,11 +3,13 @@
 This is where the pieces meet: settings → logging → MAAS client, store, provisioner →
 daemon; then telemetry (`-listen`), systemd notifications and signals around the loop.
 It decides nothing itself, and starts no pass before MAAS has said who the key belongs to.
-Exit status: 0 after a clean stop, a preview or a good `-once` pass; 1 when MAAS could not
-be used (`-once`/`-preview`: at the first failure; the long-running daemon retries what may
-heal, such as an unreachable MAAS or a rejected key, and gives up only on an answer waiting
-cannot change, such as a URL that does not lead to MAAS's API); 2 for bad configuration
-(raised as ConfigError, printed by `maasflow.cli`).
+Unless previewing, it holds the state file's instance lock (`common.instance_lock`) for the
+whole run. Exit status: 0 after a clean stop, a preview or a good `-once` pass; 1 when MAAS
+could not be used (`-once`/`-preview`: at the first failure; the long-running daemon
+retries what may heal, such as an unreachable MAAS or a rejected key, and gives up only on
+an answer waiting cannot change, such as a URL that does not lead to MAAS's API); 2 for bad
+configuration or a state file another daemon holds (raised as ConfigError, printed by
+`maasflow.cli`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import structlog
 
 from maasflow.common.errors import MaasError
+from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import configure_logging
 from maasflow.common.notify import SystemdNotifier
 from maasflow.daemon.actions import Actuator
@@ -43,14 +46,22 @@ _KEY_FLAGS = ("-apiKey", "-apikey", "--apiKey", "--apikey")
 def main(argv: list[str]) -> int:
     settings = load_settings(argv, os.environ)  # every input checked, a flag's key included
     _hide_key_from_process_list(argv, settings)
-    configure_logging(settings.log_level, settings.log_format)
-    log.info("starting maasflow", **settings.describe())
-    try:
-        return asyncio.run(_run(settings))
-    except MaasError as exc:
-        log.error("MAAS could not be used", reason=str(exc))
-        print(f"maasflow: {exc}", file=sys.stderr)
-        return 1
+    with _instance_lock(settings):
+        configure_logging(settings.log_level, settings.log_format)
+        log.info("starting maasflow", **settings.describe())
+        try:
+            return asyncio.run(_run(settings))
+        except MaasError as exc:
+            log.error("MAAS could not be used", reason=str(exc))
+            print(f"maasflow: {exc}", file=sys.stderr)
+            return 1
+
+
+def _instance_lock(settings: Settings) -> contextlib.AbstractContextManager[object]:
+    """One daemon per state file (a second one exits 2); a preview only reads, so takes none."""
+    if settings.preview:
+        return contextlib.nullcontext()
+    return InstanceLock.hold(settings.db, hint="give this one its own -db or -state-dir")
 
 
 def _hide_key_from_process_list(argv: list[str], settings: Settings) -> None:

@@ -17,6 +17,8 @@ token; without one, listening on a non-loopback address logs a warning. `--db` d
 `$STATE_DIRECTORY`, systemd's StateDirectory=, else `${XDG_STATE_HOME:-~/.local/state}/maasflow`);
 `--db :memory:` keeps nothing. `--job-timeout` is a duration in the daemon's syntax (`90m`,
 `1h30m`), a bare number still meaning seconds.
+One `serve` per records file: it holds `<db>.lock` (`common.instance_lock`) while it runs,
+and a second one on the same file exits 2 naming the holder's pid.
 
 Bad flags raise `ConfigError` (one line, exit 2). Under systemd (`Type=notify`) the service
 sends READY=1 once listening and WATCHDOG=1 pings while its workers are alive. A signal stops
@@ -37,6 +39,7 @@ from pathlib import Path
 
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
+from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import FORMATS, LEVELS, configure_logging
 from maasflow.common.notify import SystemdNotifier
 from maasflow.common.options import Bound, duration_type, state_directory
@@ -154,8 +157,9 @@ def main(argv: list[str]) -> int:
     """Run `maasflow serve` until a signal; 0 after a clean shutdown."""
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    configure_logging(args.log_level, args.log_format)
-    asyncio.run(_serve_until_signal(config, args))
+    with InstanceLock.hold(config.db, hint="give this one its own --db"):
+        configure_logging(args.log_level, args.log_format)
+        asyncio.run(_serve_until_signal(config, args))
     return 0
 
 
