@@ -10,10 +10,12 @@ then `status.*\\:.*stopped`), so the query answers exactly `{"status": "running"
 Routes (each also with a trailing slash): `POST /power/{machine}/on`, `.../off`, `.../ack`,
 `GET /power/{machine}`, `GET /power/` (a listing) and `GET /power/acks` (an HTML page of
 power-offs waiting for a person). `{machine}` is a configured name, a MAC or a system_id.
-Errors are JSON: 400 (no such machine), 401 (with `WWW-Authenticate`), 403, 409, and
-502/503/504 for backend failures, never a 500. An unknown machine is a 400, not a 404:
-MAAS treats the body of a 404 as a successful answer (webhook.py, 3.6), so a typo in a
-URI would pass for on/off and read "unknown". Error bodies never echo the path.
+A `System_Id` header not shaped like a MAAS system_id is refused (400): it would otherwise
+fill a command's `{system_id}`. Errors are JSON: 400 (no such machine), 401 (with
+`WWW-Authenticate`), 403, 409, and 502/503/504 for backend failures, never a 500. An
+unknown machine is a 400, not a 404: MAAS treats the body of a 404 as a successful answer
+(webhook.py, 3.6), so a typo in a URI would pass for on/off and read "unknown". Error
+bodies never echo the path.
 A POST whose `Origin` is not this service's Host, or that says `Sec-Fetch-Site: cross-site`,
 is refused with 403 before anything else: a browser that remembers Basic credentials must
 not let another site's page switch machines. MAAS sends neither header.
@@ -60,6 +62,7 @@ from maasflow.serve.power_config import (
     load_power_config,
 )
 from maasflow.serve.power_state import PowerState, PowerStateStore
+from maasflow.serve.system_id import SHAPE, is_system_id
 
 log = structlog.get_logger(__name__)
 
@@ -190,14 +193,15 @@ class PowerComponent:
     def target(self, key: str, request: Request) -> Target:
         """Resolve `{machine}` (and the System_Id header) to a configured machine."""
         header = request.headers.get("system_id") or request.headers.get("system-id")
+        if header and not is_system_id(header):
+            raise _Refusal(400, f"the System_Id header is not a MAAS system_id ({SHAPE})")
         name = self.config.find(key) or (self.config.find(header) if header else None)
         if name is None:
             raise _Refusal(400, "no such machine is configured")
         spec = self.config.machines[name]
         if header and spec.system_id and header.lower() != spec.system_id.lower():
             raise _Refusal(409, "the System_Id header does not match the configured system_id")
-        sane = header if header and len(header) <= 64 and header.isprintable() else ""
-        return Target(name, spec.mac, spec.hostname or name, spec.system_id or sane)
+        return Target(name, spec.mac, spec.hostname or name, spec.system_id or header or "")
 
     def denied(self, request: Request) -> Response | None:
         """The 403 for a cross-site POST, the 401 for missing credentials, else None."""

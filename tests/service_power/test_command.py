@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from maasflow.serve.backends import PowerError, Target
+from maasflow.serve.backends import PowerError, Target, UnsafeArgument
 from maasflow.serve.backends.command import CommandBackend, render
 from maasflow.serve.power_config import CommandMachine
 from maasflow.serve.power_state import PowerStateStore
@@ -252,3 +252,82 @@ async def test_power_programs_never_see_a_provisioning_token(
     await CommandBackend(machine, PowerStateStore(None)).power_on(Target("m", None, "m", ""))
     seen = out.read_text()
     assert "PATH=" in seen and "serve-token" not in seen and "daemon-token" not in seen
+
+
+# --- option injection: nothing starting with "-" reaches argv -------------------------------
+
+INJECTIONS = ["-oProxyCommand=touch pwned", "--help", "4y3ha3;id", "../x/y", "4Y3HA3", "4y3ha3z"]
+
+
+def unconfigured(prefix: list[str]) -> dict[str, Any]:
+    """A command machine with no configured system_id: the header fills `{system_id}`."""
+    on = [*prefix, "on", "{system_id}"]
+    return {"backend": "command", "on": on, "off": on, "status": [*prefix, "status", "{system_id}"]}
+
+
+@pytest.mark.parametrize("header", INJECTIONS)
+async def test_a_system_id_header_not_shaped_like_maas_is_refused_400_before_any_program_runs(
+    recorder: tuple[list[str], Path], header: str
+) -> None:
+    """`-oProxyCommand=...` (or any non-MAAS id) in System_Id gets 400 and runs nothing."""
+    prefix, log = recorder
+    async with (
+        power_service({"machines": {"m": unconfigured(prefix)}}) as (base, _),
+        httpx.AsyncClient() as client,
+    ):
+        on = await client.post(f"{base}/power/m/on", headers={"System_Id": header})
+        query = await client.get(f"{base}/power/m", headers={"System_Id": header})
+    for response in (on, query):
+        assert response.status_code == 400
+        assert "System_Id header is not a MAAS system_id" in response.json()["error"]
+        assert header not in response.text
+    assert not log.exists()
+
+
+async def test_a_maas_shaped_system_id_header_still_fills_the_placeholder(
+    recorder: tuple[list[str], Path],
+) -> None:
+    """MAAS's own ids (and the pre-2.0 node-<uuid> form) pass through to the program."""
+    prefix, log = recorder
+    legacy = "node-5fb1f1a4-5b9b-11e3-9a58-00163e3ad93f"
+    async with power_service({"machines": {"m": unconfigured(prefix)}}) as (base, _):
+        for sid in ("4y3ha3", legacy):
+            driver = MaasWebhookDriver(f"{base}/power/m/on", "", f"{base}/power/m", sid)
+            await driver.power_query()
+    assert [call["argv"] for call in calls(log)] == [["status", "4y3ha3"], ["status", legacy]]
+
+
+@pytest.mark.parametrize("field", ["hostname", "name"])
+async def test_a_configured_value_starting_with_a_dash_is_refused_400_never_run(
+    recorder: tuple[list[str], Path], field: str
+) -> None:
+    """A hostname or name like `-oProxyCommand=...` is refused with a clear 400, through any
+    placeholder, rather than handed to the program as an option."""
+    prefix, log = recorder
+    hostile = "-oProxyCommand=touch pwned"
+    machine = {"backend": "command", "on": [*prefix, "on", f"{{{field}}}"], "off": ["true"]}
+    name = hostile if field == "name" else "m"
+    if field == "hostname":
+        machine["hostname"] = hostile
+    async with (
+        power_service({"machines": {name: machine}}) as (base, _),
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.post(f"{base}/power/{quote(name)}/on")
+    assert response.status_code == 400
+    assert f"{{{field}}} would be" in response.json()["error"]
+    assert "would be read as an option" in response.json()["error"]
+    assert not log.exists()
+
+
+def test_render_refuses_a_leading_dash_in_any_placeholder() -> None:
+    """Each placeholder's value is checked where it is substituted, not only system_id."""
+    for target in (
+        Target("m", "-aa", "h", "4y3ha3"),
+        Target("m", None, "h", "-x"),
+        Target("m", None, "-h", "4y3ha3"),
+        Target("-m", None, "h", "4y3ha3"),
+    ):
+        with pytest.raises(UnsafeArgument, match="starts with '-'"):
+            render(["ctl", "--to={mac}{system_id}{hostname}{name}"], target)
+    assert render(["ctl", "{name}-{hostname}"], Target("m", None, "h", "")) == ["ctl", "m-h"]

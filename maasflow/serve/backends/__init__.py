@@ -10,7 +10,8 @@ Failures are `PowerError`s that carry the HTTP status the router answers with::
     PowerError               502  the backend failed or answered nonsense
     ├── BackendUnavailable   503  could not reach it, or the service is shutting down
     ├── AckTimeout           504  nobody acknowledged a power-off in time
-    └── Superseded           409  a newer request (on after off) replaced this one
+    ├── Superseded           409  a newer request (on after off) replaced this one
+    └── UnsafeArgument       400  a value would reach a program's argv as an option
 
 This package stops at the machine: HTTP routing and auth are in `power_api.py`.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "PowerState",
     "Superseded",
     "Target",
+    "UnsafeArgument",
     "http_status",
 ]
 
@@ -47,10 +49,15 @@ class Superseded(PowerError):
     """The request was replaced by a newer, contrary one (409)."""
 
 
+class UnsafeArgument(PowerError):
+    """A placeholder's value starts with "-", so a program would read it as an option (400)."""
+
+
 _STATUS: tuple[tuple[type[PowerError], int], ...] = (
     (BackendUnavailable, 503),
     (AckTimeout, 504),
     (Superseded, 409),
+    (UnsafeArgument, 400),
 )
 
 

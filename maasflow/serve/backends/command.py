@@ -2,7 +2,8 @@
 
 Templates are argv lists from the power config; `{system_id}`, `{mac}`, `{hostname}` and
 `{name}` are substituted inside each argument separately and the result is executed directly,
-never through a shell, so a value such as `a;rm -rf x` arrives as one literal argument.
+never through a shell, so a value such as `a;rm -rf x` arrives as one literal argument, and
+a value starting with `-` is refused (400) rather than read as an option.
 Each run has a timeout after which its whole process group is killed. The status program's
 stdout is searched with `on_regex`, then `off_regex`; neither matching means "unknown".
 Without a status template the state is the last one a successful on/off recorded.
@@ -26,7 +27,13 @@ import structlog
 
 from maasflow.common import child
 from maasflow.common.secrets import scrubbed_environ
-from maasflow.serve.backends import BackendUnavailable, PowerError, PowerState, Target
+from maasflow.serve.backends import (
+    BackendUnavailable,
+    PowerError,
+    PowerState,
+    Target,
+    UnsafeArgument,
+)
 from maasflow.serve.power_config import CommandMachine
 from maasflow.serve.power_state import PowerStateStore
 
@@ -36,14 +43,28 @@ _PLACEHOLDER = re.compile(r"\{(system_id|mac|hostname|name)\}")
 
 
 def render(template: list[str], target: Target) -> list[str]:
-    """Substitute the placeholders of each argument; values are inserted literally."""
+    """Substitute the placeholders of each argument; values are inserted literally.
+
+    A value starting with "-" is refused (`UnsafeArgument`, 400) wherever it would go: as an
+    argument of its own, `-oProxyCommand=...` is an option to ssh and friends.
+    """
     values = {
         "system_id": target.system_id,
         "mac": target.mac or "",
         "hostname": target.hostname,
         "name": target.name,
     }
-    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in template]
+
+    def fill(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        if value.startswith("-"):
+            raise UnsafeArgument(
+                f"refusing to run {template[0]!r}: {{{match.group(1)}}} would be "
+                f"{value[:40]!r}, which starts with '-' and would be read as an option"
+            )
+        return value
+
+    return [_PLACEHOLDER.sub(fill, arg) for arg in template]
 
 
 async def run(argv: list[str], timeout: float, hidden_env: Collection[str] = ()) -> str:
