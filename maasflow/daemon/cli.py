@@ -106,6 +106,7 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         api_version=settings.api_version,
         read_only=settings.preview,
         on_response=on_response,
+        max_answer_bytes=settings.max_answer_bytes,
     )
     token = settings.provision_token
     provisioner = provisioner_for(

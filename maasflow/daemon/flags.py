@@ -104,6 +104,9 @@ OPTIONS: tuple[Option, ...] = (
            "SQLite file of provisioning records"),
     Option("grace", ("grace",), ("SHUTDOWN_GRACE",), "30s",
            "on SIGTERM, how long running actions may take to finish"),
+    Option("max_answer_bytes", ("max-answer-size",), ("MAAS_MAX_ANSWER_SIZE",), "256MiB",
+           "largest MAAS answer read (bytes, KiB, MiB, GiB), checked while it streams; a "
+           "machine is ~9 KB, so 10,000 list in ~87 MB"),
 )  # fmt: skip
 BY_FIELD = {option.field: option for option in OPTIONS}
 _BY_FLAG = {name: option for option in OPTIONS for name in option.flags}

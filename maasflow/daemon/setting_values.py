@@ -152,6 +152,23 @@ def concurrency(text: str, origin: str, _env: Mapping[str, str]) -> int:
     return value
 
 
+_SIZE = re.compile(r"(\d{1,12})\s*(KiB|MiB|GiB)?")
+_SIZE_UNITS = {None: 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+MIN_ANSWER_BYTES = 1024 * 1024
+
+
+def answer_size(text: str, origin: str, _env: Mapping[str, str]) -> int:
+    found = _SIZE.fullmatch(text.strip())
+    if found is None:
+        raise ConfigError(f"{origin}: {text[:20]!r} is not a size; use bytes, or e.g. 512MiB, 1GiB")
+    size = int(found.group(1)) * _SIZE_UNITS[found.group(2)]
+    if size < MIN_ANSWER_BYTES:
+        raise ConfigError(
+            f"{origin}: {size} bytes is too small for a MAAS listing; use 1MiB or more"
+        )
+    return size
+
+
 def split_listen(text: str) -> tuple[str, int] | None:
     """`("127.0.0.1", 9410)` for "127.0.0.1:9410", `("::1", 80)` for "[::1]:80", else None."""
     host, sep, port = text.rpartition(":")

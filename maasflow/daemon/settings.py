@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     state_dir: Annotated[Path, checked(check.state_dir)] = Path()  # StateDirectorySource sets it
     db: Annotated[Path, checked(check.path)] = Field(Path(), validate_default=True)  # see below
     grace: Annotated[float, checked(check.non_negative_duration)] = 30.0
+    max_answer_bytes: Annotated[int, checked(check.answer_size)] = 256 * 1024 * 1024
 
     @classmethod
     def settings_customise_sources(

@@ -14,8 +14,11 @@ request was a GET; after a write, the machine is read back with a GET instead, s
 is never repeated because its answer was garbled. A machine entry that does not validate is
 skipped with a warning, not the listing.
 
-`read_only=True` refuses every non-GET before it is sent (preview's defence in depth). The
-client knows nothing of filters, the lifecycle or provisioning.
+`read_only=True` refuses every non-GET before it is sent (preview's defence in depth).
+Answers are read as a stream and refused (`AnswerTooLarge`, permanent) once larger than
+`max_answer_bytes` (decoded, so a gzip bomb counts at its real size), before the rest is
+read: a 200 MB listing cost 846 MB of memory. The client knows nothing of filters, the
+lifecycle or provisioning.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ T = TypeVar("T")
 FormValue = str | int | bool | Sequence[str]
 
 SUPPORTED_API_VERSION = "2.0"
+# A real machine object is ~8.7 KB, so 10,000 machines list in ~87 MB: room for ~30,000.
+DEFAULT_MAX_ANSWER_BYTES = 256 * 1024 * 1024
+_CAP_SETTING = "-max-answer-size, MAAS_MAX_ANSWER_SIZE"
 # MAAS system_ids are short [0-9a-z] strings; anything else is refused rather than put in a
 # URL path (a hostile "../" must never reach another endpoint).
 _SYSTEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,127}")
@@ -143,9 +149,11 @@ class MaasClient:
         on_response: Callable[[RequestRecord], None] | None = None,
         read_only: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         if max_attempts < 1 or timeout <= 0 or backoff_base < 0 or backoff_cap < 0:
             raise ValueError("max_attempts >= 1, timeout > 0 and backoffs >= 0 are required")
+        self._max_answer_bytes = max_answer_bytes
         self._auth = MaasAuth(api_key)
         self.base_url, self.api_url = api_urls(base_url, api_version)
         self.read_only = read_only
@@ -313,16 +321,30 @@ class MaasClient:
         query = {**({"op": op} if op else {}), **(params or {})}
         started = time.perf_counter()
         try:
-            response = await self._http.request(method, path, params=query, data=data or None)
+            request = self._http.build_request(method, path, params=query, data=data or None)
+            response = await self._receive(request, shown)
         except httpx.RequestError as exc:
             self._record(method, path, op, None, started, attempt)
             # `from None`: the httpx chain holds request headers in its frames' locals.
             kind = TemporaryMaasError if _never_sent(exc) else AnswerLost
             raise kind(method, shown, None, _transport_problem(exc)) from None
+        except AnswerTooLarge as exc:
+            self._record(method, path, op, exc.status, started, attempt)
+            raise
         self._record(method, path, op, response.status_code, started, attempt)
         if response.is_success:
             return response
         raise error_for(method, shown, response, message_of(response, self._auth.redact))
+
+    async def _receive(self, request: httpx.Request, shown: str) -> httpx.Response:
+        """Send `request` and read its answer, refusing one over `max_answer_bytes` early."""
+        response = await self._http.send(request, stream=True)
+        try:
+            body = await _capped_body(response, self._max_answer_bytes, shown)
+        finally:
+            await response.aclose()
+        headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
+        return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
     async def _pause(self, exc: TemporaryMaasError, attempt: int) -> None:
         delay = self._backoff.delay(attempt, exc.retry_after)
@@ -358,6 +380,35 @@ class MaasClient:
 
 class AnswerLost(TemporaryMaasError):
     """The connection broke after the request may have reached MAAS."""
+
+
+class AnswerTooLarge(PermanentMaasError):
+    """MAAS's answer is larger than `max_answer_bytes`; asking again would fetch it again."""
+
+
+async def _capped_body(response: httpx.Response, limit: int, shown: str) -> bytes:
+    """The decoded body, or AnswerTooLarge as soon as it (or its Content-Length) passes `limit`."""
+    announced = response.headers.get("content-length", "")
+    if announced.isdigit() and int(announced) > limit:
+        raise _too_large(response, limit, shown)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(response, limit, shown)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(response: httpx.Response, limit: int, shown: str) -> AnswerTooLarge:
+    return AnswerTooLarge(
+        response.request.method,
+        shown,
+        response.status_code,
+        f"the answer from {response.url} is larger than {limit} bytes; if the region really "
+        f"lists that much, raise the cap ({_CAP_SETTING})",
+    )
 
 
 def _never_sent(exc: httpx.RequestError) -> bool:
