@@ -7,7 +7,9 @@ daemon's health endpoint. They share this plumbing and nothing else:
   known before the first request), with TCP_NODELAY on the sockets it accepts;
 - `serving(config, sock)`: uvicorn running on that socket as a task of the current loop,
   without uvicorn's signal handlers (the embedding program decides when to stop), stopped
-  promptly when the context exits;
+  promptly when the context exits, its connections bounded by `connection_guard.harden`
+  (a cap below the open-file limit, a header deadline, accept errors logged once per
+  interval), so idle clients cannot starve the ones that ask;
 - `LoopThread`: the same on an event loop of its own in a daemon thread, for synchronous
   callers such as tests that start the `maasflow` CLI as a subprocess.
 
@@ -26,6 +28,8 @@ from types import TracebackType
 from typing import Generic, TypeVar
 
 import uvicorn
+
+from maasflow.common.connection_guard import harden
 
 T = TypeVar("T")
 _POLL_S = 0.005
@@ -60,6 +64,7 @@ class EmbeddedServer(uvicorn.Server):
     """uvicorn without its signal handlers, stopping as soon as `stop()` is called."""
 
     def __init__(self, config: uvicorn.Config) -> None:
+        self.guard = harden(config)
         super().__init__(config)
         self._wake = asyncio.Event()
 

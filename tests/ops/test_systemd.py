@@ -127,6 +127,13 @@ def test_unit_sets_notify_user_state_restart_and_hardening(name: str) -> None:
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_unit_raises_the_open_file_limit_above_systemds_1024(name: str) -> None:
+    """Each connection is a file: both units lift LimitNOFILE well above the 1,024 default."""
+    (limit,) = _unit(name)["Service"]["LimitNOFILE"]
+    assert int(limit) >= 16384
+
+
 def test_daemon_unit_loads_the_api_key_as_a_credential_settings_reads(tmp_path: Path) -> None:
     """LoadCredential's name is the file settings reads from $CREDENTIALS_DIRECTORY."""
     (credential,) = _unit("maasflow.service")["Service"]["LoadCredential"]
@@ -168,6 +175,7 @@ NON_OBVIOUS = (
     "RestrictAddressFamilies",
     "SystemCallFilter",
     "StartLimitIntervalSec",
+    "LimitNOFILE",
 )
 
 
