@@ -4,7 +4,9 @@ A `Request` is built from an ASGI scope plus the whole body: query string and bo
 parameters become multi-dicts (`dict[str, list[str]]`, repeated keys keep every value, as
 MAAS's Django forms do). Bodies may be `multipart/form-data` (what MAAS documents and its
 own client sends) or `application/x-www-form-urlencoded`; multipart is parsed with the
-standard library's `email` parser because `python-multipart` is not installed.
+standard library's `email` parser because `python-multipart` is not installed. A part
+without a name is skipped, as Django's `MultiPartParser` skips it (so MAAS does too): an op
+without parameters sent by python-libmaas is a multipart body whose only part has no name.
 A `Response` is plain data; `ApiError` carries one so handlers can bail out anywhere.
 Sending bytes over ASGI lives in `asgi.py`; what the answers mean lives in `api.py`.
 """
@@ -140,7 +142,7 @@ def _parse_multipart(content_type: str, body: bytes) -> Params:
 def _add_part(params: Params, part: Message) -> None:
     name = part.get_param("name", header="content-disposition")
     if not isinstance(name, str):
-        raise BadBody("multipart part without a name")
+        return  # Django's MultiPartParser skips a part without a name, so MAAS does too
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
     params.setdefault(name, []).append(data.decode("utf-8", errors="replace"))

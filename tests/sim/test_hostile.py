@@ -90,11 +90,40 @@ def test_multipart_parser_reads_repeated_fields() -> None:
     assert parse_body("multipart/form-data; boundary=b", body) == {"mac_addresses": ["aa", "bb"]}
 
 
-def test_multipart_part_without_name_is_bad_body() -> None:
-    """A part with no name is a BadBody, which the app turns into a 400."""
-    body = b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n"
+def test_multipart_part_without_name_is_skipped() -> None:
+    """A part with no name is skipped, as Django's MultiPartParser skips it; named ones stay."""
+    body = (
+        b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="comment"\r\n\r\nhi\r\n--b--\r\n'
+    )
+    assert parse_body("multipart/form-data; boundary=b", body) == {"comment": ["hi"]}
+
+
+def test_multipart_body_with_one_headerless_part_is_empty() -> None:
+    """python-libmaas's body for an op without parameters (one bare part) has no fields."""
+    body = b"--===============1==\r\n\r\n--===============1==--"
+    assert parse_body('multipart/form-data; boundary="===============1=="', body) == {}
+
+
+async def test_op_without_parameters_from_libmaas_is_accepted(
+    admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """python-libmaas's commission (one nameless part) is a commission, not a 400."""
+    target = sim.find("node-01").system_id
+    response = await admin.post(
+        f"machines/{target}/",
+        params={"op": "commission"},
+        content=b"--===============7==\r\n\r\n--===============7==--",
+        headers={"Content-Type": 'multipart/form-data; boundary="===============7=="'},
+    )
+    assert response.status_code == 200
+    assert sim.find("node-01").status_name == "Commissioning"
+
+
+def test_multipart_garbage_is_still_bad_body() -> None:
+    """A body that is no multipart message at all stays a BadBody (400)."""
     with pytest.raises(BadBody):
-        parse_body("multipart/form-data; boundary=b", body)
+        parse_body("multipart/form-data; boundary=b", b"no boundary anywhere")
 
 
 @given(st.binary(max_size=200))
