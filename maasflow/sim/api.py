@@ -1,27 +1,33 @@
 """The simulated MAAS API: routing, authentication order and every handler.
 
-Order of work per request, as piston does it in MAAS: route the path (404 "Unknown API
-endpoint"), authenticate (401 for a bad OAuth attempt; anonymous requests go to the
-anonymous handlers, which for `machines/` only offer enlistment, so `GET machines/` is
-400 "Unrecognised signature: method=GET op=None", facts §1.3), pick the handler for
+Order of work per request, as piston does it in MAAS: `describe/` (the API description,
+`description.py`) and the version endpoints need no key and skip everything else; route
+the path (404 "Unknown API endpoint"), authenticate (401 for a bad OAuth attempt;
+anonymous requests go to the anonymous handlers, which only `machines/` has, and it only
+offers enlistment, so `GET machines/` is 400 "Unrecognised signature: method=GET op=None",
+facts §1.3; other resources answer anonymous callers 401), pick the handler for
 (method, op) (400 "Unrecognised signature" otherwise), then look the machine up with the
 permission the op needs (404/403, see `world.py`) and check its status (400/409 with MAAS's
-words, facts §3). Successful answers are the machine JSON. Version endpoints and the 1.0
-stub need no key. Faults, the request log and HTTP plumbing are `asgi.py`'s.
+words, facts §3). Successful answers are the machine JSON. The two dispatch tables are also
+what `describe/` lists, each action documented by its handler's docstring. Zones, pools,
+tags and users are `inventory.py`'s. Faults, the request log and HTTP plumbing are
+`asgi.py`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from maasflow.sim import forms, query
+from maasflow.sim import description, forms, inventory, query
 from maasflow.sim.auth import Authenticator, User
 from maasflow.sim.config import SimConfig
+from maasflow.sim.description import API_ROOT
 from maasflow.sim.events import EventLog
 from maasflow.sim.http import (
+    HTML,
     JSON,
     ApiError,
     Request,
@@ -38,6 +44,7 @@ from maasflow.sim.statuses import (
     ABORT_FROM,
     COMMISSION_FROM,
     DEPLOY_FROM,
+    LOCKABLE,
     MARK_FIXED_FROM,
     RELEASABLE,
     RELEASE_NOOP,
@@ -45,9 +52,12 @@ from maasflow.sim.statuses import (
 )
 from maasflow.sim.world import World
 
-API_ROOT = "/MAAS/api/2.0/"
 QUERY_POWER_TIMEOUT = 60.0  # seconds MAAS waits for a rack's power query (facts §3.6)
 GONE = "The 1.0 API is no longer available. Please use API version 2.0."
+DESCRIBE = API_ROOT + "describe/"
+VERSION = API_ROOT + "version/"
+# Django's answer when the Host header fails its validation (DisallowedHost → 400).
+BAD_HOST = "<h1>Bad Request (400)</h1>"
 CAPABILITIES = [
     "networks-management",
     "static-ipaddresses",
@@ -59,12 +69,6 @@ CAPABILITIES = [
     "bridging-automatic-ubuntu",
     "authenticate-api",
 ]
-_MACHINE_PATH = re.compile(r"^/MAAS/api/2\.0/machines/([^/]+)/$")
-_COLLECTIONS = {
-    API_ROOT + "machines/": "machines",
-    API_ROOT + "users/": "users",
-    API_ROOT + "events/": "events",
-}
 
 
 @dataclass
@@ -73,7 +77,8 @@ class Call:
 
     request: Request
     user: User | None = None
-    system_id: str | None = None
+    system_id: str | None = None  # the machine the request is about, once known
+    arg: str = ""  # the value of the route's URI parameter (zone name, pool id, ...)
     dry_run: bool = False  # the handler served the request without changing anything
 
     @property
@@ -87,11 +92,18 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Response]]
+Signature = description.Signature
 
 
 def is_api(path: str) -> bool:
-    """True for paths under /MAAS/api/2.0/ other than the anonymous version endpoint."""
-    return path.startswith(API_ROOT) and path != API_ROOT + "version/"
+    """True for API paths that faults apply to: under /MAAS/api/2.0/, except the anonymous
+    bootstrap endpoints a client reads once (`version/`, `describe/`)."""
+    return path.startswith(API_ROOT) and path not in (VERSION, DESCRIBE)
+
+
+def carries_api_hash(path: str) -> bool:
+    """MAAS's piston resources add X-MAAS-API-Hash; the `describe/` view does not."""
+    return path.startswith(API_ROOT) and path != DESCRIBE
 
 
 def unrecognised(method: str, op: str | None) -> ApiError:
@@ -114,7 +126,7 @@ class Api:
         self._power = power
         self._auth = auth
         self._config = config
-        self._table: dict[tuple[str, str, str | None], Handler] = {
+        self._table: dict[Signature, Handler] = {
             ("machines", "GET", None): self._list,
             ("machines", "POST", None): self._create,
             ("machines", "POST", "allocate"): self._allocate,
@@ -135,13 +147,31 @@ class Api:
             ("machine", "POST", "mark_fixed"): self._mark_fixed,
             ("machine", "POST", "lock"): self._lock,
             ("machine", "POST", "unlock"): self._unlock,
+            ("users", "GET", None): self._users,
             ("users", "GET", "whoami"): self._whoami,
             ("events", "GET", "query"): self._events,
+            ("zones", "GET", None): self._zones,
+            ("zone", "GET", None): self._zone,
+            ("pools", "GET", None): self._pools,
+            ("pool", "GET", None): self._pool,
+            ("tags", "GET", None): self._tags,
+            ("tag", "GET", None): self._tag,
+            ("tag", "GET", "machines"): self._tagged_machines,
         }
+        self._anonymous_table: dict[Signature, Handler] = {
+            ("machines", "POST", None): self._create,
+            ("version", "GET", None): self._version,
+        }
+        self.description = description.describe(self._table, self._anonymous_table)
 
     @property
     def events(self) -> EventLog:
         return self._world.events
+
+    @property
+    def api_hash(self) -> str:
+        """The description's hash, sent as X-MAAS-API-Hash."""
+        return str(self.description["hash"])
 
     async def handle(self, call: Call) -> Response:
         """Answer one request; errors raised by handlers become their responses."""
@@ -157,52 +187,60 @@ class Api:
             return text(200, "2.0")
         if path.startswith("/MAAS/api/1.0/"):
             return text(410, GONE)
-        if path == API_ROOT + "version/":
-            return json_response(self._version())
-        resource = self._route(call)
-        call.user = self._auth.authenticate(request)
-        if call.user is None:
-            return await self._anonymous(call, resource)
-        handler = self._table.get((resource, request.method, request.op))
-        if handler is None:
-            raise unrecognised(request.method, request.op)
-        return await handler(call)
-
-    def _route(self, call: Call) -> str:
-        path = call.request.path
-        if path in _COLLECTIONS:
-            return _COLLECTIONS[path]
-        match = _MACHINE_PATH.match(path)
-        if match is None:
-            raise fail(404, f"Unknown API endpoint: {path[:200]}.")
-        call.system_id = match.group(1)
-        return "machine"
-
-    async def _anonymous(self, call: Call, resource: str) -> Response:
-        request = call.request
-        if resource != "machines":
+        if path == DESCRIBE:
+            return self._describe(request)
+        route = self._route(call)
+        if route.authenticated:
+            call.user = self._auth.authenticate(request)
+        table = self._table if call.user else self._anonymous_table
+        handler = table.get((route.key, request.method, request.op))
+        if handler is not None:
+            return await handler(call)
+        if call.user is None and route.authenticated and route.anon is None:
             raise fail(401, "Forbidden")
-        if request.method == "POST" and request.op is None:
-            return await self._create(call)
         raise unrecognised(request.method, request.op)
 
-    def _version(self) -> dict[str, object]:
-        return {
-            "capabilities": CAPABILITIES,
-            "version": self._config.maas_version,
-            "subversion": "",
-        }
+    def _route(self, call: Call) -> description.Route:
+        path = call.request.path
+        found = description.route_for(path)
+        if found is None:
+            raise fail(404, f"Unknown API endpoint: {path[:200]}.")
+        route, arg = found
+        call.arg = arg or ""
+        if route.key == "machine":
+            call.system_id = arg
+        return route
+
+    def _describe(self, request: Request) -> Response:
+        host = description.host_or_none(request.headers.get("host", ""))
+        if host is None:
+            return Response(400, BAD_HOST.encode(), HTML)
+        answer = description.absolute(self.description, f"http://{host}")
+        return Response(200, json.dumps(answer, sort_keys=True).encode("utf-8"), JSON)
+
+    async def _version(self, call: Call) -> Response:
+        """Read version and capabilities information."""
+        return json_response(
+            {
+                "capabilities": CAPABILITIES,
+                "version": self._config.maas_version,
+                "subversion": "",
+            }
+        )
 
     # -- collection handlers ---------------------------------------------------------
 
     async def _list(self, call: Call) -> Response:
+        """List machines, filtered by the given constraints (hostname, zone, status...)."""
         return _listing(query.select(self._world, call.caller, call.params))
 
     async def _list_allocated(self, call: Call) -> Response:
+        """List the machines allocated to the caller."""
         name = call.caller.username
         return _listing([m for m in self._world.machines.values() if m.owner == name])
 
     async def _create(self, call: Call) -> Response:
+        """Create (enlist) a machine; admins may commission it or record it as deployed."""
         user = call.user
         if user is not None and not user.is_superuser:
             forms.require_admin(False)
@@ -217,6 +255,7 @@ class Api:
         return _machine(machine)
 
     async def _allocate(self, call: Call) -> Response:
+        """Allocate a Ready machine matching the constraints (name, system_id, zone...)."""
         params = call.params
         machine = query.choose_for_allocation(self._world, call.caller, params)
         call.system_id = machine.system_id
@@ -227,6 +266,7 @@ class Api:
         return json_response(render(machine) | {"constraints_by_type": {}})
 
     async def _all_power_parameters(self, call: Call) -> Response:
+        """Read the power parameters of several machines (admin)."""
         forms.require_admin(call.caller.is_superuser)
         wanted = set(call.params.get("id", [])) or set(self._world.machines)
         return json_response(
@@ -240,24 +280,29 @@ class Api:
         return self._world.lookup(call.system_id, call.caller, perm)
 
     async def _read(self, call: Call) -> Response:
+        """Read a machine."""
         return _machine(self._get(call, "view"))
 
     async def _update(self, call: Call) -> Response:
+        """Update a machine: hostname, domain, zone, pool, power type and parameters (admin)."""
         machine = self._get(call, "admin")
         for name, value in forms.update_changes(self._world, machine, call.params).items():
             setattr(machine, name, value)
         return _machine(machine)
 
     async def _delete(self, call: Call) -> Response:
+        """Delete a machine (admin)."""
         machine = self._get(call, "admin")
         self._lifecycle.forget(machine)
         self._world.remove(machine)
         return Response(204, b"", JSON)
 
     async def _power_parameters(self, call: Call) -> Response:
+        """Read the machine's power parameters (admin)."""
         return json_response(self._get(call, "admin_read").power_parameters)
 
     async def _query_power_state(self, call: Call) -> Response:
+        """Query the machine's BMC for its power state."""
         machine = self._get(call, "view")
         try:
             state = await asyncio.wait_for(
@@ -269,11 +314,12 @@ class Api:
         return json_response({"state": state})
 
     async def _commission(self, call: Call) -> Response:
+        """Commission a New, Ready, Broken or Failed commissioning machine (admin)."""
         machine = self._get(call, "admin")
         params = call.params
         for flag in ("enable_ssh", "skip_bmc_config", "skip_networking", "skip_storage"):
             forms.parse_bool(params, flag)
-        if machine.status not in COMMISSION_FROM or not machine.nics or machine.locked:
+        if machine.status not in COMMISSION_FROM or not machine.nics:
             raise field_errors(
                 {
                     "__all__": [
@@ -282,15 +328,17 @@ class Api:
                 }
             )
         if not machine.power_type:
-            # MAAS raises a plain Exception here (a 500, facts §3.1, unconfirmed); the
-            # simulator answers 400 with the same sentence so no input can produce a 500.
+            # Node.start_commissioning raises UnknownPowerType, a plain Exception, which
+            # MAAS's ExceptionMiddleware answers 500 with its text (src/maasserver/models/
+            # node.py, src/maasserver/middleware.py).
             raise fail(
-                400, "Unconfigured power type. Please configure the power type and try again."
+                500, "Unconfigured power type. Please configure the power type and try again."
             )
         self._lifecycle.commission(machine, call.caller.username)
         return _machine(machine)
 
     async def _deploy(self, call: Call) -> Response:
+        """Deploy a Ready or Allocated machine with the given distro_series."""
         machine = self._get(call, "edit")
         user = call.caller
         wanted = forms.deploy_request(call.params, user.is_superuser)
@@ -309,6 +357,7 @@ class Api:
         return _machine(machine)
 
     async def _release(self, call: Call) -> Response:
+        """Release an allocated or deployed machine, optionally erasing its disks."""
         machine = self._get(call, "edit")
         params = call.params
         erase = [forms.parse_bool(params, f) for f in ("erase", "secure_erase", "quick_erase")]
@@ -323,6 +372,7 @@ class Api:
         return _machine(machine)
 
     async def _power_on(self, call: Call) -> Response:
+        """Power on an allocated machine."""
         machine = self._get(call, "edit")
         if machine.owner is None:
             raise fail(409, "Can't start node: it hasn't been allocated.")
@@ -333,11 +383,13 @@ class Api:
         return _machine(machine)
 
     async def _power_off(self, call: Call) -> Response:
+        """Power off the machine (stop_mode soft or hard)."""
         machine = self._get(call, "edit")
         self._lifecycle.user_power(machine, call.caller.username, "off")
         return _machine(machine)
 
     async def _abort(self, call: Call) -> Response:
+        """Abort commissioning, deployment, disk erasing or testing."""
         machine = self._get(call, "edit")
         if machine.status not in ABORT_FROM:
             raise fail(
@@ -349,6 +401,7 @@ class Api:
         return _machine(machine)
 
     async def _mark_broken(self, call: Call) -> Response:
+        """Mark the machine broken."""
         machine = self._get(call, "edit")
         user = call.caller
         if not user.is_superuser and machine.owner != user.username:
@@ -358,6 +411,7 @@ class Api:
         return _machine(machine)
 
     async def _mark_fixed(self, call: Call) -> Response:
+        """Mark a broken machine fixed (admin)."""
         machine = self._get(call, "admin")
         if machine.status not in MARK_FIXED_FROM:
             raise fail(409, "Can't mark a non-broken machine as 'Ready'.")
@@ -366,25 +420,64 @@ class Api:
         return _machine(machine)
 
     async def _lock(self, call: Call) -> Response:
+        """Lock a Deployed or Deploying machine against changes."""
         return self._set_lock(call, True)
 
     async def _unlock(self, call: Call) -> Response:
+        """Unlock the machine."""
         return self._set_lock(call, False)
 
     def _set_lock(self, call: Call, locked: bool) -> Response:
         machine = self._get(call, "lock")
         if machine.locked == locked:
             raise fail(409, "Machine is already locked" if locked else "Machine is not locked")
+        if locked and machine.status not in LOCKABLE:
+            # Node.lock (src/maasserver/models/node.py) raises NodeStateViolation: 409.
+            raise fail(409, "Can't lock, node is not deployed or deploying")
         comment = forms.first(call.params, "comment") or ""
         self._lifecycle.set_locked(machine, call.caller.username, locked, comment)
         return _machine(machine)
 
     # -- other resources -------------------------------------------------------------
 
+    async def _users(self, call: Call) -> Response:
+        """List users."""
+        return inventory.users(self._auth.users)
+
     async def _whoami(self, call: Call) -> Response:
+        """Retrieve the logged-in user."""
         return json_response(call.caller.whoami())
 
+    async def _zones(self, call: Call) -> Response:
+        """List all zones (there is always at least one: default)."""
+        return inventory.zones(self._world)
+
+    async def _zone(self, call: Call) -> Response:
+        """Read a zone by name."""
+        return inventory.zone(self._world, call.arg)
+
+    async def _pools(self, call: Call) -> Response:
+        """List all resource pools (there is always at least one: default)."""
+        return inventory.pools(self._world)
+
+    async def _pool(self, call: Call) -> Response:
+        """Read a resource pool by id or name."""
+        return inventory.pool(self._world, call.arg)
+
+    async def _tags(self, call: Call) -> Response:
+        """List all tags."""
+        return inventory.tags(self._world)
+
+    async def _tag(self, call: Call) -> Response:
+        """Read a tag by name."""
+        return inventory.tag(self._world, call.arg)
+
+    async def _tagged_machines(self, call: Call) -> Response:
+        """List the machines that carry the tag."""
+        return _listing(inventory.tagged_machines(self._world, call.caller, call.arg))
+
     async def _events(self, call: Call) -> Response:
+        """Query node events, newest first (filters: id, hostname, zone, level, after...)."""
         params = call.params
         node_filters = {
             name: values

@@ -9,7 +9,9 @@ mangled or lost reply to a write still means the change was committed. A dropped
 aborts the socket without a response: uvicorn's `send` is a bound method of its per-request
 cycle, whose `transport` we abort; if that is ever not available, the response is started
 with a Content-Length and cut short instead, which a client sees the same way. API answers
-carry `X-MAAS-API-Hash` and `Vary: Authorization` as MAAS's do. Every request, faulted or
+carry `X-MAAS-API-Hash` (the hash of the API description) and `Vary: Authorization` as
+MAAS's do; `describe/` does not. A request without a Host header (HTTP/1.0) is given the
+server's address, as Django falls back to SERVER_NAME and SERVER_PORT. Every request, faulted or
 not, is appended to the request log with the handler's own status (`outcome`, None when the
 handler did not run), so the log knows which ops took effect.
 """
@@ -17,14 +19,13 @@ handler did not run), so the log knows which ops took effect.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
 
-from maasflow.sim.api import API_ROOT, Api, Call, is_api
+from maasflow.sim.api import Api, Call, carries_api_hash, is_api
 from maasflow.sim.faults import AFTER_HANDLER, FaultInjector, spoil
 from maasflow.sim.http import BadBody, Request, Response, parse_body, parse_query, text
 from maasflow.sim.requestlog import RequestLog, RequestRecord, redact
@@ -50,8 +51,7 @@ class SimApp:
         self._api = api
         self._injector = injector
         self._log = request_log
-        digest = hashlib.sha1(b"maasflow-sim-api", usedforsecurity=False).hexdigest()
-        self._api_headers = {"X-MAAS-API-Hash": digest, "Vary": "Authorization"}
+        self._api_headers = {"X-MAAS-API-Hash": api.api_hash, "Vary": "Authorization"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -79,7 +79,7 @@ class SimApp:
             self._record(call, None, started, fault, outcome)
             await _drop(send)
             return
-        if request.path.startswith(API_ROOT):
+        if carries_api_hash(request.path):
             response.headers = self._api_headers | response.headers
         self._record(call, response.status, started, fault, outcome)
         await _send(send, response)
@@ -138,6 +138,10 @@ async def _read_request(scope: Scope, receive: Receive) -> Request:
         name.decode("latin-1").lower(): value.decode("latin-1")
         for name, value in scope.get("headers", [])
     }
+    server = scope.get("server")
+    if "host" not in headers and server:
+        host, port = server[0], server[1]
+        headers["host"] = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return Request(
         method=str(scope.get("method", "GET")).upper(),
         path=str(scope.get("path", "/")),

@@ -78,13 +78,14 @@ class User:
     email: str = ""
 
     def whoami(self) -> dict[str, object]:
-        """The `users/?op=whoami` answer."""
+        """The `users/?op=whoami` answer (also this user's entry in `users/`)."""
         email = self.email or f"{self.username}@example.com"
         return {
             "username": self.username,
             "email": email,
             "is_local": True,
             "is_superuser": self.is_superuser,
+            "resource_uri": f"/MAAS/api/2.0/users/{self.username}/",
         }
 
 
@@ -92,6 +93,7 @@ class Authenticator:
     """Checks OAuth PLAINTEXT headers against known users; remembers nonces."""
 
     def __init__(self, users: list[User], clock: Callable[[], float] = time.time) -> None:
+        self.users = list(users)
         self._by_consumer = {user.key.consumer: user for user in users}
         self._clock = clock
         self._nonces = NonceStore(clock)

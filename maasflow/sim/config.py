@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from maasflow.common.errors import ConfigError
 from maasflow.sim.faults import Faults
-from maasflow.sim.scenario import MachineSpec
+from maasflow.sim.scenario import ADMIN, OTHER_OWNER, MachineSpec
 
 MAAS_VERSION = "3.6.1"
 
@@ -50,9 +50,9 @@ class SimConfig:
     release_fail_rate: float = 0.0
     erase_fail_rate: float = 0.0
     admin_key: str | None = None
-    admin_username: str = "admin"
+    admin_username: str = ADMIN
     user_username: str = "user"
-    other_username: str = "someone-else"
+    other_username: str = OTHER_OWNER
     maas_version: str = MAAS_VERSION
     zones: list[str] = field(default_factory=lambda: ["default"])
     pools: list[str] = field(default_factory=lambda: ["default"])

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from maasflow.sim import powertypes
 from maasflow.sim.http import Params, fail, field_errors
 from maasflow.sim.machine import Machine
 from maasflow.sim.scenario import MachineSpec
@@ -62,7 +63,6 @@ SERIES = {"bionic": "18.04", "focal": "20.04", "jammy": "22.04", "noble": "24.04
 DEFAULT_SERIES = "jammy"
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 _LABEL_CHARS = re.compile(r"^[a-zA-Z0-9-]*$")
-_PARAM_PREFIX = "power_parameters_"
 _INVALID_CHOICE = "Select a valid choice. That choice is not one of the available choices."
 
 
@@ -201,25 +201,35 @@ def _number_changes(params: Params, errors: dict[str, list[str]], changes: dict[
 
 
 def _power_change(
-    params: Params, current_type: str, current: dict[str, str], errors: dict[str, list[str]]
-) -> tuple[str, dict[str, str]] | None:
+    params: Params, current_type: str, current: dict[str, Any], errors: dict[str, list[str]]
+) -> tuple[str, dict[str, Any]] | None:
+    """The (power_type, parameters) to store, or None when nothing changes.
+
+    Runs on every PUT and create, as MAAS's power fields are always part of its form
+    (`WithPowerTypeMixin`, `src/maasserver/forms/__init__.py`): an unknown power type is a
+    choice error and the parameters are then checked against the current type.
+    """
     new_type = first(params, "power_type")
-    given = {
-        name[len(_PARAM_PREFIX) :]: values[0]
-        for name, values in params.items()
-        if name.startswith(_PARAM_PREFIX) and name != _PARAM_PREFIX + "skip_check" and values
-    }
-    if new_type is None and not given:
-        return None
     if new_type is not None and new_type not in POWER_TYPES and new_type != "":
         errors["power_type"] = [
             f"Select a valid choice. {new_type[:64]} is not one of the available choices."
         ]
-        return None
+        new_type = None
     power_type = current_type if new_type is None else new_type
-    merged = dict(current) if power_type == current_type else {}
-    merged.update(given)
-    return power_type, merged
+    skip_check = first(params, powertypes.SKIP_CHECK) == "true"
+    given = powertypes.submitted(params)
+    try:
+        checked = powertypes.checked_parameters(
+            power_type, given, (current_type, current), skip_check
+        )
+    except powertypes.Refused as exc:
+        errors["power_parameters"] = exc.messages
+        return None
+    if power_type == "" and not skip_check:
+        checked = {}  # MAAS's check_driver resets the parameters of the empty type
+    if power_type == current_type and checked == current:
+        return None
+    return power_type, checked
 
 
 def resolve_architecture(value: str) -> str | None:
@@ -277,7 +287,7 @@ class CreateRequest:
     deployed: bool
     commission: bool
     power_type: str
-    power_parameters: dict[str, str] = field(default_factory=dict)
+    power_parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def create_request(world: World, params: Params, is_admin: bool) -> CreateRequest:
@@ -286,9 +296,10 @@ def create_request(world: World, params: Params, is_admin: bool) -> CreateReques
     deployed = parse_bool(params, "deployed") if is_admin else False
     commission = parse_bool(params, "commission", default=True) if is_admin else False
     power = _power_change(params, "", {}, errors) or ("", {})
-    needs_hardware = not (deployed and power[0] in ("", "unknown"))
+    wanted_type = first(params, "power_type") or ""
+    needs_hardware = not (deployed and wanted_type in ("", "unknown"))
     architecture = _create_architecture(params, needs_hardware, errors)
-    macs = _create_macs(world, params, needs_hardware and power[0] != "ipmi", errors)
+    macs = _create_macs(world, params, needs_hardware and wanted_type != "ipmi", errors)
     hostname = first(params, "hostname")
     if hostname is not None:
         problems = hostname_errors(world, hostname, None)

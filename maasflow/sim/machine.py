@@ -153,7 +153,7 @@ class Machine:
     status: int
     power_state: str
     power_type: str
-    power_parameters: dict[str, str]
+    power_parameters: dict[str, Any]
     architecture: str
     cpu_count: int
     memory: int

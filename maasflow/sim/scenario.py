@@ -3,8 +3,10 @@
 `generate_machines(n, seed)` gives `n` New, powered-off machines named `node-0001`… with
 deterministic MACs (the same n and seed always give the same list). `demo_machines(seed)`
 gives the dozen of the `maasflow demo` scenario: New machines powered on and off, Ready
-ones, a locked Ready one, one in zone `lab-b`, one Allocated to "someone-else" and one whose
-commissioning always fails. Specs are plain data; `world.py` turns them into live machines.
+ones, a locked one, one in zone `lab-b`, one Allocated to "someone-else" and one whose
+commissioning always fails. The locked one is Deployed and owned by the admin: MAAS locks
+only Deployed or Deploying machines (`Node.lock`, `src/maasserver/models/node.py`). Specs
+are plain data; `world.py` turns them into live machines.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ OUTCOMES = {
     "release_outcome": (None, "pass", "fail"),
 }
 POWER_STATES = ("on", "off", "unknown", "error")
+ADMIN = "admin"  # the default admin user's name (SimConfig.admin_username)
 OTHER_OWNER = "someone-else"
 
 
@@ -103,7 +106,7 @@ def demo_machines(seed: int = 0) -> list[MachineSpec]:
         ("node-06", {"power_state": "on"}),
         ("node-07", {"status": 4}),
         ("node-08", {"status": 4}),
-        ("node-09", {"status": 4, "locked": True}),
+        ("node-09", {"status": 6, "owner": ADMIN, "power_state": "on", "locked": True}),
         ("node-10", {"zone": "lab-b"}),
         ("node-11", {"status": 10, "owner": OTHER_OWNER}),
         ("node-12", {"commission_outcome": "fail"}),

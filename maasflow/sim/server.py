@@ -47,7 +47,7 @@ class Simulator:
         pools = [*config.pools, *(spec.pool for spec in config.machines)]
         domains = [*config.domains, *(spec.domain for spec in config.machines)]
         self.world = World(config.seed, self.events, zones, pools, domains)
-        self.world.tags.update(config.tags)
+        self.world.add_tags(config.tags)
         self.power = PowerControl(self.world, config)
         self.lifecycle = Lifecycle(self.world, self.power, config)
         api = Api(self.world, self.lifecycle, self.power, Authenticator(self.users), config)

@@ -105,6 +105,7 @@ RELEASABLE = frozenset({5, 6, 8, 9, 10, 11, 13, 15})
 RELEASE_NOOP = frozenset({4, 12})
 ABORT_FROM = frozenset({1, 9, 14, 21})
 MARK_FIXED_FROM = frozenset({8})
+LOCKABLE = frozenset({6, 9})  # Node.lock: only Deployed or Deploying
 
 
 def status_name(status: int) -> str:

@@ -1,12 +1,16 @@
 """Everything the simulated region stores: machines, zones, pools, domains, tags, subnets.
 
-Also the rules of who may see or touch a machine, the simulator's own reading of MAAS's
-`src/maasserver/auth/__init__.py` (MAASAuthorizationBackend) and of `get_node_or_404` in
-`src/maasserver/models/node.py`: admins see everything; other users see unowned machines
-and their own, anything else is 404 (facts §2.1); "edit" on a locked machine is 403 with an
-empty body; "admin" ops are admin-only (403, "This method is reserved for admin users.")
-and also refused on locked machines. Addresses for deployed machines come from three
-RFC 5737 documentation subnets and are data only, never contacted.
+Also the rules of who may do what to a machine, the simulator's reading of MAAS 3.6's
+`MAASAuthorizationBackend` (`src/maasserver/auth/local.py`, without RBAC) and of
+`get_node_or_404` (`src/maasserver/models/node.py`): an unknown system_id is 404; then
+"view" needs the machine unowned, the caller's, or an admin caller; "edit" and "lock" need
+it editable the same way, and "edit" also unlocked; "admin_read" needs an admin, and
+"admin" an admin and an unlocked machine. Every refusal is `PermissionDenied()`: 403 with an
+empty body (MAAS's middleware answers `str(exception)`), so a machine the caller may not
+see is 403, not 404. Addresses for deployed machines come from three RFC 5737
+documentation subnets, and an IPMI machine given no parameters gets a BMC address from
+198.18.0.0/15 (RFC 2544), as enlistment would have recorded one; both are data only,
+never contacted.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ class World:
         self.zones: dict[str, Named] = {}
         self.pools: dict[str, Named] = {}
         self.domains: dict[str, Named] = {}
-        self.tags: set[str] = set()
+        self.tags: dict[str, None] = {}  # names in creation order (MAAS lists tags by id)
         self.subnets = [Subnet(i + 1, cidr, gw) for i, (cidr, gw) in enumerate(_SUBNETS)]
         self._used_ips: set[str] = set()
         self._rng = random.Random(f"ids:{seed}")
@@ -66,11 +70,21 @@ class World:
 
     def pool(self, name: str) -> Named:
         """The resource pool called `name`, created on first use (default pool has id 0)."""
-        return self.pools.setdefault(name, Named("pool", len(self.pools), name))
+        if name not in self.pools:
+            number = len(self.pools)
+            # MAAS creates its default pool with DEFAULT_RESOURCEPOOL_DESCRIPTION
+            # (src/maasserver/models/resourcepool.py).
+            about = "Default pool" if (number, name) == (0, "default") else ""
+            self.pools[name] = Named("pool", number, name, about)
+        return self.pools[name]
 
     def domain(self, name: str) -> Named:
         """The DNS domain called `name`, created on first use (the first is the default)."""
         return self.domains.setdefault(name, Named("domain", len(self.domains), name))
+
+    def add_tags(self, names: Iterable[str]) -> None:
+        """Create the tags in `names` that do not exist yet."""
+        self.tags.update(dict.fromkeys(names))
 
     def new_id(self, kind: str) -> int:
         value = self._next[kind]
@@ -100,7 +114,7 @@ class World:
             status=spec.status,
             power_state=spec.power_state,
             power_type=spec.power_type,
-            power_parameters=dict(spec.power_parameters),
+            power_parameters=_power_parameters(spec, number),
             architecture=spec.architecture,
             cpu_count=spec.cpu_count,
             memory=spec.memory,
@@ -116,7 +130,7 @@ class World:
             },
         )
         _settle(machine)
-        self.tags.update(spec.tags)
+        self.add_tags(spec.tags)
         self.machines[system_id] = machine
         if machine.status in (Status.DEPLOYED, Status.DEPLOYING):
             self.assign_ips(machine)
@@ -186,17 +200,23 @@ class World:
     # -- permissions -----------------------------------------------------------------
 
     def lookup(self, system_id: str, user: User, perm: str) -> Machine:
-        """The machine if `user` has `perm` ("view", "edit", "admin", "lock") on it."""
+        """The machine if `user` has `perm` on it ("view", "edit", "lock", "admin_read",
+        "admin"); 404 when there is no such machine, 403 with an empty body otherwise."""
         machine = self.machines.get(system_id)
-        if machine is None or not visible(machine, user):
+        if machine is None:
             raise fail(404, NOT_FOUND)
-        if perm in ("admin", "admin_read") and not user.is_superuser:
-            raise fail(403, ADMIN_ONLY)
-        # Only "edit" lookups check the lock (facts §3, §3.8): admin ops (PUT, commission,
-        # delete, mark_fixed) reach their own checks; commission refuses a lock with a 400.
-        if perm == "edit" and machine.locked:
+        if not permitted(machine, user, perm):
             raise ApiError(text(403, ""))
         return machine
+
+
+def permitted(machine: Machine, user: User, perm: str) -> bool:
+    """Whether `user` holds `perm` on `machine` (see the module docstring)."""
+    if perm in ("admin", "admin_read"):
+        return user.is_superuser and not (perm == "admin" and machine.locked)
+    if perm == "edit" and machine.locked:
+        return False
+    return visible(machine, user)
 
 
 def visible(machine: Machine, user: User) -> bool:
@@ -220,6 +240,13 @@ _STATUS_EVENT = {
 def status_event(status: int) -> str | None:
     """The INFO event kind MAAS writes when a machine enters `status`, if any."""
     return _STATUS_EVENT.get(Status(status))
+
+
+def _power_parameters(spec: MachineSpec, number: int) -> dict[str, object]:
+    """The spec's power parameters; an IPMI machine without any gets a BMC address."""
+    if spec.power_type == "ipmi" and not spec.power_parameters:
+        return {"power_address": f"198.18.{number >> 8 & 0xFF}.{number & 0xFF}"}
+    return dict(spec.power_parameters)
 
 
 def _settle(machine: Machine) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from maasflow.sim import Simulator
+from maasflow.sim import MachineSpec, Simulator
 
 
 def sid(sim: Simulator, hostname: str) -> str:
@@ -86,11 +86,22 @@ async def test_api_answers_carry_the_api_hash(admin: httpx.AsyncClient) -> None:
 
 
 async def test_non_admin_commission_is_403(user: httpx.AsyncClient, sim: Simulator) -> None:
-    """Commission is admin-only: a non-admin key gets 403 with MAAS's sentence."""
+    """Commission needs the admin permission: a non-admin key gets 403 with an empty body."""
     response = await user.post(f"machines/{sid(sim, 'node-01')}/", params={"op": "commission"})
     assert response.status_code == 403
-    assert response.text == "This method is reserved for admin users."
+    assert response.text == ""
     assert sim.find("node-01").status == 0
+
+
+async def test_admin_only_collection_op_keeps_maas_sentence(
+    user: httpx.AsyncClient,
+) -> None:
+    """machines/?op=power_parameters is an @admin_method: 403 with "reserved for admin users"."""
+    response = await user.get("machines/", params={"op": "power_parameters"})
+    assert (response.status_code, response.text) == (
+        403,
+        "This method is reserved for admin users.",
+    )
 
 
 async def test_locked_machine_refuses_edit_ops_with_403(
@@ -101,43 +112,80 @@ async def test_locked_machine_refuses_edit_ops_with_403(
     for op in ("deploy", "release", "power_on", "power_off", "abort"):
         response = await admin.post(f"machines/{locked}/", params={"op": op})
         assert response.status_code == 403, op
-    assert sim.machines[locked].status == 4
+        assert response.text == "", op
+    assert sim.machines[locked].status == 6
 
 
-async def test_commission_of_a_locked_machine_is_the_form_error(
+async def test_commission_of_a_locked_machine_is_403(
     admin: httpx.AsyncClient, sim: Simulator
 ) -> None:
-    """Commission is an admin op: the lock is refused by its form, 400 JSON, as in MAAS."""
+    """MAAS's admin permission includes "not locked": commission answers 403, empty body."""
     locked = sid(sim, "node-09")
     response = await admin.post(f"machines/{locked}/", params={"op": "commission"})
+    assert (response.status_code, response.text) == (403, "")
+    assert sim.machines[locked].status == 6
+
+
+async def test_commission_out_of_its_statuses_is_the_form_error(
+    admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """Commissioning an Allocated machine is refused by the form: 400 JSON, as in MAAS."""
+    response = await admin.post(f"machines/{sid(sim, 'node-11')}/", params={"op": "commission"})
     assert response.status_code == 400
     assert response.json() == {
         "__all__": ["Commission is not available because of the current state of the node."]
     }
-    assert sim.machines[locked].status == 4
+    assert sim.find("node-11").status == 10
+
+
+async def test_commission_without_a_power_type_is_500(
+    admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """No power type: MAAS's plain UnknownPowerType exception answers 500 with its text."""
+    target = sim.add_machine(MachineSpec("dark", power_type=""))
+    response = await admin.post(f"machines/{target}/", params={"op": "commission"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == (
+        "Unconfigured power type. Please configure the power type and try again."
+    )
+    assert sim.machines[target].status == 0
 
 
 async def test_lock_and_unlock_round_trip(admin: httpx.AsyncClient, sim: Simulator) -> None:
-    """lock sets locked, a second lock is 409, unlock clears it, a second unlock is 409."""
-    target = sid(sim, "node-07")
-    assert (await admin.post(f"machines/{target}/", params={"op": "lock"})).json()["locked"]
-    again = await admin.post(f"machines/{target}/", params={"op": "lock"})
-    assert (again.status_code, again.text) == (409, "Machine is already locked")
+    """unlock clears locked, a second unlock is 409, lock sets it, a second lock is 409."""
+    target = sid(sim, "node-09")
     unlocked = await admin.post(f"machines/{target}/", params={"op": "unlock"})
     assert unlocked.json()["locked"] is False
     again = await admin.post(f"machines/{target}/", params={"op": "unlock"})
     assert (again.status_code, again.text) == (409, "Machine is not locked")
+    assert (await admin.post(f"machines/{target}/", params={"op": "lock"})).json()["locked"]
+    again = await admin.post(f"machines/{target}/", params={"op": "lock"})
+    assert (again.status_code, again.text) == (409, "Machine is already locked")
+
+
+async def test_lock_is_refused_outside_deployed_and_deploying(
+    admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """Locking a Ready machine is 409, as MAAS's Node.lock allows only Deployed/Deploying."""
+    target = sid(sim, "node-07")
+    response = await admin.post(f"machines/{target}/", params={"op": "lock"})
+    assert (response.status_code, response.text) == (
+        409,
+        "Can't lock, node is not deployed or deploying",
+    )
+    assert sim.machines[target].locked is False
 
 
 async def test_non_admin_does_not_see_other_users_machines(
     user: httpx.AsyncClient, sim: Simulator
 ) -> None:
-    """A non-admin lists unowned machines only; someone-else's machine is a 404."""
+    """A non-admin lists unowned machines only; someone-else's machine is 403, empty body."""
     listed = {m["hostname"] for m in (await user.get("machines/")).json()}
     assert "node-11" not in listed
     assert "node-01" in listed
     response = await user.get(f"machines/{sid(sim, 'node-11')}/")
-    assert response.status_code == 404
+    assert (response.status_code, response.text) == (403, "")
 
 
 async def test_admin_sees_every_machine(admin: httpx.AsyncClient, sim: Simulator) -> None:
@@ -168,7 +216,9 @@ async def test_power_parameters_are_admin_only(
 ) -> None:
     """GET op=power_parameters answers the parameters to admins and 403 to others."""
     target = sid(sim, "node-01")
-    assert (await admin.get(f"machines/{target}/", params={"op": "power_parameters"})).json() == {}
+    answer = await admin.get(f"machines/{target}/", params={"op": "power_parameters"})
+    assert answer.json() == sim.machines[target].power_parameters
+    assert set(answer.json()) == {"power_address"}
     refused = await user.get(f"machines/{target}/", params={"op": "power_parameters"})
     assert refused.status_code == 403
 

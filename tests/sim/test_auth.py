@@ -40,6 +40,7 @@ async def test_good_oauthlib_signature_is_accepted(
     response = await admin.get("users/", params={"op": "whoami"})
     assert response.status_code == 200
     assert response.json() == {
+        "resource_uri": "/MAAS/api/2.0/users/admin/",
         "username": sim.admin_username,
         "email": f"{sim.admin_username}@example.com",
         "is_local": True,

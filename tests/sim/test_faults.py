@@ -112,7 +112,7 @@ async def test_spoiled_refusal_keeps_its_status_and_is_not_effective() -> None:
     async with faulty(Faults(truncate_rate=1.0)) as (sim, client, system_id):
         sim.machines[system_id].locked = True
         refused = await commission(client, system_id)
-        assert refused.status_code == 400
+        assert refused.status_code == 403
         assert sim.request_log[-1].effective is False
         assert sim.ops_for(system_id) == []
 

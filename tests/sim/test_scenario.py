@@ -6,7 +6,8 @@ import pytest
 
 from maasflow.common.errors import ConfigError
 from maasflow.sim import MachineSpec, SimConfig, demo_machines, generate_machines
-from maasflow.sim.scenario import OTHER_OWNER
+from maasflow.sim.scenario import ADMIN, OTHER_OWNER
+from maasflow.sim.statuses import LOCKABLE
 
 
 def test_generated_machines_are_named_and_deterministic() -> None:
@@ -19,17 +20,24 @@ def test_generated_machines_are_named_and_deterministic() -> None:
 
 
 def test_demo_has_the_mixed_states_the_demo_needs() -> None:
-    """New on and off, Ready, a locked Ready, another zone, someone-else's, a failing one."""
+    """New on and off, Ready, a locked Deployed, another zone, someone-else's, a failing one."""
     specs = {s.hostname: s for s in demo_machines(1)}
     assert len(specs) == 12
     new = [s for s in specs.values() if s.status == 0]
     assert {s.power_state for s in new} == {"on", "off"}
     assert any(s.status == 4 and not s.locked for s in specs.values())
     assert [s.hostname for s in specs.values() if s.locked] == ["node-09"]
-    assert specs["node-09"].status == 4
+    assert (specs["node-09"].status, specs["node-09"].owner) == (6, ADMIN)
     assert [s.zone for s in specs.values() if s.zone != "default"] == ["lab-b"]
     assert (specs["node-11"].owner, specs["node-11"].status) == (OTHER_OWNER, 10)
     assert specs["node-12"].commission_outcome == "fail"
+
+
+def test_demo_locks_only_what_maas_can_lock() -> None:
+    """Every locked demo machine is Deployed or Deploying, the only statuses MAAS locks."""
+    locked = [s for s in demo_machines(3) if s.locked]
+    assert locked
+    assert all(s.status in LOCKABLE and s.owner for s in locked)
 
 
 @pytest.mark.parametrize(

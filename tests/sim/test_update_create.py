@@ -19,7 +19,11 @@ WEBHOOK = {
 
 @pytest.fixture
 def config() -> SimConfig:
-    machines = [MachineSpec("first"), MachineSpec("second"), MachineSpec("held", locked=True)]
+    machines = [
+        MachineSpec("first"),
+        MachineSpec("second"),
+        MachineSpec("held", status=6, owner="admin", locked=True),
+    ]
     return SimConfig(seed=4, time_factor=FAST, machines=machines, domains=["maas", "lab.example"])
 
 
@@ -108,13 +112,13 @@ async def test_put_is_admin_only(user: httpx.AsyncClient, sim: Simulator) -> Non
     assert response.status_code == 403
 
 
-async def test_admin_put_on_a_locked_machine_is_not_refused_by_the_lock(
+async def test_admin_put_on_a_locked_machine_is_403_with_an_empty_body(
     admin: httpx.AsyncClient, sim: Simulator
 ) -> None:
-    """The lock guards "edit" lookups only; PUT needs admin (facts §3.8, derived from code)."""
+    """MAAS's admin permission includes "not locked": even an admin's PUT is refused."""
     response = await admin.put(f"machines/{sim.find('held').system_id}/", data={"hostname": "x"})
-    assert response.status_code == 200
-    assert sim.find("x").locked
+    assert (response.status_code, response.text) == (403, "")
+    assert sim.find("held").locked
 
 
 async def test_create_deployed_machine(admin: httpx.AsyncClient, sim: Simulator) -> None:
@@ -153,6 +157,7 @@ async def test_create_without_architecture_or_macs_is_400(admin: httpx.AsyncClie
     assert response.json() == {
         "architecture": ["This field is required."],
         "mac_addresses": ["This field is required."],
+        "power_parameters": ["This field is required."],
     }
 
 
