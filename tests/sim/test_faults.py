@@ -143,6 +143,13 @@ async def test_version_endpoints_are_never_faulted() -> None:
         assert (await client.get(sim.url + "/api/version/")).text == "2.0"
 
 
+async def test_describe_is_never_faulted() -> None:
+    """describe/, which a client reads once to connect, is exempt from faults like version/."""
+    async with faulty(Faults(error_500_rate=1.0)) as (_, client, system_id):
+        assert (await client.get("describe/")).status_code == 200
+        assert (await client.get(f"machines/{system_id}/")).status_code == 500
+
+
 async def test_latency_waits_before_answering() -> None:
     """latency_ms is handed to the injector's sleep once per API request."""
     waited: list[float] = []
