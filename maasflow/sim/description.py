@@ -28,6 +28,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 API_ROOT = "/MAAS/api/2.0/"
@@ -57,7 +58,7 @@ class Route:
     def params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.template)
 
-    @property
+    @cached_property
     def pattern(self) -> re.Pattern[str]:
         pieces = re.split(r"{\w+}", self.path)
         return re.compile("^" + "([^/]+)".join(re.escape(piece) for piece in pieces) + "$")

@@ -4,8 +4,10 @@ Hostname rules are the simulator's reading of `validate_hostname`/`validate_doma
 MAAS's `src/maasserver/utils/dns.py` (RFC 952/1123 labels, no `_` in the host label, ≤255
 characters; a dotted value is an FQDN whose domain must exist, facts §3.8). Booleans accept
 the formencode `StringBool` spellings (true/false, yes/no, on/off, 1/0). Distro series may
-be `jammy`, `ubuntu/jammy` or `22.04` (facts §3.3). Errors are 400 JSON field dicts.
-Each function validates everything before returning, so a refused write changes nothing.
+be `jammy`, `ubuntu/jammy` or `22.04` (facts §3.3). Power types and their parameters are
+checked on every update and create, as MAAS's form always carries them (`powertypes.py`).
+Errors are 400 JSON field dicts. Each function validates everything before returning, so a
+refused write changes nothing.
 """
 
 from __future__ import annotations
