@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from maasflow.common.errors import ProvisionError
-from maasflow.daemon.lifecycle import Action
+from maasflow.daemon.lifecycle import Action, ActionKind
 from maasflow.daemon.maas.client import MaasClient
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.power_helper import run_power_helper
@@ -68,16 +68,16 @@ class Actuator:
         self.distro = distro
         self.power_helper = power_helper
         self.clock = clock
-        self._ops: dict[str, Callable[[Machine, Action], Awaitable[Outcome]]] = {
-            "rename": self._rename,
-            "power_off": self._power_off,
-            "commission": self._commission,
-            "allocate": self._allocate,
-            "deploy": self._deploy,
-            "power_helper": self._power_helper,
-            "provision": self._provision,
-            "provision_poll": self._provision_poll,
-            "forget_provision": self._forget,
+        self._ops: dict[ActionKind, Callable[[Machine, Action], Awaitable[Outcome]]] = {
+            ActionKind.RENAME: self._rename,
+            ActionKind.POWER_OFF: self._power_off,
+            ActionKind.COMMISSION: self._commission,
+            ActionKind.ALLOCATE: self._allocate,
+            ActionKind.DEPLOY: self._deploy,
+            ActionKind.POWER_HELPER: self._power_helper,
+            ActionKind.PROVISION: self._provision,
+            ActionKind.PROVISION_POLL: self._provision_poll,
+            ActionKind.FORGET_PROVISION: self._forget,
         }
 
     async def perform(self, machine: Machine, action: Action) -> Outcome:

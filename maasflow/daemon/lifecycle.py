@@ -4,8 +4,7 @@ Each pass the daemon hands every selected machine's `Flow` an `Observation` (sta
 state, owner, lock, mapped hostname, provisioning record); the flow answers with a
 `Decision` holding at most ONE `Action` and the flow's phase. Decisions are level-triggered:
 they depend only on the observation, so a restart, a missed pass or a human acting in the
-MAAS UI never confuses the daemon. The flow remembers its phase only to say when a phase is
-*entered* (so the daemon logs a failure or a hands-off once, not every pass).
+MAAS UI never confuses the daemon.
 
 Priority of the rules, highest first (one action per pass)::
 
@@ -19,17 +18,29 @@ Hands-off means no action of any kind, not even clearing our own record (it is c
 the machine comes back). The record is cleared before a rename because it is local
 bookkeeping that must not outlive the deploy it describes; an unknown status is left alone.
 
-Phases are the states of one shared `transitions.Machine` (built once, never per flow):
-a flow is only a small object whose `phase` attribute the machine moves, and a transition
-runs only when the phase changes. Status numbers and names come from MAAS's
-`src/maascommon/enums/node.py` (see maas-api-facts §2.2); this module does no I/O.
+The rules say where a machine IS; the phase machine says how it got there. Phases are the
+states of one shared `transitions.Machine` (built once, never per flow) whose transitions are
+`EXPECTED`, the moves maasflow expects per target. A flow is a small slotted object whose
+`phase` the machine moves, and only when the phase changes, by one of three kinds of event::
+
+    <target>:<phase>   a move the table declares (e.g. deployed:provisioning)
+    adopt:<phase>      a flow's first observation: it had no past to compare with
+    resync:<phase>     any other jump (a person released a machine in the MAAS UI); logged
+
+Every phase's `on_enter` callback tells the `PhaseListener` handed to `observe` (the daemon's
+logs and metrics), once per entry, so the daemon keeps no bookkeeping of its own to log a
+failure once rather than every pass. Status numbers and names come from MAAS's
+`src/maascommon/enums/node.py` (see maas-api-facts §2.2). This module does no I/O; the
+listener does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
+from typing import Any, Protocol
 
 import transitions
 
@@ -62,22 +73,61 @@ STATUS_NAMES: dict[int, str] = {
 }
 
 NEW, READY, DEPLOYED, ALLOCATED = 0, 4, 6, 10
-HANDS_OFF = "hands-off"
-PHASES: tuple[str, ...] = (
-    "unknown",
-    "new",
-    "commissioning",
-    "ready",
-    "allocated",
-    "deploying",
-    "deployed",
-    "provisioning",
-    "provisioned",
-    "failed",
-    "waiting",
-    HANDS_OFF,
-)
-PROVISION_STATES = ("none", "running", "complete", "failed")
+
+
+class Phase(StrEnum):
+    """Where maasflow sees a machine: the states of the shared phase machine."""
+
+    UNKNOWN = "unknown"
+    NEW = "new"
+    COMMISSIONING = "commissioning"
+    READY = "ready"
+    ALLOCATED = "allocated"
+    DEPLOYING = "deploying"
+    DEPLOYED = "deployed"
+    PROVISIONING = "provisioning"
+    PROVISIONED = "provisioned"
+    FAILED = "failed"
+    WAITING = "waiting"
+    HANDS_OFF = "hands-off"
+
+
+class ActionKind(StrEnum):
+    """What an `Action` does; the actuator has one operation per kind."""
+
+    RENAME = "rename"
+    POWER_OFF = "power_off"
+    COMMISSION = "commission"
+    POWER_HELPER = "power_helper"
+    ALLOCATE = "allocate"
+    DEPLOY = "deploy"
+    PROVISION = "provision"
+    PROVISION_POLL = "provision_poll"
+    FORGET_PROVISION = "forget_provision"
+
+
+class ProvisionState(StrEnum):
+    """Where a machine's provisioning stands; NONE means the store holds no record."""
+
+    NONE = "none"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class PowerState(StrEnum):
+    """MAAS's power states (a machine's raw `power_state` may be anything else too)."""
+
+    ON = "on"
+    OFF = "off"
+    UNKNOWN = "unknown"
+    ERROR = "error"
+
+
+class Target(StrEnum):
+    """Where maasflow drives a machine; each has its rules and its expected moves."""
+
+    DEPLOYED = "deployed"
 
 
 def status_name(status: int) -> str:
@@ -89,7 +139,7 @@ def status_name(status: int) -> str:
 class ProvisionView:
     """What the lifecycle needs to know of a machine's provisioning record."""
 
-    state: str  # "none" | "running" | "complete" | "failed"
+    state: ProvisionState
     retry_due: bool = False  # failed and its backoff has elapsed
     poll: bool = False  # URL mode with a submitted job: poll it
 
@@ -99,7 +149,7 @@ class Observation:
     """Everything one pass knows about one machine; built by the daemon from MAAS's listing."""
 
     status: int
-    power_state: str
+    power_state: str  # as MAAS says it: usually a PowerState, but not necessarily
     owner: str | None
     locked: bool
     power_type: str
@@ -115,7 +165,7 @@ class Observation:
 class Action:
     """One thing to do to one machine; `params` are the op's parameters."""
 
-    kind: str
+    kind: ActionKind
     params: Mapping[str, str] = field(default_factory=dict)
     reason: str = ""
 
@@ -125,7 +175,7 @@ class Decision:
     """The answer to one observation: at most one action, the phase, and why."""
 
     action: Action | None
-    phase: str
+    phase: Phase
     reason: str
     entered: bool  # this observation moved the flow into `phase` (log it once)
 
@@ -134,7 +184,7 @@ class Decision:
 class Step:
     """What a rule decides: the phase, the action (or None) and the reason."""
 
-    phase: str
+    phase: Phase
     action: Action | None
     reason: str
 
@@ -142,70 +192,80 @@ class Step:
 Rule = Callable[[str, Observation], Step]
 
 
-def _still(phase: str, reason: str) -> Rule:
+# -- the rules: where a machine is, and its one action ------------------------------------
+
+
+def _still(phase: Phase, reason: str) -> Rule:
     """A rule that never acts: the machine is busy, failed or not ours."""
     step = Step(phase, None, reason)
     return lambda _system_id, _obs: step
 
 
-def _act(phase: str, kind: str, reason: str, **params: str) -> Step:
+def _act(phase: Phase, kind: ActionKind, reason: str, **params: str) -> Step:
     return Step(phase, Action(kind, params, reason), reason)
 
 
 def _new(_system_id: str, obs: Observation) -> Step:
     power = obs.power_state
-    if power == "on":
-        return _act("new", "power_off", "New and powered on: power off first", stop_mode="soft")
-    if power == "off":
-        return _act("new", "commission", "New and powered off: commission")
-    if obs.power_type == "" and obs.helper_script:
-        return _act("new", "power_helper", f"New, power {power}, no power type: run the helper")
-    if obs.power_type == "":
-        return Step(
-            "waiting", None, f"power state {power}; set a power type or POWER_HELPER_SCRIPT"
+    if power == PowerState.ON:
+        return _act(
+            Phase.NEW, ActionKind.POWER_OFF, "New and powered on: power off first", stop_mode="soft"
         )
-    return Step("waiting", None, f"power state {power} ({obs.power_type}); waiting for MAAS")
+    if power == PowerState.OFF:
+        return _act(Phase.NEW, ActionKind.COMMISSION, "New and powered off: commission")
+    if obs.power_type == "" and obs.helper_script:
+        why = f"New, power {power}, no power type: run the helper"
+        return _act(Phase.NEW, ActionKind.POWER_HELPER, why)
+    if obs.power_type == "":
+        why = f"power state {power}; set a power type or POWER_HELPER_SCRIPT"
+        return Step(Phase.WAITING, None, why)
+    why = f"power state {power} ({obs.power_type}); waiting for MAAS"
+    return Step(Phase.WAITING, None, why)
 
 
 def _ready(system_id: str, _obs: Observation) -> Step:
-    return _act("ready", "allocate", "Ready: allocate exactly this machine", system_id=system_id)
+    why = "Ready: allocate exactly this machine"
+    return _act(Phase.READY, ActionKind.ALLOCATE, why, system_id=system_id)
 
 
 def _allocated(_system_id: str, obs: Observation) -> Step:
     if obs.owner and obs.owner == obs.me:
-        return _act("allocated", "deploy", "Allocated to us: deploy")
-    return Step("waiting", None, "Allocated without an owner; waiting")
+        return _act(Phase.ALLOCATED, ActionKind.DEPLOY, "Allocated to us: deploy")
+    return Step(Phase.WAITING, None, "Allocated without an owner; waiting")
 
 
 def _deployed(_system_id: str, obs: Observation) -> Step:
     view = obs.provision
     if view is None:
-        return Step("deployed", None, "Deployed; no PROVISION_URL, nothing more to do")
-    if view.state == "none":
-        return _act("provisioning", "provision", "Deployed: provision")
-    if view.state == "running" and view.poll:
-        return _act("provisioning", "provision_poll", "provisioning submitted: poll it")
-    if view.state == "running":
-        return Step("provisioning", None, "provisioning in progress")
-    if view.state == "complete":
-        return Step("provisioned", None, "provisioned")
-    if view.state == "failed" and view.retry_due:
-        return _act("provisioning", "provision", "provisioning failed earlier: retry")
-    if view.state == "failed":
-        return Step("provisioning", None, "provisioning failed; retrying after a backoff")
-    return Step("unknown", None, f"unknown provisioning state {view.state!r}")
+        return Step(Phase.DEPLOYED, None, "Deployed; no PROVISION_URL, nothing more to do")
+    state = view.state
+    if state is ProvisionState.NONE:
+        return _act(Phase.PROVISIONING, ActionKind.PROVISION, "Deployed: provision")
+    if state is ProvisionState.RUNNING and view.poll:
+        why = "provisioning submitted: poll it"
+        return _act(Phase.PROVISIONING, ActionKind.PROVISION_POLL, why)
+    if state is ProvisionState.RUNNING:
+        return Step(Phase.PROVISIONING, None, "provisioning in progress")
+    if state is ProvisionState.COMPLETE:
+        return Step(Phase.PROVISIONED, None, "provisioned")
+    if state is ProvisionState.FAILED and view.retry_due:
+        why = "provisioning failed earlier: retry"
+        return _act(Phase.PROVISIONING, ActionKind.PROVISION, why)
+    if state is ProvisionState.FAILED:
+        return Step(Phase.PROVISIONING, None, "provisioning failed; retrying after a backoff")
+    return Step(Phase.UNKNOWN, None, f"unknown provisioning state {state!r}")
 
 
-def _waiting(phase: str, status: int) -> Rule:
+def _waiting(phase: Phase, status: int) -> Rule:
     return _still(phase, f"{STATUS_NAMES[status]}: waiting for MAAS")
 
 
 def _failed(status: int) -> Rule:
-    return _still("failed", f"{STATUS_NAMES[status]}: needs a human")
+    return _still(Phase.FAILED, f"{STATUS_NAMES[status]}: needs a human")
 
 
 def _hands_off(status: int) -> Rule:
-    return _still(HANDS_OFF, f"{STATUS_NAMES[status]}: hands off")
+    return _still(Phase.HANDS_OFF, f"{STATUS_NAMES[status]}: hands off")
 
 
 _DEPLOYED_RULES: dict[int, Rule] = {
@@ -213,22 +273,25 @@ _DEPLOYED_RULES: dict[int, Rule] = {
     READY: _ready,
     ALLOCATED: _allocated,
     DEPLOYED: _deployed,
-    **{s: _waiting("commissioning", s) for s in (1, 21)},
-    9: _waiting("deploying", 9),
-    **{s: _waiting("waiting", s) for s in (12, 14, 17, 19)},
+    **{s: _waiting(Phase.COMMISSIONING, s) for s in (1, 21)},
+    9: _waiting(Phase.DEPLOYING, 9),
+    **{s: _waiting(Phase.WAITING, s) for s in (12, 14, 17, 19)},
     **{s: _failed(s) for s in (2, 3, 8, 11, 13, 15, 18, 20, 22)},
     **{s: _hands_off(s) for s in (5, 7, 16)},
 }
 
-TARGETS: dict[str, Mapping[int, Rule]] = {"deployed": _DEPLOYED_RULES}
+TARGETS: dict[Target, Mapping[int, Rule]] = {Target.DEPLOYED: _DEPLOYED_RULES}
+_TARGET_NAMED: dict[str, tuple[Target, Mapping[int, Rule]]] = {
+    str(target): (target, rules) for target, rules in TARGETS.items()
+}
 
 
 def _forget(obs: Observation) -> Action | None:
     view = obs.provision
-    if obs.status == DEPLOYED or view is None or view.state == "none":
+    if obs.status == DEPLOYED or view is None or view.state is ProvisionState.NONE:
         return None
     why = f"{STATUS_NAMES[obs.status]}: not Deployed, clear the provisioning record"
-    return Action("forget_provision", {}, why)
+    return Action(ActionKind.FORGET_PROVISION, {}, why)
 
 
 def _rename(obs: Observation) -> Action | None:
@@ -237,35 +300,120 @@ def _rename(obs: Observation) -> Action | None:
         return None
     if not (obs.always_rename or obs.status == NEW):
         return None
-    return Action("rename", {"hostname": wanted}, f"mapped MAC: rename {obs.hostname} to {wanted}")
+    why = f"mapped MAC: rename {obs.hostname} to {wanted}"
+    return Action(ActionKind.RENAME, {"hostname": wanted}, why)
 
 
 def decide(rules: Mapping[int, Rule], system_id: str, obs: Observation) -> Step:
     """Apply the rules in priority order (see the module docstring); pure."""
     if obs.locked:
-        return Step(HANDS_OFF, None, "locked")
+        return Step(Phase.HANDS_OFF, None, "locked")
     if obs.owner and obs.owner != obs.me:
-        return Step(HANDS_OFF, None, f"owned by {obs.owner}")
+        return Step(Phase.HANDS_OFF, None, f"owned by {obs.owner}")
     rule = rules.get(obs.status)
     if rule is None:
-        return Step("unknown", None, f"unknown MAAS status {obs.status}")
+        return Step(Phase.UNKNOWN, None, f"unknown MAAS status {obs.status}")
     step = rule(system_id, obs)
-    if step.phase == HANDS_OFF:
+    if step.phase is Phase.HANDS_OFF:
         return step
     chore = _forget(obs) or _rename(obs)
     return step if chore is None else Step(step.phase, chore, chore.reason)
 
 
+# -- the phase machine: the moves maasflow expects, and what entering a phase does -------------
+
+Phases = tuple[Phase, ...]
+Rows = tuple[tuple[Phases, Phases], ...]
+
+ANY: Phases = tuple(Phase)
+DETOURS: Phases = (Phase.FAILED, Phase.WAITING, Phase.HANDS_OFF, Phase.UNKNOWN)
+
+
+def onward(*path: Phase) -> Rows:
+    """Rows from each phase of `path` to every later one: a pass may miss a quick step."""
+    return tuple(((phase,), path[i + 1 :]) for i, phase in enumerate(path[:-1]))
+
+
+# The moves maasflow expects, per target, as (from phases, to phases) rows. Any other jump is a
+# resync. A future target (Ready, Allocated, ...) adds its key and rows here, and its rules to
+# TARGETS; the machine below declares one event per (target, destination phase).
+EXPECTED: dict[Target, Rows] = {
+    Target.DEPLOYED: (
+        *onward(
+            Phase.NEW,
+            Phase.COMMISSIONING,
+            Phase.READY,
+            Phase.ALLOCATED,
+            Phase.DEPLOYING,
+            Phase.DEPLOYED,
+            Phase.PROVISIONING,
+            Phase.PROVISIONED,
+        ),
+        (ANY, DETOURS),  # any phase may fail, wait on MAAS, pass to a person, or puzzle us
+        (DETOURS, ANY),  # from a detour, whatever MAAS says next is news, not a surprise
+    ),
+}
+ADOPT, RESYNC = "adopt", "resync"
+INITIAL = Phase.UNKNOWN  # where a flow starts; its first observation adopts whatever MAAS says
+
+
+class PhaseListener(Protocol):
+    """Told once per phase entry (the daemon logs and counts; this module does no I/O).
+
+    `came_from` is None on a flow's first observation; `resync` is True when the jump is not
+    one the table declares.
+    """
+
+    def entered(
+        self, flow: Flow, phase: Phase, reason: str, *, came_from: Phase | None, resync: bool
+    ) -> None: ...
+
+
+class _Quiet:
+    """The listener of a caller that records nothing (the preview, tests)."""
+
+    def entered(
+        self, flow: Flow, phase: Phase, reason: str, *, came_from: Phase | None, resync: bool
+    ) -> None:
+        return None
+
+
+QUIET: PhaseListener = _Quiet()
+
+
+def _on_enter(event: Any) -> None:
+    """Every phase's on_enter callback: tell the observer's listener which entry this was."""
+    kind = event.event.name.partition(":")[0]
+    came_from = None if kind == ADOPT else Phase[event.transition.source]
+    flow: Flow = event.model
+    listener: PhaseListener = event.kwargs["listener"]
+    resync = kind == RESYNC
+    listener.entered(flow, flow.phase, event.kwargs["reason"], came_from=came_from, resync=resync)
+
+
+def _event_name(kind: str, dest: Phase) -> str:
+    return f"{kind}:{dest}"
+
+
 @cache
 def phase_machine() -> transitions.Machine:
     """The one `transitions.Machine` every flow shares; built on first use, never again."""
-    return transitions.Machine(
+    machine = transitions.Machine(
         model=None,
-        states=list(PHASES),
-        initial="unknown",
+        states=[transitions.State(phase, on_enter=[_on_enter]) for phase in Phase],
+        initial=INITIAL,
         model_attribute="phase",
-        auto_transitions=True,
+        auto_transitions=False,
+        send_event=True,
     )
+    for target, rows in EXPECTED.items():
+        for sources, dests in rows:
+            for dest in dests:
+                machine.add_transition(_event_name(target, dest), list(sources), dest)
+    for dest in Phase:
+        machine.add_transition(_event_name(ADOPT, dest), INITIAL, dest)
+        machine.add_transition(_event_name(RESYNC, dest), "*", dest)
+    return machine
 
 
 class Flow:
@@ -273,31 +421,41 @@ class Flow:
 
     __slots__ = ("_observed", "_rules", "phase", "system_id", "target")
 
-    def __init__(self, system_id: str, target: str = "deployed") -> None:
-        rules = TARGETS.get(target)
-        if rules is None:
-            known = ", ".join(sorted(TARGETS))
-            raise ConfigError(f"unknown lifecycle target {target!r}; use one of: {known}")
+    def __init__(self, system_id: str, target: str = Target.DEPLOYED) -> None:
+        known = _TARGET_NAMED.get(target)
+        if known is None:
+            names = ", ".join(sorted(TARGETS))
+            raise ConfigError(f"unknown lifecycle target {target!r}; use one of: {names}")
         self.system_id = system_id
-        self.target = target
-        self._rules = rules
+        self.target, self._rules = known
         self._observed = False
-        self.phase: str = "unknown"
-        phase_machine().set_state("unknown", model=self)
+        self.phase: Phase = INITIAL  # the machine's initial state, set without its ~1 us lookup
 
-    def observe(self, obs: Observation) -> Decision:
-        """Decide this pass's action (at most one) and move to the resulting phase."""
+    def observe(self, obs: Observation, listener: PhaseListener = QUIET) -> Decision:
+        """Decide this pass's action (at most one); a new phase is entered through the machine."""
         step = decide(self._rules, self.system_id, obs)
-        entered = not self._observed or step.phase != self.phase
-        self._observed = True
-        if step.phase != self.phase:
+        entered = step.phase is not self.phase or not self._observed
+        if entered:
+            event = self._event(step.phase)
+            self._observed = True
             # Event.trigger on the shared machine moves this flow without add_model(), which
-            # would bind ~40 methods per flow and keep every flow alive in Machine.models.
-            phase_machine().events[f"to_phase_{step.phase}"].trigger(self)
-        return Decision(step.action, step.phase, step.reason, entered)
+            # would bind methods per flow and keep every flow alive in Machine.models.
+            event.trigger(self, reason=step.reason, listener=listener)
+        return Decision(step.action, self.phase, step.reason, entered)
+
+    def _event(self, dest: Phase) -> Any:
+        """The adopt event first; after that the table's event for this move, or resync."""
+        events = phase_machine().events
+        if not self._observed:
+            return events[_event_name(ADOPT, dest)]
+        declared = events.get(_event_name(self.target, dest))
+        if declared is not None and self.phase.name in declared.transitions:
+            return declared
+        return events[_event_name(RESYNC, dest)]
 
     def __repr__(self) -> str:
-        return f"Flow({self.system_id!r}, target={self.target!r}, phase={self.phase!r})"
+        target, phase = self.target.value, self.phase.value
+        return f"Flow({self.system_id!r}, target={target!r}, phase={phase!r})"
 
 
 def describe(decision: Decision) -> str:

@@ -33,7 +33,18 @@ from maasflow.common.errors import (
 )
 from maasflow.daemon.actions import Actuator, Outcome
 from maasflow.daemon.executor import Executor
-from maasflow.daemon.lifecycle import Action, Decision, Flow, Observation, ProvisionView
+from maasflow.daemon.lifecycle import (
+    QUIET,
+    Action,
+    ActionKind,
+    Decision,
+    Flow,
+    Observation,
+    Phase,
+    PhaseListener,
+    ProvisionState,
+    ProvisionView,
+)
 from maasflow.daemon.maas.client import MaasClient
 from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.mappings import Mappings
@@ -165,8 +176,8 @@ class Daemon:
         for machine in selected:
             if self._stale_or_busy(machine.system_id, listed_at):
                 continue
-            decision = self.decide(machine, records)
-            self._remember(machine, decision, records.get(machine.system_id))
+            decision = self.decide(machine, records, PhaseLog(machine, self.metrics))
+            self.views.observed(machine, decision, records.get(machine.system_id))
             if decision.action is not None:
                 started += self._start(machine, decision.action)
         self._forget_missing({m.system_id for m in selected})
@@ -188,9 +199,14 @@ class Daemon:
             return True
         return self._acted_at.get(system_id, float("-inf")) > listed_at
 
-    def decide(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Decision:
-        """What this machine's flow makes of what MAAS says now (no side effect but the flow)."""
-        return self._flow(machine).observe(self._observation(machine, records))
+    def decide(
+        self,
+        machine: Machine,
+        records: dict[str, ProvisionRecord],
+        listener: PhaseListener = QUIET,
+    ) -> Decision:
+        """What this machine's flow makes of what MAAS says now; `listener` hears phase entries."""
+        return self._flow(machine).observe(self._observation(machine, records), listener)
 
     def _flow(self, machine: Machine) -> Flow:
         flow = self.flows.get(machine.system_id)
@@ -231,29 +247,11 @@ class Daemon:
         if self.actuator.provisioner is None:
             return None
         if record is None:
-            return ProvisionView(state="none", retry_due=False, poll=False)
-        due = record.state == "failed" and (record.next_attempt_at or 0) <= self.clock.time()
-        poll = record.state == "running" and record.mode == "url"
-        return ProvisionView(state=record.state, retry_due=due, poll=poll)
-
-    def _remember(
-        self, machine: Machine, decision: Decision, record: ProvisionRecord | None
-    ) -> None:
-        self.views.observed(machine, decision, record)
-        if decision.entered and (
-            decision.phase in ("failed", "unknown")
-            or (decision.phase == "waiting" and machine.status == 0)  # New, power unknown
-        ):
-            log.warning(
-                "machine needs a human",
-                system_id=machine.system_id,
-                hostname=machine.hostname,
-                status=machine.status_name or machine.status,
-                phase=decision.phase,
-                reason=decision.reason,
-                status_message=machine.status_message,
-                error_description=machine.error_description,
-            )
+            return ProvisionView(state=ProvisionState.NONE, retry_due=False, poll=False)
+        state = ProvisionState(record.state)
+        due = state is ProvisionState.FAILED and (record.next_attempt_at or 0) <= self.clock.time()
+        poll = state is ProvisionState.RUNNING and record.mode == "url"
+        return ProvisionView(state=state, retry_due=due, poll=poll)
 
     def _forget_missing(self, present: set[str]) -> None:
         for system_id in [s for s in self.flows if s not in present]:
@@ -294,12 +292,12 @@ class Daemon:
         try:
             return await self.actuator.perform(machine, action)
         except PermanentMaasError as exc:
-            if action.kind == "rename":
+            if action.kind is ActionKind.RENAME:
                 # MAAS refuses this name (taken, bad domain, not admin): stop asking, so the
                 # machine's own next step is not blocked behind the rename forever.
                 self._refused_names[machine.system_id] = action.params["hostname"]
             detail = str(exc)
-            if isinstance(exc, Forbidden) and action.kind == "commission":
+            if isinstance(exc, Forbidden) and action.kind is ActionKind.COMMISSION:
                 detail += " (commissioning needs an admin API key: maas apikey --username <admin>)"
             return Outcome("failed", detail)
         except MaasError as exc:
@@ -441,6 +439,54 @@ def _hopeless(exc: MaasError) -> MaasError:
     """`exc`, its message saying that retrying is pointless and what to check."""
     hint = "; waiting cannot change this answer: check the MAAS URL (-maas, MAAS_URL)"
     return type(exc)(exc.method, exc.path, exc.status, exc.message + hint)
+
+
+class PhaseLog:
+    """One machine's `PhaseListener`: counts every phase entry, logs a resync and a human's turn.
+
+    Built per machine per pass (the flow stays free of I/O and of the machine's MAAS fields);
+    the flow calls it once per phase entry, so each line below is logged once, not per pass.
+    """
+
+    __slots__ = ("machine", "metrics")
+
+    def __init__(self, machine: Machine, metrics: Metrics) -> None:
+        self.machine = machine
+        self.metrics = metrics
+
+    def entered(
+        self, flow: Flow, phase: Phase, reason: str, *, came_from: Phase | None, resync: bool
+    ) -> None:
+        machine = self.machine
+        self.metrics.observe_phase_entry(phase)
+        status = machine.status_name or machine.status
+        ids = {"system_id": machine.system_id, "hostname": machine.hostname}
+        if resync and came_from is not None:
+            self.metrics.observe_resync(came_from, phase)
+            log.info(
+                "flow.resync",
+                **ids,
+                from_phase=came_from,
+                to_phase=phase,
+                status=status,
+                reason=reason,
+            )
+        if _needs_a_human(phase, machine):
+            log.warning(
+                "machine needs a human",
+                **ids,
+                status=status,
+                phase=phase,
+                reason=reason,
+                status_message=machine.status_message,
+                error_description=machine.error_description,
+            )
+
+
+def _needs_a_human(phase: Phase, machine: Machine) -> bool:
+    if phase is Phase.FAILED or phase is Phase.UNKNOWN:
+        return True
+    return phase is Phase.WAITING and machine.status == 0  # New, power unknown
 
 
 def _problem(exc: MaasError) -> str:

@@ -1,16 +1,18 @@
 """Prometheus metrics of the daemon, on a registry of their own.
 
-Every series is prefixed `maasflow_`. The daemon reports what happened through four calls
-(`observe_pass`, `observe_action`, `observe_request`, `observe_provision`); `render()` gives
-the exposition text that `/metrics` serves. A private `CollectorRegistry` keeps instances
+Every series is prefixed `maasflow_`. The daemon reports what happened through six calls
+(`observe_pass`, `observe_action`, `observe_request`, `observe_provision`, and, from the
+lifecycle's phase listener, `observe_phase_entry` and `observe_resync`); `render()` gives the
+exposition text that `/metrics` serves. A private `CollectorRegistry` keeps instances
 independent (tests, the demo running several in one process) and leaves the process-wide
 default registry alone.
 
 Label values must stay few: `op` is a MAAS op name (`list`, `commission`, ...), never a
-system_id. Per-pass gauges (`machines`, `machines_by_phase`) are replaced wholesale after
-each successful pass and left as they were after a failed one (the last known picture beats
-an empty one); a pass that reports more than `MAX_SERIES` distinct values folds the rest into
-`other`, so a hostile MAAS cannot blow up the series count.
+system_id; phase labels come from the lifecycle's closed `Phase` vocabulary. Per-pass gauges
+(`machines`, `machines_by_phase`) are replaced wholesale after each successful pass and left
+as they were after a failed one (the last known picture beats an empty one); a pass that
+reports more than `MAX_SERIES` distinct values folds the rest into `other`, so a hostile MAAS
+cannot blow up the series count.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Metrics:
         self._pass_metrics()
         self._action_metrics()
         self._request_metrics()
+        self._phase_metrics()
 
     def _pass_metrics(self) -> None:
         r = self.registry
@@ -109,6 +112,21 @@ class Metrics:
             registry=r,
         )
 
+    def _phase_metrics(self) -> None:
+        r = self.registry
+        self.phase_entries_total = Counter(
+            "maasflow_phase_entries",
+            "Machines entering a maasflow phase (a machine's first observation included).",
+            ["phase"],
+            registry=r,
+        )
+        self.resyncs_total = Counter(
+            "maasflow_resyncs",
+            "Phase jumps the lifecycle's table does not declare (e.g. a person acted in MAAS).",
+            ["from_phase", "to_phase"],
+            registry=r,
+        )
+
     # -- what the daemon calls ------------------------------------------------------------
 
     def observe_pass(
@@ -143,6 +161,14 @@ class Metrics:
     def observe_provision(self, outcome: str, duration: float) -> None:
         """Record how long one provisioning attempt took and how it ended."""
         self.provision_duration_seconds.labels(outcome=outcome).observe(max(duration, 0.0))
+
+    def observe_phase_entry(self, phase: str) -> None:
+        """Count one machine entering `phase` (the lifecycle tells each entry once)."""
+        self.phase_entries_total.labels(phase=phase).inc()
+
+    def observe_resync(self, from_phase: str, to_phase: str) -> None:
+        """Count one jump between phases that the lifecycle's table does not declare."""
+        self.resyncs_total.labels(from_phase=from_phase, to_phase=to_phase).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

@@ -14,9 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import TextIO
 
 from maasflow.common.safe_text import escape
+from maasflow.daemon.lifecycle import ActionKind, Phase
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.store import ProvisionRecord
+
+EXCLUDED = "excluded"  # the plan's phase for a machine the filters do not select
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,8 @@ class PlanItem:
     zone: str
     status: str
     selected: bool
-    phase: str
-    action: str | None
+    phase: Phase | str  # a Phase, or EXCLUDED when the filters leave the machine out
+    action: ActionKind | None
     params: dict[str, str]
     reason: str
 
@@ -49,7 +52,7 @@ def _item(daemon: Daemon, machine: Machine, records: dict[str, ProvisionRecord])
     why_not = daemon.filters.reason(machine)
     if why_not is not None:
         return PlanItem(
-            **base, selected=False, phase="excluded", action=None, params={}, reason=why_not
+            **base, selected=False, phase=EXCLUDED, action=None, params={}, reason=why_not
         )
     decision = daemon.decide(machine, records)
     action = decision.action

@@ -35,6 +35,7 @@ from maasflow.common.errors import ConfigError
 from maasflow.common.options import Bound, duration_type
 from maasflow.common.safe_text import escape
 from maasflow.common.sqlite import open_read_only
+from maasflow.daemon.lifecycle import Phase, ProvisionState
 
 DEFAULT_URL = "http://127.0.0.1:9410"
 ERROR_WIDTH = 60
@@ -217,10 +218,10 @@ def _truncate(text: str, width: int) -> str:
 
 # -- reading the store --------------------------------------------------------------------
 
-_PHASE_OF_STATE = {
-    "running": "provisioning",
-    "complete": "provisioned",
-    "failed": "provision failed",
+_PHASE_OF_STATE: dict[str, str] = {
+    ProvisionState.RUNNING: Phase.PROVISIONING,
+    ProvisionState.COMPLETE: Phase.PROVISIONED,
+    ProvisionState.FAILED: "provision failed",  # not a Phase: the daemon retries it in provisioning
 }
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from maasflow.daemon.lifecycle import Decision
+from maasflow.daemon.lifecycle import ActionKind, Decision, Phase
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.store import ProvisionRecord
 
@@ -26,9 +26,9 @@ class MachineView:
     pool: str
     status: int
     status_name: str
-    phase: str
+    phase: Phase
     reason: str = ""
-    last_action: str | None = None
+    last_action: ActionKind | None = None
     last_action_at: float | None = None
     last_outcome: str | None = None
     attempts: int = 0
@@ -63,7 +63,7 @@ class MachineViews:
             view.attempts = record.attempts
             view.last_error = record.last_error or view.last_error
 
-    def acted(self, system_id: str, kind: str, result: str, detail: str, now: float) -> None:
+    def acted(self, system_id: str, kind: ActionKind, result: str, detail: str, now: float) -> None:
         """An action for the machine ended with `result`."""
         view = self._views.get(system_id)
         if view is None:
@@ -76,7 +76,7 @@ class MachineViews:
         self._views.pop(system_id, None)
 
     def phase_counts(self) -> dict[str, int]:
-        return dict(Counter(v.phase for v in self._views.values()))
+        return dict(Counter[str](v.phase for v in self._views.values()))
 
     def rows(self) -> list[dict[str, Any]]:
         """Every view as a JSON-ready dict, by hostname."""

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 import maasflow.daemon.lifecycle as lifecycle
 from maasflow.common.errors import ConfigError
 from maasflow.daemon.lifecycle import (
-    PHASES,
     Action,
+    ActionKind,
     Decision,
     Flow,
     Observation,
+    Phase,
+    ProvisionState,
     ProvisionView,
     describe,
 )
@@ -42,7 +44,7 @@ def kind(decision: Decision) -> str | None:
 
 def test_flow_is_reused_without_building_state_machines(monkeypatch: Any, obs: Any) -> None:
     """Building and observing many flows never constructs another transitions.Machine."""
-    Flow("warm-up")  # the shared machine may be built once, lazily
+    Flow("warm-up").observe(obs())  # the shared machine may be built once, lazily
     builds: list[object] = []
     original = transitions.Machine.__init__
 
@@ -161,9 +163,8 @@ def test_hands_off_and_unknown_machines_are_never_renamed_or_forgotten(
     obs: Any, overrides: dict[str, Any]
 ) -> None:
     """Hands-off or unknown machines get no action, not even rename or forget_provision."""
-    observation = obs(
-        desired_hostname="n2", provision=ProvisionView("complete"), power_state="off", **overrides
-    )
+    complete = ProvisionView(ProvisionState.COMPLETE)
+    observation = obs(desired_hostname="n2", provision=complete, power_state="off", **overrides)
     decision = Flow("a").observe(observation)
     assert decision.action is None
     assert decision.phase in {"hands-off", "unknown"}
@@ -178,7 +179,7 @@ def test_hands_off_reason_names_the_other_owner(obs: Any) -> None:
 @pytest.mark.parametrize("state", ["running", "complete", "failed"])
 def test_record_outside_deployed_is_forgotten_first(obs: Any, state: str) -> None:
     """A machine seen outside Deployed with a provisioning record gets forget_provision first."""
-    view = ProvisionView(state)
+    view = ProvisionView(ProvisionState(state))
     assert kind(Flow("a").observe(obs(status=4, provision=view, desired_hostname="z"))) == (
         "forget_provision"
     )
@@ -187,7 +188,8 @@ def test_record_outside_deployed_is_forgotten_first(obs: Any, state: str) -> Non
 
 def test_no_record_means_nothing_to_forget(obs: Any) -> None:
     """State "none" or provisioning disabled never yields forget_provision."""
-    assert kind(Flow("a").observe(obs(status=4, provision=ProvisionView("none")))) == "allocate"
+    none = ProvisionView(ProvisionState.NONE)
+    assert kind(Flow("a").observe(obs(status=4, provision=none))) == "allocate"
     assert kind(Flow("a").observe(obs(status=4, provision=None))) == "allocate"
 
 
@@ -209,7 +211,8 @@ def test_deployed_provisioning_states(
     obs: Any, state: str, retry_due: bool, poll: bool, action: str | None, phase: str
 ) -> None:
     """A Deployed machine's provisioning record decides provision, poll, wait or done."""
-    view = ProvisionView(state, retry_due=retry_due, poll=poll)
+    known = {str(s): s for s in ProvisionState}
+    view = ProvisionView(known.get(state, state), retry_due=retry_due, poll=poll)  # type: ignore[arg-type]
     decision = Flow("a").observe(obs(status=6, owner="maasflow", provision=view))
     assert (kind(decision), decision.phase) == (action, phase)
 
@@ -265,7 +268,7 @@ observations = st.builds(
         st.none(),
         st.builds(
             ProvisionView,
-            state=st.sampled_from(["none", "running", "complete", "failed", "?"]),
+            state=st.sampled_from([*ProvisionState, "?"]),
             retry_due=st.booleans(),
             poll=st.booleans(),
         ),
@@ -281,7 +284,18 @@ def test_any_observation_sequence_is_safe(sequence: list[Observation]) -> None:
     flow = Flow("prop")
     for observation in sequence:
         decision = flow.observe(observation)
-        assert decision.phase in PHASES and decision.phase == flow.phase
+        assert isinstance(decision.phase, Phase) and decision.phase is flow.phase
         assert decision.action is None or decision.action.kind in ACTION_KINDS
+        assert decision.action is None or isinstance(decision.action.kind, ActionKind)
         if observation.locked:
             assert decision.action is None
+
+
+def test_vocabulary_values_are_the_strings_on_disk_and_on_the_wire() -> None:
+    """The enums' values are the strings logs, /state, metrics and the store have always used."""
+    assert set(ActionKind) == ACTION_KINDS
+    assert {str(s) for s in ProvisionState} == {"none", "running", "complete", "failed"}
+    assert [str(p) for p in Phase] == [
+        "unknown", "new", "commissioning", "ready", "allocated", "deploying", "deployed",
+        "provisioning", "provisioned", "failed", "waiting", "hands-off",
+    ]  # fmt: skip
