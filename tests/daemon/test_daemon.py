@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from maasflow.common.clock import FakeClock
 from maasflow.common.errors import BadRequest, TemporaryMaasError
 from maasflow.daemon.actions import Actuator
+from maasflow.daemon.lifecycle import Action, ActionKind
 from maasflow.daemon.loop import BACKOFF_CAP_S, Daemon
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner
@@ -449,3 +450,78 @@ async def test_a_machine_gone_while_its_action_runs_is_dropped_once_the_action_e
     await daemon.run_pass()
     assert daemon.flows == {}
     assert daemon.views.get("a") is None
+
+
+async def test_a_failed_machine_is_logged_and_counted_once_per_entry(mk: Any, Fake: Any) -> None:
+    """Failed deployment over three passes: one warning, one phase entry counted, no resync."""
+    fake = Fake([mk("a", 11, owner="maasflow", status_name="Failed deployment")])
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    with capture_logs() as logs:
+        await passes(daemon, 3)
+    warnings = [e for e in logs if e["event"] == "machine needs a human"]
+    assert [(w["system_id"], w["phase"], w["status"]) for w in warnings] == [
+        ("a", "failed", "Failed deployment")
+    ]
+    registry = daemon.metrics.registry
+    assert registry.get_sample_value("maasflow_phase_entries_total", {"phase": "failed"}) == 1
+    assert not [e for e in logs if e["event"] == "flow.resync"]
+
+
+async def test_a_machine_released_behind_the_daemons_back_is_a_logged_resync(
+    mk: Any, Fake: Any
+) -> None:
+    """Deployed, then Ready at the next pass (released in the UI): one flow.resync line, counted."""
+    fake = Fake([mk("a", 6, owner="maasflow", status_name="Deployed")])
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    await passes(daemon, 1)
+    fake.machines["a"] = mk("a", 4, status_name="Ready")
+    with capture_logs() as logs:
+        await passes(daemon, 2)
+    resyncs = [e for e in logs if e["event"] == "flow.resync"]
+    assert [(e["from_phase"], e["to_phase"], e["status"]) for e in resyncs] == [
+        ("deployed", "ready", "Ready")
+    ]
+    assert resyncs[0]["system_id"] == "a" and resyncs[0]["log_level"] == "info"
+    labels = {"from_phase": "deployed", "to_phase": "ready"}
+    assert daemon.metrics.registry.get_sample_value("maasflow_resyncs_total", labels) == 1
+    assert ("allocate", "a") in fake.ops()  # the decision itself stays level-triggered
+
+
+async def test_a_move_along_the_table_is_no_resync(mk: Any, Fake: Any) -> None:
+    """Ready, then Allocated to us: entries counted for both phases, nothing logged as resync."""
+    fake = Fake([mk("a", 4)])
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    with capture_logs() as logs:
+        await passes(daemon, 1)
+        fake.machines["a"] = mk("a", 10, owner="maasflow")
+        await passes(daemon, 1)
+    assert not [e for e in logs if e["event"] in ("flow.resync", "machine needs a human")]
+    entries = daemon.metrics.registry.get_sample_value
+    assert entries("maasflow_phase_entries_total", {"phase": "ready"}) == 1
+    assert entries("maasflow_phase_entries_total", {"phase": "allocated"}) == 1
+
+
+async def test_decide_without_a_listener_logs_and_counts_nothing(mk: Any, Fake: Any) -> None:
+    """Daemon.decide alone (what -preview calls) enters phases silently: no log, no metric."""
+    fake = Fake([mk("a", 11, owner="maasflow")])
+    daemon = build(fake)
+    await daemon.identify(retry=False)
+    with capture_logs() as logs:
+        decision = daemon.decide(fake.machines["a"], {})
+    assert (decision.phase, decision.entered) == ("failed", True)
+    assert logs == []
+    labels = {"phase": "failed"}
+    assert daemon.metrics.registry.get_sample_value("maasflow_phase_entries_total", labels) is None
+
+
+async def test_the_actuator_refuses_a_kind_outside_the_vocabulary(mk: Any, Fake: Any) -> None:
+    """Every ActionKind has an operation; a kind that is not one is refused before any call."""
+    fake = Fake([mk("a", 4)])
+    actuator = build(fake).actuator
+    assert set(actuator._ops) == set(ActionKind)
+    with pytest.raises(ValueError, match="'reboot'"):
+        await actuator.perform(fake.machines["a"], Action("reboot"))  # type: ignore[arg-type]
+    assert fake.calls == []
