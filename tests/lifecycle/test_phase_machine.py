@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import transitions
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maasflow.daemon.lifecycle import (
@@ -81,7 +81,7 @@ def test_the_expected_path_is_declared_step_by_step() -> None:
     events = phase_machine().events
     for came_from, phase in itertools.pairwise(PATH):
         event = events[f"deployed:{phase}"]
-        assert Phase(came_from).name in event.transitions, (came_from, phase)
+        assert came_from in event.transitions, (came_from, phase)
 
 
 def test_the_machine_declares_exactly_the_expected_moves() -> None:
@@ -90,7 +90,7 @@ def test_the_machine_declares_exactly_the_expected_moves() -> None:
     for came_from in Phase:
         for phase in Phase:
             event = events.get(f"deployed:{phase}")
-            declared = event is not None and came_from.name in event.transitions
+            declared = event is not None and came_from in event.transitions
             if came_from is not phase:
                 assert declared == expected_move(came_from, phase), (came_from, phase)
 
@@ -196,6 +196,7 @@ observations = st.builds(
 )
 
 
+@settings(deadline=None)  # pure logic: a loaded CI machine must not fail it on wall-clock time
 @given(st.lists(observations, min_size=1, max_size=8))
 def test_any_sequence_is_heard_once_per_entry_and_resynced_only_off_the_table(
     sequence: list[Observation],
