@@ -28,7 +28,7 @@ from maasflow.daemon.provisioning import (
     Target,
     target_for,
 )
-from maasflow.daemon.store import ProvisionRecord, ProvisionStore, retry_delay
+from maasflow.daemon.store import ProvisionMode, ProvisionRecord, ProvisionStore, retry_delay
 
 Provisioner = ScriptProvisioner | HttpProvisioner
 
@@ -114,7 +114,8 @@ class Actuator:
 
     async def _provision(self, machine: Machine, action: Action) -> Outcome:
         provisioner = self._require_provisioner()
-        mode = "url" if isinstance(provisioner, HttpProvisioner) else "script"
+        url = isinstance(provisioner, HttpProvisioner)
+        mode = ProvisionMode.URL if url else ProvisionMode.SCRIPT
         record = self.store.start(machine.system_id, machine.hostname, mode)
         try:
             target = await _target(machine)

@@ -50,7 +50,7 @@ from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.metrics import Metrics
 from maasflow.daemon.selection import FilterSpec
-from maasflow.daemon.store import ProvisionRecord
+from maasflow.daemon.store import ProvisionMode, ProvisionRecord
 from maasflow.daemon.telemetry import Health
 from maasflow.daemon.views import MachineViews
 
@@ -250,7 +250,7 @@ class Daemon:
             return ProvisionView(state=ProvisionState.NONE, retry_due=False, poll=False)
         state = ProvisionState(record.state)
         due = state is ProvisionState.FAILED and (record.next_attempt_at or 0) <= self.clock.time()
-        poll = state is ProvisionState.RUNNING and record.mode == "url"
+        poll = state is ProvisionState.RUNNING and record.mode == ProvisionMode.URL
         return ProvisionView(state=state, retry_due=due, poll=poll)
 
     def _forget_missing(self, present: set[str]) -> None:

@@ -29,17 +29,10 @@ from typing import Protocol
 
 from maasflow.common.backoff import Backoff
 from maasflow.common.sqlite import Migration, Schema, open_database, transaction
+from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
 
 TEXT_LIMIT = 4096  # bytes-ish bound on last_error / output_tail kept per record
 INTERRUPTED = "interrupted by restart"
-
-
-class ProvisionState(StrEnum):
-    """Where one machine's provisioning stands (a record's `state`)."""
-
-    RUNNING = "running"
-    COMPLETE = "complete"
-    FAILED = "failed"
 
 
 class ProvisionMode(StrEnum):
