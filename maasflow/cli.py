@@ -2,8 +2,9 @@
 
 `maasflow [flags]` runs the daemon (maas-flow's Go-style flags, see `daemon/flags.py`);
 `maasflow <sub-command> ...` runs one of the tools below. Every sub-command module exposes
-`main(argv: list[str]) -> int`. Whatever the command, a `ConfigError` becomes one line on
-stderr and exit status 2, never a traceback.
+`main(argv: list[str]) -> int`. `maasflow -h` (wherever Go's flag parser would see the help
+flag) prints the sub-commands, then the daemon's flags. Whatever the command, a
+`ConfigError` becomes one line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from maasflow.common.errors import ConfigError
+from maasflow.daemon.flags import help_requested, help_text
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("maasflow.sim.cli", "run the built-in MAAS simulator"),
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args and args[0] in SUBCOMMANDS:
             return _load(args[0])(args[1:])
+        if help_requested(args):
+            sys.stdout.write(help_text({name: text for name, (_, text) in SUBCOMMANDS.items()}))
+            return 0
         from maasflow.daemon.cli import main as daemon_main
 
         return daemon_main(args)

@@ -11,14 +11,16 @@ one or two dashes, the last of a repeated flag wins, bool flags bare (`-preview`
 value (`-preview=false`; `-preview false` leaves a stray argument, refused with a hint), and
 parsing stops at `--`. Bool values are checked here, as Go does, and handed on as "true" or
 "false"; every other value is handed on as text for the settings model to check. Errors are
-one-line `ConfigError`s that name the flag, never a value that could be a key.
+one-line `ConfigError`s that name the flag, never a value that could be a key. `-h` reached
+while parsing prints `help_text()` and exits 0; `help_requested` tells the `maasflow` command
+beforehand, so that it can print the help with its sub-commands listed first.
 """
 
 from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from maasflow.common.errors import ConfigError
@@ -126,6 +128,23 @@ def parse_bool(text: str, origin: str) -> bool:
 
 def parse_flags(argv: Sequence[str]) -> Flags:
     """The flags given, as field -> (flag as written, raw value); -h prints help and exits 0."""
+    found = _read_flags(argv)
+    if found is None:
+        sys.stdout.write(help_text())
+        raise SystemExit(0)
+    return found
+
+
+def help_requested(argv: Sequence[str]) -> bool:
+    """Whether `parse_flags(argv)` would reach a help flag (before any error), as Go's does."""
+    try:
+        return _read_flags(argv) is None
+    except ConfigError:
+        return False
+
+
+def _read_flags(argv: Sequence[str]) -> Flags | None:
+    """The flags given, or None when a help flag is reached first."""
     found: Flags = {}
     args = iter(enumerate(argv, start=1))
     for position, arg in args:
@@ -135,6 +154,8 @@ def parse_flags(argv: Sequence[str]) -> Flags:
                 raise ConfigError(f"unexpected argument {_shown_arg(rest[0])} after --")
             break
         name, value = _flag_name(arg, position)
+        if name in _HELP_FLAGS:
+            return None
         option = _option(name)
         if value is None:
             value = "true" if option.boolean else next(args, (0, None))[1]
@@ -147,9 +168,6 @@ def parse_flags(argv: Sequence[str]) -> Flags:
 
 
 def _option(name: str) -> Option:
-    if name in _HELP_FLAGS:
-        sys.stdout.write(help_text())
-        raise SystemExit(0)
     option = _BY_FLAG.get(name)
     if option is None:
         raise ConfigError(f"unknown flag -{name[:40]}; run 'maasflow -h' for the flags")
@@ -195,8 +213,8 @@ def render_reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def help_text() -> str:
-    """Go-style usage text for `maasflow -h`."""
+def help_text(commands: Mapping[str, str] | None = None) -> str:
+    """Go-style usage text for `maasflow -h`; `commands` (name -> what it does) listed first."""
     lines = [
         "usage: maasflow [flags]            (maasflow <sub-command> -h for the tools)",
         "",
@@ -204,6 +222,8 @@ def help_text() -> str:
         "dashes, -flag value or -flag=value; bool flags are bare or -flag=false.",
         "",
     ]
+    if commands:
+        lines += [*_command_lines(commands), "", "flags:"]
     for option in OPTIONS:
         names = ", ".join(f"-{f}" for f in option.flags) + ("" if option.boolean else " value")
         if not option.flags:
@@ -216,3 +236,8 @@ def help_text() -> str:
         ]
     lines += ["", f"Environment names are also read with the {ENV_PREFIX} prefix."]
     return "\n".join(lines) + "\n"
+
+
+def _command_lines(commands: Mapping[str, str]) -> list[str]:
+    width = max(len(name) for name in commands)
+    return ["sub-commands:", *(f"  {name:<{width}}  {text}" for name, text in commands.items())]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from maasflow.cli import SUBCOMMANDS, main
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.flags import OPTIONS, help_text, parse_flags
+from maasflow.daemon.flags import OPTIONS, help_requested, help_text, parse_flags
 from maasflow.daemon.settings import load_settings
 
 KEY = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
@@ -138,3 +139,24 @@ def test_help_lists_every_flag() -> None:
         for name in option.flags:
             assert f"-{name}" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["-once", "-help"]])
+def test_maasflow_help_lists_the_sub_commands_then_the_flags(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`maasflow --help` names every sub-command with what it does, then the daemon's flags."""
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for name, (_module, text) in SUBCOMMANDS.items():
+        assert f"  {name}  " in out and text in out
+    assert out.index("sub-commands:") < out.index("-apiKey")
+
+
+def test_help_is_found_where_gos_parser_would_find_it() -> None:
+    """A -h that is a flag's value, follows `--`, or follows a bad flag is not a help request."""
+    assert help_requested(["-once", "--help"])
+    assert not help_requested(["-filter", "-h"])
+    assert not help_requested(["--", "-h"])
+    assert not help_requested(["-nope", "-h"])
+    assert not help_requested([])
