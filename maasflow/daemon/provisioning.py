@@ -5,7 +5,7 @@
 - a path: `ScriptProvisioner` runs `<script> <system_id> <hostname> <ip>` through the one
   child runner (`common.child`: an argv, never a shell, in its own session), with
   `MAASFLOW_*` variables describing the machine, keeps the last few KiB of its output, and
-  kills the whole process group at `PROVISION_TTL`, when the daemon cancels it on shutdown,
+  kills the whole process group at `PROVISION_TTL` (0: never), when the daemon cancels it,
   and (what it left in the background) once it has exited. No secret of maasflow's (the
   MAAS API key, the provisioning token) is in its environment.
 - an `http(s)://` URL: `HttpProvisioner` POSTs `{"id", "name", "ip", "mac"}` once, then each
@@ -184,7 +184,8 @@ class ScriptProvisioner:
         if problem:
             raise ProvisionError(problem)
         argv = [self.script, target.system_id, target.hostname, target.ip]
-        limits = child.Limits(timeout=self.ttl, grace=self.grace, tail_bytes=TAIL_BYTES)
+        timeout = self.ttl or None  # 0: no limit
+        limits = child.Limits(timeout=timeout, grace=self.grace, tail_bytes=TAIL_BYTES)
         try:
             done = await child.run(argv, limits=limits, env=_child_env(target))
         except child.ChildError as exc:
@@ -316,13 +317,14 @@ class HttpProvisioner:
         """
         url = self.job_url(target.system_id)
         elapsed = self._clock() - started_at
+        late = 0 < self.ttl < elapsed  # PROVISION_TTL=0: never late
         try:
             result = self._interpret(url, await self._request("GET", url))
         except ProvisionerTrouble:
-            if elapsed <= self.ttl:
+            if not late:
                 raise
             result = PollResult.RUNNING
-        if result is not PollResult.DONE and elapsed > self.ttl:
+        if result is not PollResult.DONE and late:
             raise ProvisionError(f"provisioning timed out after {self.ttl:g}s ({elapsed:.0f}s)")
         return result
 
@@ -371,8 +373,8 @@ def provisioner_for(
     text = url.strip()
     if not text:
         return None
-    if ttl <= 0:
-        raise ConfigError(f"PROVISION_TTL: {ttl:g}s is not positive; give a duration like 1h")
+    if ttl < 0:
+        raise ConfigError(f"PROVISION_TTL: {ttl:g}s is negative; give 0 (no limit) or like 1h")
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in ("http", "https"):
         return HttpProvisioner(text, ttl, token=token)

@@ -129,6 +129,17 @@ async def test_poll_past_ttl_times_out_unless_done(provisioner: Any) -> None:
     assert await client.poll(TARGET, time.time() - 61) is PollResult.DONE
 
 
+async def test_a_ttl_of_zero_never_times_a_job_out(provisioner: Any) -> None:
+    """PROVISION_TTL=0 (maas-flow's "no limit"): a job running or silent for days is not late."""
+    provisioner.script("GET", "/provision/abc123", (202, ""), (500, "oops"))
+    client = HttpProvisioner(provisioner.url, ttl=0)
+    days_ago = time.time() - 9 * 86400
+    assert await client.poll(TARGET, days_ago) is PollResult.RUNNING
+    with pytest.raises(ProvisionerTrouble):
+        await client.poll(TARGET, days_ago)
+    assert isinstance(provisioner_for(provisioner.url, 0), HttpProvisioner)
+
+
 async def test_system_id_is_quoted_into_one_path_segment(provisioner: Any) -> None:
     """An odd system_id is URL-quoted, and a trailing slash in the URL does not double."""
     odd = Target("a/b c?d#e%", "n", "", "10.0.0.5", "", "", "")
@@ -195,10 +206,10 @@ def test_provisioner_for_picks_the_kind(tmp_path: Any) -> None:
     [
         ("ftp://host/x", 60, "unsupported scheme 'ftp'"),
         ("http://", 60, "PROVISION_URL"),
-        ("/bin/true", 0, "PROVISION_TTL"),
+        ("/bin/true", -1, "PROVISION_TTL"),
     ],
 )
 def test_provisioner_for_rejects_bad_settings(url: str, ttl: float, message: str) -> None:
-    """A bad scheme, a URL without host or a non-positive TTL is a ConfigError naming the input."""
+    """A bad scheme, a URL without host or a negative TTL is a ConfigError naming the input."""
     with pytest.raises(ConfigError, match=message):
         provisioner_for(url, ttl)

@@ -116,6 +116,12 @@ async def test_hang_is_killed_at_ttl_with_its_whole_group(
     assert await wait_until(lambda: not alive(child))
 
 
+async def test_a_ttl_of_zero_lets_the_script_finish(tmp_path: Path) -> None:
+    """PROVISION_TTL=0 is maas-flow's "no limit": the script is not killed at once, it finishes."""
+    script = write_script(tmp_path, "sleep 0.2\necho finished\n")
+    assert (await ScriptProvisioner(script, ttl=0).run(TARGET)).strip() == "finished"
+
+
 async def test_cancellation_kills_the_group(tmp_path: Path) -> None:
     """Cancelling run() (daemon shutdown) kills the script and its children."""
     pid_file = tmp_path / "child.pid"
