@@ -60,6 +60,7 @@ class Actuator:
         *,
         distro: str = "",
         power_helper: str = "",
+        power_helper_args: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -67,6 +68,7 @@ class Actuator:
         self.provisioner = provisioner
         self.distro = distro
         self.power_helper = power_helper
+        self.power_helper_args = power_helper_args  # before the MACs: maas-flow's USER HOST
         self.clock = clock
         self._ops: dict[ActionKind, Callable[[Machine, Action], Awaitable[Outcome]]] = {
             ActionKind.RENAME: self._rename,
@@ -108,7 +110,9 @@ class Actuator:
         return OK
 
     async def _power_helper(self, machine: Machine, action: Action) -> Outcome:
-        fields = await run_power_helper(self.power_helper, machine.macs)
+        fields = await run_power_helper(
+            self.power_helper, machine.macs, args=self.power_helper_args
+        )
         await self.client.update(machine.system_id, **fields)
         return Outcome("ok", f"power_type={fields['power_type']}")
 

@@ -1,4 +1,4 @@
-"""POWER_HELPER_SCRIPT: run with the MACs as argv, its JSON turned into PUT fields."""
+"""POWER_HELPER_SCRIPT: run with the MACs as argv, its JSON turned into PUT fields MAAS takes."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ async def test_the_helper_gets_the_macs_as_separate_arguments(tmp_path: Path) ->
     }
 
 
+async def test_maas_flows_user_and_host_come_before_the_macs(tmp_path: Path) -> None:
+    """With leading arguments (POWER_HELPER_USER, _HOST) the helper runs as maas-flow ran it."""
+    seen = tmp_path / "argv"
+    script = _script(tmp_path, f'printf "%s\\n" "$@" > {seen}\nprintf \'{{"name": "amt"}}\'\n')
+    macs = ["52:54:00:00:00:01", "52:54:00:00:00:02"]
+    await run_power_helper(script, macs, args=("cord", "10.1.0.1"))
+    assert seen.read_text().splitlines() == ["cord", "10.1.0.1", *macs]
+
+
 async def test_a_hostile_mac_string_is_passed_literally(tmp_path: Path) -> None:
     """Shell metacharacters in an argument reach the helper untouched, nothing is run."""
     marker = tmp_path / "pwned"
@@ -63,6 +72,43 @@ def test_opencord_flat_form_uses_name_as_the_power_type() -> None:
         "power_type": "ipmi",
         "power_parameters_power_address": "10.0.0.9",
         "power_parameters_port": "623",
+    }
+
+
+def test_cords_virtualbox_answer_is_sent_under_maas_names() -> None:
+    """CORD's power_discovery flat amt answer: power_password is power_pass, mac_address dropped.
+
+    Today's MAAS refuses a PUT naming a parameter the amt driver lacks ("Unknown
+    parameter(s)"): amt has power_pass, not power_password, and no mac_address since 1.x.
+    """
+    answer = (
+        '{"name":"amt","mac_address":"08:00:27:aa:bb:cc",'
+        '"power_password":"cord","power_address":"10.1.0.1"}'
+    )
+    assert power_fields(answer) == {
+        "power_type": "amt",
+        "power_parameters_power_pass": "cord",
+        "power_parameters_power_address": "10.1.0.1",
+    }
+
+
+def test_flat_form_keeps_a_mac_address_its_driver_has() -> None:
+    """ipmi has a mac_address parameter ("Power MAC"), so only amt's is dropped."""
+    answer = '{"name": "ipmi", "mac_address": "52:54:00:00:00:09", "power_password": "pw"}'
+    assert power_fields(answer) == {
+        "power_type": "ipmi",
+        "power_parameters_mac_address": "52:54:00:00:00:09",
+        "power_parameters_power_pass": "pw",
+    }
+
+
+def test_maas_form_names_are_sent_as_given() -> None:
+    """`{"power_type", "power_parameters"}` already speaks MAAS: no name is changed or dropped."""
+    answer = '{"power_type": "amt", "power_parameters": {"power_pass": "x", "port": "16993"}}'
+    assert power_fields(answer) == {
+        "power_type": "amt",
+        "power_parameters_power_pass": "x",
+        "power_parameters_port": "16993",
     }
 
 
