@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -49,6 +50,8 @@ def main(argv: list[str]) -> int:
     with _instance_lock(settings):
         configure_logging(settings.log_level, settings.log_format)
         log.info("starting maasflow", **settings.describe())
+        for setting, instead in settings.warnings:
+            log.warning(instead, setting=setting)
         try:
             return asyncio.run(_run(settings))
         except MaasError as exc:
@@ -122,6 +125,7 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         provisioner,
         distro=settings.distro,
         power_helper=settings.power_helper_script,
+        power_helper_args=settings.power_helper_args,
     )
     return Daemon(
         client,
@@ -169,7 +173,8 @@ async def _once(daemon: Daemon, settings: Settings) -> int:
         await daemon.run_pass()
     except MaasError:
         return 1
-    await daemon.executor.drain(settings.provision_ttl + settings.grace)
+    ttl = settings.provision_ttl or math.inf  # PROVISION_TTL=0: no limit, wait for the script
+    await daemon.executor.drain(ttl + settings.grace)
     return 0
 
 

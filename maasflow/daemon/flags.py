@@ -30,6 +30,7 @@ DEFAULT_MAAS_URL = "http://localhost:5240/MAAS"
 DEFAULT_KEY_FILE = "/secrets/maas_api_key"
 CREDENTIAL_NAME = "maas_api_key"  # systemd LoadCredential= name, under $CREDENTIALS_DIRECTORY
 MAX_CONCURRENCY = 1024
+DEFAULT_HELPER_USER, DEFAULT_HELPER_HOST = "cord", "127.0.0.1"  # maas-flow's defaults
 _TRUE = frozenset({"true", "t", "1", "yes"})
 _FALSE = frozenset({"false", "f", "0", "no"})
 _HELP_FLAGS = ("h", "help")
@@ -63,7 +64,11 @@ OPTIONS: tuple[Option, ...] = (
            "file holding the API key when neither -apiKey nor MAAS_API_KEY is given; "
            f"$CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME} (systemd LoadCredential=) is tried first"),
     Option("api_version", ("apiVersion",), ("MAAS_API_VERSION",), "2.0",
-           "MAAS API version; only 2.0 (MAAS 2.0+ answers 410 Gone to 1.0)"),
+           "MAAS API version: 2.0; maas-flow's 1.0 runs as 2.0 with a warning (MAAS 2.0+ "
+           "has no 1.0 API)"),
+    Option("show_key", (), ("MAAS_SHOW_API_KEY",), "false",
+           "maas-flow's switch to log the key in clear; accepted, but the key is never "
+           "shown (a warning says so): its shape is logged instead", boolean=True),
     Option("period", ("period",), ("MAAS_QUERY_INTERVAL",), "15s",
            "time between passes (Go duration: 15s, 1m30s, 500ms)"),
     Option("filter", ("filter",), ("HOST_FILTER_SPEC",), '{"zones":{"include":["^default$"]}}',
@@ -74,7 +79,8 @@ OPTIONS: tuple[Option, ...] = (
            "after Deployed: run this script, or POST to this http(s) URL; none = Deployed "
            "is final"),
     Option("provision_ttl", ("provision-ttl",), ("PROVISION_TTL",), "1h",
-           "how long provisioning may run before it fails (Go duration)"),
+           "how long provisioning may run before it fails (Go duration); 0 = no limit, "
+           "as in maas-flow"),
     Option("provision_token_file", ("provision-token-file",), ("PROVISION_TOKEN_FILE",),
            "(none)", "file holding the Bearer token an http(s) PROVISION_URL requires "
            "(maasflow serve --provision-token-file)"),
@@ -86,7 +92,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("always_rename", ("always-rename",), ("ALWAYS_RENAME",), "true",
            "rename mapped machines at every stage (false: only while New)", boolean=True),
     Option("power_helper_script", ("power-helper-script",), ("POWER_HELPER_SCRIPT",), "(none)",
-           "script given a machine's MACs that prints its power parameters as JSON"),
+           "script given a machine's MACs that prints its power parameters as JSON: run as "
+           "SCRIPT MAC..., or as maas-flow did, SCRIPT USER HOST MAC..., when "
+           "-power-helper-user or -power-helper-host is set"),
+    Option("power_helper_user", ("power-helper-user",), ("POWER_HELPER_USER",),
+           f"(none; {DEFAULT_HELPER_USER} when the host is set)",
+           "first argument of the power helper (maas-flow: the user it logs in as)"),
+    Option("power_helper_host", ("power-helper-host",), ("POWER_HELPER_HOST",),
+           f"(none; {DEFAULT_HELPER_HOST} when the user is set)",
+           "second argument of the power helper (maas-flow: the VirtualBox host)"),
     Option("log_level", ("log-level",), ("LOG_LEVEL",), "info",
            "debug, info, warning or error"),
     Option("log_format", ("log-format",), ("LOG_FORMAT",), "text",

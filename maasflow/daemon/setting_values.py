@@ -36,6 +36,7 @@ LogFormat = Literal["text", "json"]
 LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 _DISTRO = re.compile(r"[a-z0-9][a-z0-9._/+-]{0,63}")
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
 Parse = Callable[[str, str, Mapping[str, str]], Any]
 
@@ -66,12 +67,16 @@ def api_key(text: str, origin: str, _env: Mapping[str, str]) -> SecretStr:
     return SecretStr(text.strip())
 
 
+MAAS_FLOW_API_VERSIONS = ("1.0", "1")  # maas-flow's default: run as 2.0, with a warning
+
+
 def api_version(text: str, origin: str, _env: Mapping[str, str]) -> str:
+    """Always "2.0": MAAS 2.0+ has only that API; maas-flow's 1.0 is taken as 2.0."""
     value = text.strip()
-    if value in ("2.0", "2"):
+    if value in ("2.0", "2", *MAAS_FLOW_API_VERSIONS):
         return "2.0"
     if value.startswith("1"):
-        raise ConfigError(f"{origin}: MAAS 2.0+ answers 410 Gone to the 1.0 API; use 2.0")
+        raise ConfigError(f"{origin}: MAAS 2.0+ answers 410 Gone to the 1.x API; use 2.0")
     raise ConfigError(f"{origin}: API version {value[:20]!r} is not supported; use 2.0")
 
 
@@ -118,6 +123,31 @@ def provision_url(text: str, origin: str, env: Mapping[str, str]) -> str:
     except ConfigError:
         hint = "give an http(s):// URL or the path of an executable script"
         raise ConfigError(f"{origin}: {value[:80]!r} is not an executable file; {hint}") from None
+
+
+def helper_user(text: str, origin: str, _env: Mapping[str, str]) -> str:
+    """A user name for the power helper's first argument: never an option (no leading -)."""
+    value = text.strip()
+    if value and not _USER.fullmatch(value):
+        hint = "letters, digits, '.', '_' and '-', not starting with '-'"
+        raise ConfigError(f"{origin}: {value[:40]!r} is not a user name; use {hint}")
+    return value
+
+
+def helper_host(text: str, origin: str, _env: Mapping[str, str]) -> str:
+    """A host name or IP address for the power helper's second argument."""
+    value = text.strip()
+    if value and not (_HOST.fullmatch(value) or _is_ip(value)):
+        raise ConfigError(f"{origin}: {value[:60]!r} is not a host name or IP address")
+    return value
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def log_level(text: str, origin: str, _env: Mapping[str, str]) -> str:

@@ -22,6 +22,10 @@ any message with where it came from; `load_settings` turns the first into one `C
 line, never quoting the key. Secret files are read, and the key's shape is checked, by
 `maasflow.common.secrets`: the key from the `api_key` validator only. This module and its two
 helpers read files but talk to nobody.
+
+maas-flow's settings that maasflow honours differently start it anyway: `MAAS_API_VERSION=1.0`
+runs as 2.0 and `MAAS_SHOW_API_KEY=true` never shows the key; `Settings.warnings` names
+each, for the daemon to log once at start-up.
 """
 
 from __future__ import annotations
@@ -59,6 +63,13 @@ _NO_KEY = (
     "no MAAS API key: give -apiKey KEY, set MAAS_API_KEY, or put the key in a file named by "
     f"MAAS_API_KEY_FILE (default {flags.DEFAULT_KEY_FILE}) or in systemd's LoadCredential="
     f"{flags.CREDENTIAL_NAME}"
+)
+
+
+_OLD_API = "MAAS 2.0+ has no 1.0 API (it answers 410 Gone); using 2.0"
+_KEY_NOT_SHOWN = (
+    "the API key is never shown in logs: whoever reads them could act on MAAS as its user; "
+    "key_shape in the configuration line shows its form"
 )
 
 
@@ -114,17 +125,21 @@ class Settings(BaseSettings):
     api_key_origin: str = "argument"
     api_key_file: Annotated[Path, checked(check.path)] = Path(flags.DEFAULT_KEY_FILE)
     api_version: Annotated[str, checked(check.api_version)] = "2.0"
+    api_version_asked: str = ""  # "<where>=1.0" when maas-flow's 1.0 was taken as 2.0
+    show_key: Annotated[bool, checked(check.boolean)] = False
     period: Annotated[float, checked(check.positive_duration)] = 15.0
     filter: Annotated[FilterSpec, checked(check.filter_spec)] = FilterSpec.default()
     mappings: Annotated[Mappings, checked(check.mappings)] = Mappings.empty()
     provision_url: Annotated[str, checked(check.provision_url)] = ""
-    provision_ttl: Annotated[float, checked(check.positive_duration)] = 3600.0
+    provision_ttl: Annotated[float, checked(check.non_negative_duration)] = 3600.0  # 0: none
     provision_token_file: Annotated[Path | None, checked(check.path)] = None
     provision_token: SecretStr | None = None  # checked by _token_for_a_url, below
     preview: Annotated[bool, checked(check.boolean)] = False
     once: Annotated[bool, checked(check.boolean)] = False
     always_rename: Annotated[bool, checked(check.boolean)] = True
     power_helper_script: Annotated[str, checked(check.optional_executable)] = ""
+    power_helper_user: Annotated[str, checked(check.helper_user)] = ""
+    power_helper_host: Annotated[str, checked(check.helper_host)] = ""
     log_level: Annotated[check.LogLevel, checked(check.log_level)] = "info"
     log_format: Annotated[check.LogFormat, checked(check.log_format)] = "text"
     verbose: Annotated[bool, checked(check.boolean)] = False
@@ -153,6 +168,14 @@ class Settings(BaseSettings):
     def _key_origin(cls, data: Any) -> Any:
         key = data.get("api_key") if isinstance(data, dict) else None
         return {**data, "api_key_origin": key.where} if isinstance(key, Given) else data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_version_asked(cls, data: Any) -> Any:
+        given = _given(data.get("api_version"), "api_version") if isinstance(data, dict) else None
+        if given is None or given.text.strip() not in check.MAAS_FLOW_API_VERSIONS:
+            return data
+        return {**data, "api_version_asked": f"{given.origin}={given.text.strip()}"}
 
     @field_validator("provision_token", mode="before")
     @classmethod
@@ -184,6 +207,29 @@ class Settings(BaseSettings):
     def key_on_command_line(self) -> bool:
         """Whether the key came from -apiKey/-apikey, and so shows in process listings."""
         return self.api_key_origin in {f"-{name}" for name in BY_FIELD["api_key"].flags}
+
+    @property
+    def power_helper_args(self) -> tuple[str, ...]:
+        """What the power helper gets before the MACs: maas-flow's USER HOST, or nothing.
+
+        maas-flow always passed both (defaults cord and 127.0.0.1); maasflow passes them when
+        either is set, the other taking maas-flow's default, and none when neither is, so a
+        helper written for maasflow's `<script> MAC...` keeps working.
+        """
+        if not (self.power_helper_user or self.power_helper_host):
+            return ()
+        user = self.power_helper_user or flags.DEFAULT_HELPER_USER
+        return user, self.power_helper_host or flags.DEFAULT_HELPER_HOST
+
+    @property
+    def warnings(self) -> tuple[tuple[str, str], ...]:
+        """(setting, what maasflow does instead) for each maas-flow setting honoured differently."""
+        found: list[tuple[str, str]] = []
+        if self.api_version_asked:
+            found.append((self.api_version_asked, _OLD_API))
+        if self.show_key:
+            found.append(("MAAS_SHOW_API_KEY=true", _KEY_NOT_SHOWN))
+        return tuple(found)
 
     @property
     def provision_is_url(self) -> bool:

@@ -155,11 +155,13 @@ def test_bad_flag_value_names_the_flag(env: dict[str, str]) -> None:
         load_settings(["-period=often"], env)
 
 
-def test_api_version_one_is_refused_with_the_reason(env: dict[str, str]) -> None:
-    """-apiVersion 1.0 (maas-flow's default) explains that MAAS 2.0+ answers 410."""
+def test_api_version_other_than_maas_flows_one_is_refused_with_the_reason(
+    env: dict[str, str],
+) -> None:
+    """-apiVersion 1.5 (no MAAS ever had it) explains that MAAS 2.0+ answers 410 to 1.x."""
     with pytest.raises(ConfigError) as info:
-        load_settings(["-apiVersion", "1.0"], env)
-    assert str(info.value) == "-apiVersion: MAAS 2.0+ answers 410 Gone to the 1.0 API; use 2.0"
+        load_settings(["-apiVersion", "1.5"], env)
+    assert str(info.value) == "-apiVersion: MAAS 2.0+ answers 410 Gone to the 1.x API; use 2.0"
 
 
 # --- the API key -------------------------------------------------------------------------
@@ -357,8 +359,8 @@ def test_display_url_leaves_plain_urls_alone() -> None:
 
 
 def test_reference_covers_every_field() -> None:
-    """Every Settings field except the derived key origin has exactly one reference row."""
-    fields = set(Settings.model_fields) - {"api_key_origin"}
+    """Every Settings field except the derived key origin and asked API has one reference row."""
+    fields = set(Settings.model_fields) - {"api_key_origin", "api_version_asked"}
     assert sorted(o.field for o in OPTIONS) == sorted(fields)
     assert len(settings_reference()) == len(fields)
 

@@ -29,7 +29,14 @@ CASES = [
     ("bad-mappings", ["-mappings", "[1, 2]"], KEY, ["-mappings"]),
     ("malformed-key", [], "abcSECRETxyz", ["MAAS_API_KEY", "colon-separated"]),
     ("two-part-key", [], "abc:SECRETxyz", ["MAAS_API_KEY", "colon-separated"]),
-    ("api-1.0", ["-apiVersion", "1.0"], KEY, ["-apiVersion", "410"]),
+    ("api-1.5", ["-apiVersion", "1.5"], KEY, ["-apiVersion", "410"]),
+    ("negative-ttl", ["-provision-ttl", "-5s"], KEY, ["-provision-ttl", "-5s"]),
+    (
+        "helper-user-option",
+        ["-power-helper-user", "-oProxyCommand=x"],
+        KEY,
+        ["-power-helper-user", "user name"],
+    ),
     ("unknown-flag", ["-frobnicate"], KEY, ["-frobnicate"]),
     ("bad-period", ["-period", "soon"], KEY, ["-period", "soon"]),
 ]
@@ -56,6 +63,15 @@ def test_bad_input_exits_2_with_one_line_naming_it(
     line = one_line(result.stderr)
     assert all(word in line for word in words), line
     assert key_free(result.stdout + result.stderr, key)
+
+
+def test_maas_flows_settings_start_instead_of_exiting_2(home: Path) -> None:
+    """API 1.0 and PROVISION_TTL=0s pass the start-up checks: MAAS, not config, ends the run."""
+    env = base_env(home, MAAS_API_KEY=KEY, MAAS_API_VERSION="1.0", PROVISION_TTL="0s")
+    result = run_cli(["-preview", "-listen", "", "-maas", CLOSED], env)
+    assert result.returncode == 1, result.stderr
+    assert "no response" in result.stderr and "MAAS 2.0+ has no 1.0 API" in result.stderr
+    assert key_free(result.stdout + result.stderr, KEY)
 
 
 def test_a_bad_filter_file_is_named_in_the_error(home: Path, tmp_path: Path) -> None:
