@@ -126,6 +126,7 @@ SECRET_NAMES = frozenset(
         "MAASFLOW_PROVISION_TOKEN",  # serve's provisioning API token
         "MAASFLOW_POWER_TOKEN",  # serve's power target: MAAS's Bearer token
         "MAASFLOW_POWER_PASS",  # serve's power target: MAAS's Basic auth password
+        "MAASFLOW_POWER_ACK_PASS",  # serve's power target: the acknowledgement page's password
     }
 )
 MAAS_KEY_SUFFIX = "MAAS_API_KEY"  # any spelling of a MAAS key: PROD_MAAS_API_KEY, ...

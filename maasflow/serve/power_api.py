@@ -2,26 +2,32 @@
 
 MAAS (3.6 `src/provisioningserver/drivers/power/webhook.py`) POSTs `power_on_uri` and
 `power_off_uri` with no body, GETs `power_query_uri`, and sends `User-Agent: MAAS <version>`,
-`Accept: application/json`, `System_Id: <id>` and either `Authorization: Bearer <token>` or
-Basic. It reads the query body with two regex searches (by default `status.*\\:.*running`,
-then `status.*\\:.*stopped`), so the query answers exactly `{"status": "running"}`,
+`Accept: application/json` and either `Authorization: Bearer <token>` or Basic. It reads the
+query body with two regex searches (by default `status.*\\:.*running`, then
+`status.*\\:.*stopped`), so the query answers exactly `{"status": "running"}`,
 `{"status": "stopped"}` or `{"status": "unknown"}` and nothing else that could match.
+Since 3.5 on/off/cycle run in MAAS's power CLI on the rack's agent, which passes no
+system_id: only the rack's power monitor sends `System_id: <id>` (with its queries). So
+the path alone picks the machine, `{system_id}` comes from the config, and a monitor's
+header that names another machine is logged (`power.system_id_mismatch`), never refused:
+refusing it would turn every monitor pass into a power "error" while on/off still work.
 
 Routes (each also with a trailing slash): `POST /power/{machine}/on`, `.../off`, `.../ack`,
 `GET /power/{machine}`, `GET /power/` (a listing) and `GET /power/acks` (an HTML page of
 power-offs waiting for a person). `{machine}` is a configured name, a MAC or a system_id.
-A `System_Id` header not shaped like a MAAS system_id is refused (400): it would otherwise
-fill a command's `{system_id}`. Errors are JSON: 400 (no such machine), 401 (with
-`WWW-Authenticate`), 403, 409, and 502/503/504 for backend failures, never a 500. An
-unknown machine is a 400, not a 404: MAAS treats the body of a 404 as a successful answer
-(webhook.py, 3.6), so a typo in a URI would pass for on/off and read "unknown". Error
-bodies never echo the path.
+A `System_Id` header not shaped like a MAAS system_id is refused (400): it did not come
+from MAAS. Errors are JSON: 400 (no such machine, or any other path under `/power/`), 401
+(with `WWW-Authenticate`), 403, 409, and 502/503/504 for backend failures, never a 500 or
+a 404: MAAS treats the body of a 404 as a successful answer (webhook.py, 3.6), so a typo in
+a URI would pass for on/off and read "unknown". Error bodies never echo the path.
 A POST whose `Origin` is not this service's Host, or that says `Sec-Fetch-Site: cross-site`,
 is refused with 403 before anything else: a browser that remembers Basic credentials must
-not let another site's page switch machines. MAAS sends neither header.
+not let another site's page switch machines. MAAS sends neither header. The page and its
+buttons also take their own Basic credentials (`--power-ack-pass-file`), which switch
+nothing, so a person can acknowledge in a browser when MAAS uses a token.
 
 This module wires config, auth and backends into an `APIRouter` (`PowerComponent`); the app,
-TLS and the server itself belong to the service shell (`maasflow/service/app.py`).
+TLS and the server itself belong to the service shell (`maasflow/serve/app.py`).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from maasflow.serve.power_config import (
     MachineSpec,
     PowerAuth,
     PowerConfig,
+    WolMachine,
     add_auth_arguments,
     add_config_argument,
     load_power_auth,
@@ -90,14 +97,17 @@ def _same(given: str, wanted: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), wanted.encode("utf-8"))
 
 
-def _basic_ok(auth: PowerAuth, credentials: str) -> bool:
-    if auth.user is None or auth.password is None:
+def _basic_ok(user: str | None, password: str | None, header: str | None) -> bool:
+    """Whether `header` is Basic with exactly this user and password (both compared, always)."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != "basic" or user is None or password is None:
         return False
     try:
-        user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return False
-    return _same(user, auth.user) & _same(password, auth.password)  # both, always
+    given_user, _, given_password = decoded.partition(":")
+    return _same(given_user, user) & _same(given_password, password)
 
 
 def authorized(auth: PowerAuth, header: str | None) -> bool:
@@ -107,9 +117,13 @@ def authorized(auth: PowerAuth, header: str | None) -> bool:
     scheme, _, credentials = (header or "").strip().partition(" ")
     if scheme.lower() == "bearer" and auth.token is not None:
         return _same(credentials.strip(), auth.token)
-    if scheme.lower() == "basic":
-        return _basic_ok(auth, credentials.strip())
-    return False
+    return _basic_ok(auth.user, auth.password, header)
+
+
+def page_authorized(auth: PowerAuth, header: str | None) -> bool:
+    """Whether a request may use the acknowledgement page: the power credentials, or the
+    page's own Basic user and password (which a browser can send; MAAS's token it cannot)."""
+    return authorized(auth, header) or _basic_ok(auth.ack_user, auth.ack_password, header)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -148,6 +162,22 @@ def _unauthorized(auth: PowerAuth) -> JSONResponse:
     return response
 
 
+_NO_PAGE_CREDENTIAL = (
+    "authentication required; a browser cannot send the power token: start serve with "
+    "--power-ack-pass-file (the acknowledgement page's own Basic password)"
+)
+
+
+def _page_unauthorized(auth: PowerAuth) -> JSONResponse:
+    """The page's 401: a Basic challenge, so a browser asks for the user and password."""
+    if not auth.browser_can_ack:
+        return _error(401, _NO_PAGE_CREDENTIAL)
+    response = _error(401, "authentication required")
+    realm = f"{REALM}-acks" if auth.user is None else REALM
+    response.headers.append("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"')
+    return response
+
+
 # --- the component ------------------------------------------------------------------------
 
 _PAGE_HEADERS = {
@@ -173,6 +203,7 @@ class PowerComponent:
         self.backends = backends
         self.acks = acks
         self.store = store
+        self.seen_system_ids: dict[str, str] = {}  # machine → last System_id MAAS sent
         self.router = APIRouter(tags=["power"])
         _add_routes(self.router, self)
 
@@ -191,28 +222,55 @@ class PowerComponent:
             await backend.aclose()
 
     def target(self, key: str, request: Request) -> Target:
-        """Resolve `{machine}` (and the System_Id header) to a configured machine."""
+        """Resolve `{machine}` to a configured machine; the path alone decides.
+
+        MAAS 3.5+ sends `System_id` only with its power monitor's queries, never with on/off
+        (see `note_system_id`), so a header that chose or refused the machine would make the
+        monitor and the actions disagree. `{system_id}` is the configured one."""
         header = request.headers.get("system_id") or request.headers.get("system-id")
         if header and not is_system_id(header):
             raise _Refusal(400, f"the System_Id header is not a MAAS system_id ({SHAPE})")
-        name = self.config.find(key) or (self.config.find(header) if header else None)
+        name = self.config.find(key)
         if name is None:
             raise _Refusal(400, "no such machine is configured")
         spec = self.config.machines[name]
-        if header and spec.system_id and header.lower() != spec.system_id.lower():
-            raise _Refusal(409, "the System_Id header does not match the configured system_id")
-        return Target(name, spec.mac, spec.hostname or name, spec.system_id or header or "")
+        if header:
+            self.note_system_id(name, spec.system_id, header.lower())
+        return Target(name, spec.mac, spec.hostname or name, spec.system_id or "")
 
-    def denied(self, request: Request) -> Response | None:
-        """The 403 for a cross-site POST, the 401 for missing credentials, else None."""
+    def note_system_id(self, name: str, configured: str | None, header: str) -> None:
+        """Remember which MAAS machine asks through `name`; warn once when it is not the
+        configured one (the monitor's header names the machine MAAS asks about:
+        `src/provisioningserver/rpc/power.py`, MAAS 3.6)."""
+        if self.seen_system_ids.get(name) == header:
+            return
+        self.seen_system_ids[name] = header
+        if configured is None:
+            log.info("power.system_id_seen", machine=name, maas_system_id=header)
+        elif configured != header:
+            log.warning(
+                "power.system_id_mismatch",
+                machine=name,
+                configured=configured,
+                maas_system_id=header,
+                hint="MAAS powers that machine through this one's URIs: fix system_id in the "
+                "power config, or the power parameters in MAAS",
+            )
+
+    def denied(self, request: Request, *, page: bool = False) -> Response | None:
+        """The 403 for a cross-site POST, the 401 for missing credentials, else None.
+
+        `page`: the acknowledgement page and its buttons, which also take the page's own
+        credentials."""
         headers = request.headers
         if request.method == "POST" and cross_site(
             headers.get("origin"), headers.get("host"), headers.get("sec-fetch-site")
         ):
             return _error(403, "cross-site request refused")
-        if authorized(self.auth, headers.get("authorization")):
-            return None
-        return _unauthorized(self.auth)
+        header = headers.get("authorization")
+        if page:
+            return None if page_authorized(self.auth, header) else _page_unauthorized(self.auth)
+        return None if authorized(self.auth, header) else _unauthorized(self.auth)
 
     async def act(self, action: str, key: str, request: Request) -> Response:
         """Run one backend call for a request and turn its outcome into a response."""
@@ -254,14 +312,14 @@ class PowerComponent:
 
     async def acks_page(self, request: Request) -> Response:
         """HTML page of power-offs waiting for a person's acknowledgement."""
-        if (refused := self.denied(request)) is not None:
+        if (refused := self.denied(request, page=True)) is not None:
             return refused
         page = render_acks_page(self.acks.pending(), _prefix(request) + "/power")
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
     async def acknowledge(self, machine: str, request: Request) -> Response:
         """Acknowledge a waiting power-off (a form post is sent back to the page)."""
-        if (refused := self.denied(request)) is not None:
+        if (refused := self.denied(request, page=True)) is not None:
             return refused
         try:
             name = self.target(machine, request).name
@@ -284,7 +342,14 @@ class PowerComponent:
             "system_id": spec.system_id,
             "last_state": self.store.get(name),
             "off_waiting_for_ack": waiting,
+            "maas_system_id": self.seen_system_ids.get(name),
         }
+
+    async def nothing(self, request: Request) -> Response:
+        """Any other path under /power/: 400, never 404 (MAAS's driver takes a 404 for a
+        successful answer, webhook.py 3.6), so a typo in a power URI fails in MAAS."""
+        _log_request(request, "unknown", None, 400, time.monotonic())
+        return _error(400, "no such power route; see GET /power/ and /openapi.json")
 
 
 async def _call(backend: Backend, action: str, target: Target) -> PowerState:
@@ -341,7 +406,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     400: _json("No such machine is configured", _ERROR),
     401: _json("Missing or wrong credentials (see WWW-Authenticate)", _ERROR),
     403: _json("A cross-site POST (foreign Origin, or Sec-Fetch-Site: cross-site)", _ERROR),
-    409: _json("System_Id mismatch, or superseded by a newer request", _ERROR),
+    409: _json("Superseded by a newer request (an on while an off waits)", _ERROR),
     502: _json("The backend failed", _ERROR),
     503: _json("The backend is unreachable, or the service is stopping", _ERROR),
     504: _json("Nobody acknowledged the power-off in time", _ERROR),
@@ -403,8 +468,12 @@ def _route(
     )
 
 
+_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _add_routes(router: APIRouter, power: PowerComponent) -> None:
-    """The routes, `/power/acks` before `/power/{machine}` so the page is not a machine."""
+    """The routes, `/power/acks` before `/power/{machine}` so the page is not a machine, and
+    last a 400 for every other path or method under `/power/`."""
     only_401: dict[int | str, Any] = {401: _ERRORS[401]}
     _route(router, "GET", "/power/", power.listing, {200: _LISTING, **only_401})
     _route(router, "GET", "/power/acks", power.acks_page, {200: _PAGE, **only_401})
@@ -419,6 +488,13 @@ def _add_routes(router: APIRouter, power: PowerComponent) -> None:
         {200: _ACKED, 303: _SEE_OTHER, **ack_errors},
     )
     _route(router, "GET", "/power/{machine}", power.query, {200: _STATUS, **_ERRORS})
+    router.add_api_route(
+        "/power/{rest:path}",
+        power.nothing,
+        methods=list(_ALL_METHODS),
+        include_in_schema=False,
+        response_class=Response,
+    )
 
 
 # --- building -----------------------------------------------------------------------------
@@ -441,6 +517,13 @@ def build_power_component(
     store = PowerStateStore(state_path)
     acks = AckBoard()
     backends = {name: _backend(spec, config, store, acks) for name, spec in config.machines.items()}
+    _warn_about_auth(auth, config)
+    log.info("power.ready", machines=len(backends), state_file=str(state_path))
+    return PowerComponent(config, auth, backends, acks, store)
+
+
+def _warn_about_auth(auth: PowerAuth, config: PowerConfig) -> None:
+    """Log at start-up when anyone may switch machines, or nobody can acknowledge one."""
     if auth.is_open:
         log.warning(
             "power.open",
@@ -448,8 +531,14 @@ def build_power_component(
             "reach the service can switch machines; set --power-token-file or "
             "--power-user/--power-pass-file",
         )
-    log.info("power.ready", machines=len(backends), state_file=str(state_path))
-    return PowerComponent(config, auth, backends, acks, store)
+    wol = any(isinstance(spec, WolMachine) for spec in config.machines.values())
+    if wol and not auth.browser_can_ack:
+        log.warning(
+            "power.acks_unusable",
+            reason="Wake-on-LAN power-offs wait for a person, but only a token is "
+            "configured and a browser cannot send it: set --power-ack-pass-file so "
+            "someone can use /power/acks",
+        )
 
 
 def add_power_arguments(parser: argparse.ArgumentParser) -> None:
@@ -463,6 +552,18 @@ def add_power_arguments(parser: argparse.ArgumentParser) -> None:
         help="file for the last known power states (default: <state dir>/power-state.json)",
     )
     add_auth_arguments(group)
+    group.add_argument(
+        "--power-ack-user",
+        metavar="NAME",
+        help="Basic auth user for the /power/acks page only (default: ack)",
+    )
+    group.add_argument(
+        "--power-ack-pass-file",
+        type=Path,
+        metavar="PATH",
+        help="file holding the /power/acks page's own Basic password, so a person can "
+        "acknowledge power-offs in a browser (or env MAASFLOW_POWER_ACK_PASS)",
+    )
 
 
 def default_state_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path:
@@ -478,7 +579,13 @@ def power_router_from_args(args: argparse.Namespace) -> PowerComponent | None:
     if not getattr(args, "power_config", None):
         return None
     config = load_power_config(Path(args.power_config))
-    auth = load_power_auth(args.power_token_file, args.power_user, args.power_pass_file)
+    auth = load_power_auth(
+        args.power_token_file,
+        args.power_user,
+        args.power_pass_file,
+        ack_user=args.power_ack_user,
+        ack_pass_file=args.power_ack_pass_file,
+    )
     state_path = args.power_state or default_state_path(args, os.environ)
     if state_path.is_dir():
         raise ConfigError(f"--power-state {state_path}: is a directory; name a file in it")

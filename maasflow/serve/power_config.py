@@ -41,11 +41,13 @@ from pydantic import (
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.secrets import file_origin, parse_token, read_secret_file
+from maasflow.serve.system_id import SHAPE, is_system_id
 
 # MAAS's defaults for the webhook driver's regexes (webhook.py, 3.6); our query answers match them.
 MAAS_ON_REGEX = r"status.*\:.*running"
 MAAS_OFF_REGEX = r"status.*\:.*stopped"
 _TOKEN, _PASS = "power token", "Basic auth password"
+_ACK_PASS = "acknowledgement page password"  # noqa: S105 -- what a file holds, not a secret
 RESERVED_NAMES = frozenset({"acks"})  # `/power/acks` is the acknowledgement page
 PLACEHOLDER_NAMES = frozenset({"system_id", "mac", "hostname", "name"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -68,12 +70,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# How long a power-off waits for a person by default: MAAS 3.5/3.6 gives one power action 3
+# attempts of at most 5 minutes (src/maastemporalworker/workflow/power.py), and its retries
+# join the same wait, so the wait spans all of them (see backends/acks.py).
+OFF_ACK_TIMEOUT = 900.0
+
+
 class WolDefaults(_Strict):
     """Where magic packets go unless a machine says otherwise, and how long an off waits."""
 
     broadcast: str = "255.255.255.255"
     port: int = Field(9, ge=0, le=65535)
-    off_ack_timeout: float = Field(60.0, gt=0)
+    off_ack_timeout: float = Field(OFF_ACK_TIMEOUT, gt=0)
 
 
 class Probe(_Strict):
@@ -86,12 +94,24 @@ class Probe(_Strict):
     # After a magic packet the machine reads "on" for this long, or until the probe first
     # sees it up: a PXE boot takes minutes, MAAS's confirm loop only ~35 s.
     boot_grace: float = Field(600.0, ge=0)
+    # After a person acknowledges a power-off the machine reads "off" for this long, or until
+    # the probe first sees it down: an OS shuts down while MAAS already asks again.
+    shutdown_grace: float = Field(300.0, ge=0)
 
 
 class _Machine(_Strict):
     mac: str | None = None
     system_id: str | None = Field(None, min_length=1, max_length=64)
     hostname: str | None = Field(None, min_length=1, max_length=255)
+
+    @field_validator("system_id")
+    @classmethod
+    def _system_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not is_system_id(value.lower()):
+            raise ValueError(f"not a MAAS system_id ({SHAPE})")
+        return value.lower()
 
     @field_validator("mac")
     @classmethod
@@ -177,6 +197,19 @@ class CommandMachine(_Machine):
             raise ValueError(f"invalid regex: {exc}") from None
         return value
 
+    @model_validator(mode="after")
+    def _system_id_known(self) -> CommandMachine:
+        """`{system_id}` needs a configured system_id: MAAS 3.5+ sends none with on/off
+        (its power CLI calls the driver with system_id None, power_driver_command.py)."""
+        templates = (self.on, self.off, self.status or [])
+        uses = any("{system_id}" in arg for template in templates for arg in template)
+        if uses and self.system_id is None:
+            raise ValueError(
+                'a template uses {system_id} but no "system_id" is configured; add the '
+                "machine's MAAS system_id (MAAS sends none with power actions)"
+            )
+        return self
+
 
 MachineSpec = Annotated[WolMachine | DliMachine | CommandMachine, Field(discriminator="backend")]
 
@@ -261,25 +294,46 @@ def load_power_config(path: Path) -> PowerConfig:
 
 @dataclass(frozen=True)
 class PowerAuth:
-    """The credentials MAAS must present; none at all means the power API is open."""
+    """The credentials MAAS must present; none at all means the power API is open.
+
+    `ack_user`/`ack_password` are a person's Basic credentials for the acknowledgement page
+    and its buttons only (a browser cannot send MAAS's Bearer token); they switch nothing.
+    """
 
     token: str | None = field(default=None, repr=False)
     user: str | None = None
     password: str | None = field(default=None, repr=False)
+    ack_user: str | None = None
+    ack_password: str | None = field(default=None, repr=False)
 
     @property
     def is_open(self) -> bool:
         return self.token is None and self.user is None
 
+    @property
+    def browser_can_ack(self) -> bool:
+        """Whether a person with a browser can reach the acknowledgement page (Basic or open)."""
+        return self.is_open or self.user is not None or self.ack_user is not None
+
     def __repr__(self) -> str:
         token = "set" if self.token else "unset"
-        return f"PowerAuth(token={token}, user={self.user!r}, password=<hidden>)"
+        return (
+            f"PowerAuth(token={token}, user={self.user!r}, password=<hidden>, "
+            f"ack_user={self.ack_user!r}, ack_password=<hidden>)"
+        )
 
 
 def load_power_auth(
-    token_file: Path | None, user: str | None, pass_file: Path | None, *, complete: bool = True
+    token_file: Path | None,
+    user: str | None,
+    pass_file: Path | None,
+    *,
+    complete: bool = True,
+    ack_user: str | None = None,
+    ack_pass_file: Path | None = None,
 ) -> PowerAuth:
-    """Credentials from files, else `MAASFLOW_POWER_TOKEN` / `MAASFLOW_POWER_PASS`.
+    """Credentials from files, else `MAASFLOW_POWER_TOKEN` / `MAASFLOW_POWER_PASS` (and the
+    acknowledgement page's password from `ack_pass_file`, else `MAASFLOW_POWER_ACK_PASS`).
 
     `complete` (serving) insists that a user comes with a password and the other way round.
     """
@@ -294,7 +348,28 @@ def load_power_auth(
         )
     if user is not None and ":" in user:
         raise ConfigError("--power-user: a Basic auth user name cannot contain ':'")
-    return PowerAuth(token=token, user=user, password=password)
+    ack_user, ack_password = _ack_credentials(ack_user, ack_pass_file, user)
+    return PowerAuth(token, user, password, ack_user, ack_password)
+
+
+def _ack_credentials(
+    user: str | None, pass_file: Path | None, power_user: str | None
+) -> tuple[str | None, str | None]:
+    """The acknowledgement page's own Basic user (default `ack`) and password, or neither."""
+    password: str | None = os.environ.get("MAASFLOW_POWER_ACK_PASS") or None
+    if pass_file is not None:
+        password = read_secret_file(pass_file, "--power-ack-pass-file", _ACK_PASS)
+    if password is None:
+        if user is not None:
+            raise ConfigError(
+                "--power-ack-user needs a password: --power-ack-pass-file or "
+                "MAASFLOW_POWER_ACK_PASS"
+            )
+        return None, None
+    user = user or "ack"
+    if ":" in user or user == power_user:
+        raise ConfigError("--power-ack-user: use a name without ':' that differs from --power-user")
+    return user, password
 
 
 def _power_token(path: Path | None) -> str | None:
@@ -433,10 +508,17 @@ def _print_parameters(
     print("power_type=webhook")
     for key, value in params:
         print(f"power_parameters_{key}={value}")
+    # Every word quoted, the placeholder too: an unquoted `<system_id>` is a redirection.
     words = ["maas", profile, "machine", "update", system_id or "<system_id>", "power_type=webhook"]
     words += [f"power_parameters_{key}={value}" for key, value in params]
     print()
-    print(" ".join(shlex.quote(word) if not word.startswith("<") else word for word in words))
+    print(" ".join(shlex.quote(word) for word in words))
+    if system_id is None:
+        print(
+            f'note: replace <system_id> with {name}\'s MAAS system_id, or add "system_id" '
+            "to its entry in the power config",
+            file=sys.stderr,
+        )
 
 
 def _default_auth_mode(auth: PowerAuth) -> str:

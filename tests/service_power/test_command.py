@@ -11,9 +11,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from maasflow.common.errors import ConfigError
 from maasflow.serve.backends import PowerError, Target, UnsafeArgument
 from maasflow.serve.backends.command import CommandBackend, render
-from maasflow.serve.power_config import CommandMachine
+from maasflow.serve.power_config import CommandMachine, load_power_config
 from maasflow.serve.power_state import PowerStateStore
 from tests.common.processes import alive, group_gone, wait_until
 from tests.service_power.helpers import power_service
@@ -259,10 +260,11 @@ async def test_power_programs_never_see_a_provisioning_token(
 INJECTIONS = ["-oProxyCommand=touch pwned", "--help", "4y3ha3;id", "../x/y", "4Y3HA3", "4y3ha3z"]
 
 
-def unconfigured(prefix: list[str]) -> dict[str, Any]:
-    """A command machine with no configured system_id: the header fills `{system_id}`."""
+def templated(prefix: list[str]) -> dict[str, Any]:
+    """A command machine whose templates pass `{system_id}`, configured as 4y3ha3."""
     on = [*prefix, "on", "{system_id}"]
-    return {"backend": "command", "on": on, "off": on, "status": [*prefix, "status", "{system_id}"]}
+    status = [*prefix, "status", "{system_id}"]
+    return {"backend": "command", "system_id": "4y3ha3", "on": on, "off": on, "status": status}
 
 
 @pytest.mark.parametrize("header", INJECTIONS)
@@ -272,7 +274,7 @@ async def test_a_system_id_header_not_shaped_like_maas_is_refused_400_before_any
     """`-oProxyCommand=...` (or any non-MAAS id) in System_Id gets 400 and runs nothing."""
     prefix, log = recorder
     async with (
-        power_service({"machines": {"m": unconfigured(prefix)}}) as (base, _),
+        power_service({"machines": {"m": templated(prefix)}}) as (base, _),
         httpx.AsyncClient() as client,
     ):
         on = await client.post(f"{base}/power/m/on", headers={"System_Id": header})
@@ -284,17 +286,49 @@ async def test_a_system_id_header_not_shaped_like_maas_is_refused_400_before_any
     assert not log.exists()
 
 
-async def test_a_maas_shaped_system_id_header_still_fills_the_placeholder(
+async def test_a_maas_shaped_system_id_header_is_accepted_but_the_placeholder_is_configured(
     recorder: tuple[list[str], Path],
 ) -> None:
-    """MAAS's own ids (and the pre-2.0 node-<uuid> form) pass through to the program."""
+    """MAAS's own ids (and the pre-2.0 node-<uuid> form) are accepted in System_id, and the
+    program gets the configured system_id whoever asks, as on/off (which carry none) do."""
     prefix, log = recorder
     legacy = "node-5fb1f1a4-5b9b-11e3-9a58-00163e3ad93f"
-    async with power_service({"machines": {"m": unconfigured(prefix)}}) as (base, _):
+    async with power_service({"machines": {"m": templated(prefix)}}) as (base, _):
         for sid in ("4y3ha3", legacy):
             driver = MaasWebhookDriver(f"{base}/power/m/on", "", f"{base}/power/m", sid)
-            await driver.power_query()
-    assert [call["argv"] for call in calls(log)] == [["status", "4y3ha3"], ["status", legacy]]
+            assert await driver.monitor() == "unknown"
+    assert [call["argv"] for call in calls(log)] == [["status", "4y3ha3"], ["status", "4y3ha3"]]
+
+
+async def test_maas_36_actions_fill_system_id_from_the_config(
+    recorder: tuple[list[str], Path],
+) -> None:
+    """MAAS 3.6's agent sends no System_id with on/off, yet `{system_id}` is the machine's."""
+    prefix, log = recorder
+    machine = {**templated(prefix)}
+    del machine["status"]  # the state is the last one recorded
+    async with power_service({"machines": {"m": machine}}) as (base, _):
+        driver = MaasWebhookDriver(f"{base}/power/m/on", "", f"{base}/power/m", "4y3ha3")
+        assert await driver.agent("on") == "on"
+    assert [sent.system_id for sent in driver.sent] == [None] * len(driver.sent)
+    assert [call["argv"] for call in calls(log)] == [["on", "4y3ha3"]]
+
+
+def test_a_template_using_system_id_needs_a_configured_one(
+    recorder: tuple[list[str], Path], tmp_path: Path
+) -> None:
+    """`{system_id}` without a configured system_id is refused when the config loads, in one
+    line naming the machine, instead of reaching a program empty."""
+    prefix, _ = recorder
+    machine = {**templated(prefix)}
+    del machine["system_id"]
+    path = tmp_path / "power.json"
+    path.write_text(json.dumps({"machines": {"vm9": machine}}))
+    with pytest.raises(
+        ConfigError, match=r"machines\.vm9: a template uses \{system_id\}"
+    ) as caught:
+        load_power_config(path)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("field", ["hostname", "name"])

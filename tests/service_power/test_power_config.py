@@ -29,6 +29,12 @@ WOL = {"backend": "wol", "mac": "52:54:00:ab:cd:ef"}
 Writer = Callable[..., Path]
 
 
+def test_a_configured_system_id_is_kept_in_lower_case(write_json: Writer) -> None:
+    """A system_id written in capitals is MAAS's lower-case id, as `{system_id}` receives it."""
+    config = load_power_config(write_json({"machines": {"m": {**WOL, "system_id": "4Y3HA3"}}}))
+    assert config.machines["m"].system_id == "4y3ha3"
+
+
 def test_example_file_loads_with_every_backend() -> None:
     """The shipped power.example.json is valid and uses all three backends."""
     config = load_power_config(EXAMPLE)
@@ -79,6 +85,8 @@ def test_unknown_key_names_file_and_key(write_json: Writer) -> None:
             {"machines": {"m": {"backend": "command", "on": ["x"], "off": ["y"], "on_regex": "("}}},
             "invalid regex",
         ),
+        ({"machines": {"m": {**WOL, "system_id": "-oProxyCommand=x"}}}, "not a MAAS system_id"),
+        ({"machines": {"m": {**WOL, "system_id": "abc 12"}}}, "not a MAAS system_id"),
         ({"machines": {"acks": WOL}}, "reserved"),
         ({"machines": {"a/b": WOL}}, "no '/'"),
         ({"machines": {"a": WOL, "b": WOL}}, "used by both"),
@@ -113,7 +121,7 @@ def test_defaults_fill_in_wol_and_dli(write_json: Writer) -> None:
     assert (config.wol.broadcast, config.wol.port, config.wol.off_ack_timeout) == (
         "255.255.255.255",
         9,
-        60.0,
+        900.0,  # MAAS 3.5/3.6's window for one power action: 3 attempts of 5 minutes
     )
     assert isinstance(config.machines["w"], WolMachine)
     machine = config.machines["d"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -182,3 +183,20 @@ def test_through_the_maasflow_command(
         == 2
     )
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_maas_line_pastes_into_a_shell_without_a_redirection(
+    write_json: Writer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pasted into sh, the line for a machine without a system_id passes `<system_id>` as one
+    literal word (a stand-in for the id) and creates no file; stderr says what to fill in."""
+    main(["vm", "--power-config", str(write_json(CONFIG)), "--base-url", "http://10.0.0.2:9420"])
+    printed = capsys.readouterr()
+    line = next(text for text in printed.out.splitlines() if text.startswith("maas "))
+    script = 'maas() { for word in "$@"; do printf \'%s\\n\' "$word"; done; }\n' + line
+    words = subprocess.run(
+        ["/bin/sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert words[:5] == ["admin", "machine", "update", "<system_id>", "power_type=webhook"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["power.json"]
+    assert "replace <system_id> with vm's MAAS system_id" in printed.err

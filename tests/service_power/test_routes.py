@@ -109,9 +109,12 @@ async def test_token_only_service_challenges_with_bearer_only(udp_catcher: Any) 
 
 
 async def test_missing_system_id_header_still_works(udp_catcher: Any) -> None:
-    """Without the System_Id header (dropped by a proxy) the path alone resolves the machine."""
+    """Without the System_Id header (MAAS 3.6's on/off, or a proxy dropped it) the path alone
+    resolves the machine."""
     async with power_service(wol_config(udp_catcher.port)) as (base, _):
-        await driver(base, send_system_id=False).perform("on")
+        maas = driver(base)
+        await maas.perform("on")
+        assert {sent.system_id for sent in maas.sent} == {None}
     assert len(await udp_catcher.next()) == 102
 
 
@@ -151,22 +154,37 @@ async def test_trailing_slashes_are_served_without_redirects(udp_catcher: Any) -
                 assert response.status_code == 200, variant
 
 
-async def test_system_id_header_resolves_an_unknown_path(udp_catcher: Any) -> None:
-    """A path that names nothing still resolves through a configured System_Id header."""
+async def test_a_system_id_header_does_not_resolve_an_unknown_path(udp_catcher: Any) -> None:
+    """A path that names nothing is 400 even with a configured System_id header: MAAS 3.6's
+    on/off carry no header, so a header-resolved query would disagree with them."""
     async with power_service(wol_config(udp_catcher.port)) as (base, _):
-        await driver(base, "whatever").perform("on")
-    assert len(await udp_catcher.next()) == 102
-
-
-async def test_mismatched_system_id_header_is_refused(udp_catcher: Any) -> None:
-    """A System_Id header that contradicts the machine's system_id gets 409, nothing switched."""
-    async with (
-        power_service(wol_config(udp_catcher.port)) as (base, _),
-        httpx.AsyncClient() as client,
-    ):
-        response = await client.post(f"{base}/power/desk1/on", headers={"System_Id": "zzz999"})
-    assert response.status_code == 409
+        stray = driver(base, "whatever")
+        assert await stray.monitor() == "error"
+        with pytest.raises(DriverError, match="status code: 400"):
+            await stray.power_on("abc123")
+        assert {sent.status for sent in stray.sent} == {400}
     assert udp_catcher.pending() is None
+
+
+async def test_a_monitor_header_naming_another_machine_reads_what_on_and_off_switch(
+    udp_catcher: Any,
+) -> None:
+    """A System_id that differs from the configured one is answered, not refused with 409:
+    MAAS's monitor reads the same machine its on/off switch, and the mismatch is logged once."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        other = MaasWebhookDriver(
+            f"{base}/power/desk1/on", f"{base}/power/desk1/off", f"{base}/power/desk1", "zzz999"
+        )
+        with capture_logs() as logs:
+            assert await other.agent("on") == "on"
+            assert [await other.monitor(), await other.monitor()] == ["on", "on"]
+        async with httpx.AsyncClient() as client:
+            listing = (await client.get(f"{base}/power/")).json()
+    assert listing[0]["maas_system_id"] == "zzz999"
+    mismatches = [entry for entry in logs if entry["event"] == "power.system_id_mismatch"]
+    assert len(mismatches) == 1 and mismatches[0]["log_level"] == "warning"
+    assert (mismatches[0]["configured"], mismatches[0]["maas_system_id"]) == ("abc123", "zzz999")
+    assert len(await udp_catcher.next()) == 102
 
 
 async def test_unknown_machine_is_a_400_that_maas_reports(udp_catcher: Any) -> None:
@@ -178,11 +196,55 @@ async def test_unknown_machine_is_a_400_that_maas_reports(udp_catcher: Any) -> N
         assert response.json() == {"error": "no such machine is configured"}
         assert not re.search(MAAS_DEFAULT_ON_REGEX, response.text)
         assert not re.search(MAAS_DEFAULT_OFF_REGEX, response.text)
-        typo = driver(base, "desk-1", send_system_id=False)
+        typo = driver(base, "desk-1")
         with pytest.raises(DriverError, match="status code: 400"):
             await typo.power_query()
         with pytest.raises(DriverError, match="status code: 400"):
             await typo.perform("on")
+    assert udp_catcher.pending() is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/power/desk1/onn"),
+        ("POST", "/power/desk1/of"),
+        ("GET", "/power/desk1/status"),
+        ("GET", "/power/desk1/on"),
+        ("POST", "/power/desk1"),
+        ("POST", "/power/desk1/on/again"),
+        ("PUT", "/power/"),
+        ("DELETE", "/power/desk1"),
+        ("POST", "/power/acks"),
+        ("GET", "/power/acks/x"),
+    ],
+)
+async def test_every_path_under_power_that_names_nothing_is_400(
+    udp_catcher: Any, method: str, path: str
+) -> None:
+    """An unknown sub-path or method under /power/ answers 400 JSON, never 404 or 405."""
+    async with (
+        power_service(wol_config(udp_catcher.port)) as (base, _),
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.request(method, base + path)
+    assert response.status_code == 400
+    assert response.json() == {"error": "no such power route; see GET /power/ and /openapi.json"}
+    assert udp_catcher.pending() is None
+
+
+async def test_a_typo_in_a_power_uri_fails_in_maas_instead_of_passing(udp_catcher: Any) -> None:
+    """MAAS 3.6 with a mistyped power_on_uri records a failure, and a mistyped query URI an
+    error, where a 404 would have passed as success and as "unknown"."""
+    async with power_service(wol_config(udp_catcher.port)) as (base, _):
+        typo = MaasWebhookDriver(
+            f"{base}/power/desk1/onn", f"{base}/power/desk1/off", f"{base}/power/desk1/", "abc123"
+        )
+        with pytest.raises(DriverError, match="status code: 400"):
+            await typo.agent("on")
+        assert typo.attempts == 3 and typo.posts() == 3 * 7
+        typo.query_uri = f"{base}/power/desk1/stat"
+        assert await typo.monitor() == "error"
     assert udp_catcher.pending() is None
 
 

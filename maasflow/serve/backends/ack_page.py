@@ -3,9 +3,9 @@
 A plain HTML page with no script: it refreshes itself every few seconds and each button is a
 form that POSTs to `<base>/<machine>/ack` (the router answers a form post with a redirect back
 here). Every value from the configuration or from MAAS is HTML-escaped, and machine names are
-percent-encoded in URLs. The page sits behind the same credentials as the power routes: with
-Basic configured a browser asks for them; with a Bearer token only, acknowledge with
-`curl -X POST -H "Authorization: Bearer ..." .../power/<machine>/ack` instead.
+percent-encoded in URLs. The page and its buttons take the power routes' credentials or
+their own Basic user and password (`--power-ack-pass-file`), for which a browser asks: MAAS's
+Bearer token is not something a browser can send. Those page credentials switch nothing.
 """
 
 from __future__ import annotations
