@@ -241,3 +241,89 @@ async def test_off_during_the_boot_grace_waits_for_a_person(
         assert await ack_when_pending(base) == 200
         await off
         assert await driver.power_query() == "off"
+
+
+# --- MAAS 3.5/3.6: the agent's attempts, the CLI's final query ------------------------------
+
+
+async def test_an_acknowledged_off_stands_while_the_machine_shuts_down(
+    udp_catcher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an ack the machine reads off although the probe still answers (it is shutting
+    down), so MAAS 3.6's final query accepts the off and nothing waits on the page again."""
+    fake = FakeProbe(monkeypatch)
+    fake.state = "on"
+    async with power_service(wol_config(udp_catcher.port, probe=PROBE)) as (base, component):
+        maas = driver_for(base)
+        off = asyncio.create_task(maas.agent("off"))
+        assert await ack_when_pending(base) == 200
+        assert await off == "off"
+        assert (maas.attempts, maas.posts()) == (1, 1)
+        assert await maas.monitor() == "off" and component.acks.pending() == []
+        fake.state = "off"  # seen down: from now on the probe rules again
+        assert await maas.monitor() == "off"
+        fake.state = "on"
+        assert await maas.monitor() == "on"
+
+
+async def test_the_shutdown_grace_is_bounded(
+    udp_catcher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ack stands for `shutdown_grace` only: a machine still up after it reads on again."""
+    fake = FakeProbe(monkeypatch)
+    fake.state = "on"
+    config = wol_config(udp_catcher.port, probe={**PROBE, "shutdown_grace": 0.2})
+    async with power_service(config) as (base, _):
+        maas = driver_for(base)
+        off = asyncio.create_task(maas.agent("off"))
+        assert await ack_when_pending(base) == 200
+        assert await off == "off"
+        await asyncio.sleep(0.25)
+        assert await maas.monitor() == "on"
+
+
+async def test_nobody_acking_fails_in_maas_soon_after_the_timeout_and_leaves_the_page(
+    udp_catcher: Any,
+) -> None:
+    """With nobody acking, MAAS 3.6's retries after the timeout are refused at once: all 3
+    attempts fail within their confirm loops, and the machine is listed only until then."""
+    async with power_service(wol_config(udp_catcher.port, off_ack_timeout=0.3)) as (base, comp):
+        comp.store.set("desk1", "on")
+        # An attempt is killed after 1.2 s: seven 0.3 s waits would not fit in it, so a 504
+        # (not the kill) ending the last attempt shows the retries were refused at once.
+        maas = driver_for(base, scale=0.004)
+        with pytest.raises(DriverError, match="status code: 504"):
+            await maas.agent("off")
+        assert (maas.attempts, maas.posts()) == (3, 3 * 7)
+        assert [sent.status for sent in maas.sent if sent.method == "POST"] == [504] * 21
+        assert comp.acks.pending() == []
+        assert await maas.monitor() == "on"
+        async with httpx.AsyncClient(base_url=base) as client:  # a power-on starts afresh
+            assert (await client.post("/power/desk1/on")).status_code == 200
+            off = asyncio.create_task(client.post("/power/desk1/off"))
+            assert await ack_when_pending(base) == 200
+            assert (await off).status_code == 200
+
+
+async def test_an_ack_during_maas_second_attempt_completes_its_power_off(
+    udp_catcher: Any,
+) -> None:
+    """A wait spans MAAS's attempts: the second attempt's POST joins the first one's wait, so
+    the machine is listed once, and an ack then completes MAAS's power-off."""
+    config = wol_config(udp_catcher.port)
+    del config["machines"]["desk1"]["off_ack_timeout"]  # the default: all of MAAS's attempts
+    async with power_service(config) as (base, component):
+        component.store.set("desk1", "on")
+        maas = driver_for(base, scale=0.001)  # an attempt is killed after 0.3 s
+        off = asyncio.create_task(maas.agent("off"))
+        while not component.acks.is_pending("desk1"):
+            await asyncio.sleep(0.005)
+        (first,) = component.acks.pending()
+        while maas.attempts < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert component.acks.pending() == [first]
+        assert await ack_when_pending(base) == 200
+        assert await off == "off"
+        assert (maas.attempts, maas.posts()) == (2, 1)  # attempt 1's POST died unanswered
+        assert await maas.monitor() == "off"

@@ -14,6 +14,12 @@ A machine woken by a packet needs minutes (PXE, then an OS) before its probe por
 longer than MAAS's confirm loop (1+2+2+4+6+8+12 s). So after a packet it reads "on" from
 memory for the probe's `boot_grace` (default 600 s) or until the probe first sees it up; only
 then is a closed port believed to mean "off", as a reading or as an acknowledgement.
+The same holds the other way: a person acknowledges a power-off while the OS is still
+shutting down, and MAAS 3.5+ queries right away (its power CLI always ends with a query,
+and its agent accepts the off only if that query reads off). So after an acknowledgement
+the machine reads "off" for the probe's `shutdown_grace` (default 300 s) or until the probe
+first sees it down; otherwise MAAS would POST the off again and the machine would be back
+on the acknowledgement page.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class WolBackend:
         self._store = store
         self._acks = acks
         self._booting_until = 0.0  # monotonic; a closed probe port before this means booting
+        self._stopping_until = 0.0  # monotonic; an open probe port before this means stopping
 
     async def power_on(self, target: Target) -> PowerState:
         """Send the packet (every time: MAAS re-POSTs until the machine is seen up)."""
@@ -87,6 +94,7 @@ class WolBackend:
                 f"cannot send a magic packet to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from None
         log.info("wol.packet_sent", machine=target.name, to=f"{self._host}:{self._port}")
+        self._stopping_until = 0.0
         if self._spec.probe is not None:
             self._booting_until = time.monotonic() + self._spec.probe.boot_grace
         self._store.set(target.name, "on")
@@ -98,10 +106,12 @@ class WolBackend:
             return "off"
         waiting = asyncio.ensure_future(self._acks.wait(target, self._ack_timeout))
         try:
-            await self._until_acked(target, waiting)
+            seen_off = await self._until_acked(target, waiting)
         finally:
             waiting.cancel()
         self._booting_until = 0.0
+        if self._spec.probe is not None and not seen_off:
+            self._stopping_until = time.monotonic() + self._spec.probe.shutdown_grace
         self._store.set(target.name, "off")
         return "off"
 
@@ -113,21 +123,26 @@ class WolBackend:
         return state
 
     async def _probe(self, probe: Probe) -> PowerState:
-        """The probe's reading, except that a closed port while booting still reads "on"."""
+        """The probe's reading, except that a closed port while booting still reads "on",
+        and an open one while shutting down after an acknowledgement still reads "off"."""
         state = await probe_state(probe)
+        now = time.monotonic()
         if state == "on":
             self._booting_until = 0.0  # seen up: from now on the probe is believed
-        elif time.monotonic() < self._booting_until:
-            return "on"
-        return state
+            return "off" if now < self._stopping_until else "on"
+        self._stopping_until = 0.0  # seen down: likewise
+        return "on" if now < self._booting_until else "off"
 
     async def aclose(self) -> None:
         return None
 
-    async def _until_acked(self, target: Target, waiting: asyncio.Future[None]) -> None:
+    async def _until_acked(self, target: Target, waiting: asyncio.Future[None]) -> bool:
+        """Wait for the acknowledgement; True when the probe gave it (the machine is down)."""
         probe = self._spec.probe
+        seen_off = False
         while probe is not None and not waiting.done():
             await asyncio.wait({waiting}, timeout=probe.interval)
             if not waiting.done() and await self._probe(probe) == "off":
-                self._acks.ack(target.name)
+                seen_off = self._acks.ack(target.name)
         await waiting
+        return seen_off
