@@ -5,10 +5,16 @@ notes, not from any client's code:
 
 - legacy CGI: `/` serves a login form with a random `Challenge`; `POST /login.tgi` checks
   `Password = md5(challenge + user + password + challenge)` and sets `DLILPC="<token>"`;
-  `/index.htm` carries `<!-- state=HH lock=HH -->` (bit 0 = outlet 1) and, unauthenticated,
-  is a 200 page that meta-refreshes to `/`; `/outlet?<n>=ON|OFF|CCL` (1-based, or `a`)
-  answers a 200 meta-refresh. Basic credentials sent up front are accepted when
-  `allow_basic` is set.
+  `/index.htm` carries `<!-- state=HH lock=HH -->` (bit 0 = outlet 1) and an "Individual
+  Control" table with one 5-cell row per outlet the unit has (number, name, state, an
+  `outlet?<n>=ON|OFF` link, a Cycle link, commented out while the outlet is off) and,
+  unauthenticated, is a 200 page that meta-refreshes to `/`; `/outlet?<n>=ON|OFF|CCL`
+  (1-based, or `a`) answers a 200 meta-refresh. An outlet the unit lacks is never switched
+  or shown (what a real unit answers for one is not recorded; the same 200 page is the
+  quietest guess). Basic credentials sent up front are taken like no credentials (the 200
+  page to `/`) unless plaintext logins are allowed: by default only on a legacy-only unit
+  (`rest_enabled=False`); a unit with the REST API is new firmware, which refuses Basic
+  unless "Allow legacy plaintext login methods" is on (`allow_basic=True`).
 - REST: `/restapi/relay/outlets/<n>/state/` (0-based) with Digest auth whose challenge has
   no qop and an upper-case scheme; GET answers bare `true`/`false`; PUT needs `X-CSRF` (403
   without) and a `value=` form or JSON body, and answers 204. URIs without the trailing slash
@@ -50,7 +56,7 @@ class FakeDli:
     outlets: int = 8
     state: int = 0
     rest_enabled: bool = True
-    allow_basic: bool = True
+    allow_basic: bool | None = None  # None: as the firmware does (see the module docstring)
     stale_reads: bool = False
     log: list[str] = field(default_factory=list)
     _previous: int | None = None
@@ -62,8 +68,16 @@ class FakeDli:
         """Whether 1-based `outlet` is on."""
         return bool(self.state >> (outlet - 1) & 1)
 
+    @property
+    def takes_basic(self) -> bool:
+        """Whether Basic credentials sent up front log in (the plaintext-login setting)."""
+        return self.allow_basic if self.allow_basic is not None else not self.rest_enabled
+
     def set_outlet(self, outlet: int, on: bool) -> None:
-        """Switch 1-based `outlet`, remembering the old bitmap for one stale read."""
+        """Switch 1-based `outlet`, remembering the old bitmap for one stale read; an outlet
+        the unit does not have is left alone."""
+        if not 1 <= outlet <= self.outlets:
+            return
         new = self.state | (1 << (outlet - 1)) if on else self.state & ~(1 << (outlet - 1))
         if new != self.state:
             self._previous = self.state if self.stale_reads else None
@@ -127,7 +141,7 @@ class FakeDli:
         if match and match.group(1) in self._sessions:
             return True
         header = request.headers.get("authorization", "")
-        if not (self.allow_basic and header.startswith("Basic ")):
+        if not (self.takes_basic and header.startswith("Basic ")):
             return False
         pair = base64.b64decode(header[6:]).decode()
         return pair == f"{self.user}:{self.password}"
@@ -137,15 +151,15 @@ class FakeDli:
         if not self._legacy_authed(request):
             return HTMLResponse(_TO_LOGIN)
         shown = self._read_state()
-        rows = "".join(
-            f'<tr bgcolor="#F4F4F4"><td align=center>{n}</td><td>Outlet {n}</td>'
-            f"<td><b>{'ON' if shown >> (n - 1) & 1 else 'OFF'}</b></td></tr>"
-            for n in range(1, self.outlets + 1)
-        )
+        rows = "".join(_row(n, bool(shown >> (n - 1) & 1)) for n in range(1, self.outlets + 1))
         comment = f"<!-- state={shown:02x} lock=00 -->"
+        master = (
+            '<a href="outlet?a=OFF">All outlets OFF</a> <a href="outlet?a=ON">All outlets ON</a>'
+        )
         return HTMLResponse(
             f"<html><head><title>Outlet Control</title></head>{comment}"
-            f"<body><table>{rows}</table></body></html>"
+            f"<body>{master}<table><tr><th>#</th><th>Name</th><th>State</th>"
+            f"<th colspan=2>Action</th></tr>{rows}</table></body></html>"
         )
 
     async def outlet(self, request: Request) -> Response:
@@ -154,7 +168,12 @@ class FakeDli:
         if not self._legacy_authed(request):
             return HTMLResponse(_TO_LOGIN)
         for key, value in parse_qsl(query):
-            targets = range(1, self.outlets + 1) if key == "a" else [int(key)]
+            if key == "a":
+                targets: range | list[int] = range(1, self.outlets + 1)
+            elif key.isdigit():
+                targets = [int(key)]  # set_outlet ignores one the unit does not have
+            else:
+                continue
             for n in targets:
                 if value in ("ON", "OFF"):
                     self.set_outlet(n, value == "ON")
@@ -224,6 +243,18 @@ class FakeDli:
         if self.rest_enabled and not request.url.path.endswith("/"):
             return RedirectResponse(request.url.path + "/", status_code=302)
         return Response("Not Found", 404)
+
+
+def _row(n: int, on: bool) -> str:
+    """One "Individual Control" row, shaped as on an LPC (1.8.4) page."""
+    state = '<font color="green">ON</font>' if on else '<font color="red">OFF</font>'
+    action = f'<a href="outlet?{n}={"OFF" if on else "ON"}">Switch {"OFF" if on else "ON"}</a>'
+    cycle = f'<a href="outlet?{n}=CCL">Cycle</a>'
+    cycle = cycle if on else f"<!-- {cycle} -->"  # the UI hides Cycle on an OFF outlet
+    return (
+        f'<tr bgcolor="#F4F4F4"><td align=center>{n}</td><td>Outlet {n}</td>'
+        f"<td><b>{state}</b></td><td>{action}</td><td>{cycle}</td></tr>"
+    )
 
 
 def _parse_value(body: bytes, content_type: str) -> bool | None:

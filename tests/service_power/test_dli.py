@@ -10,10 +10,11 @@ import pytest
 
 from maasflow.serve.backends import PowerError, Target
 from maasflow.serve.backends.dli import DliBackend
+from maasflow.serve.backends.dli_wire import NoSuchOutlet, legacy_outlets, missing_outlet
 from maasflow.serve.power_config import DliMachine
 from tests.service_power.fake_dli import FakeDli
 from tests.service_power.helpers import power_service, serve
-from tests.service_power.maas_replay import MaasWebhookDriver
+from tests.service_power.maas_replay import DriverError, MaasWebhookDriver
 
 TARGET = Target("rack1", None, "rack1", "dli001")
 SWITCH_PW = FakeDli().password
@@ -205,3 +206,83 @@ async def test_unreachable_switch_answers_503() -> None:
         response = await client.get(f"{base}/power/rack1")
     assert response.status_code == 503
     assert "DLI switch" in response.json()["error"]
+
+
+# --- the unit's own outlet table; what real units refuse ------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["rest", "legacy"])
+async def test_an_outlet_the_unit_lacks_is_refused_at_first_use(dialect: str) -> None:
+    """Outlet 9 of an 8-outlet unit fails at once, naming the unit's outlets; nothing switched."""
+    fake = FakeDli(outlets=8)
+    async with serve(fake.app()) as base:
+        dli = backend(base, dialect, outlet=9)
+        for call in (dli.power_on, dli.query):
+            with pytest.raises(NoSuchOutlet, match=r"has outlets 1-8; outlet 9 is not one"):
+                await call(TARGET)
+        await dli.aclose()
+    assert fake.state == 0
+    assert not any(line.startswith(("GET /outlet", "PUT")) for line in fake.log)
+
+
+async def test_maas_sees_a_missing_outlet_as_an_error_not_as_off() -> None:
+    """Through the service, MAAS's monitor records "error" and its power CLI fails on `on`."""
+    fake = FakeDli(outlets=4, rest_enabled=False)
+    async with serve(fake.app()) as dli_base:
+        spec = {"backend": "dli", "address": dli_base, "outlet": 5, "password": "4321", **FAST}
+        async with power_service({"machines": {"rack1": spec}}) as (base, _):
+            uri = f"{base}/power/rack1"
+            maas = MaasWebhookDriver(f"{uri}/on", f"{uri}/off", uri, "dli001", scale=0.001)
+            assert await maas.monitor() == "error"
+            with pytest.raises(DriverError, match="status code: 502"):
+                await maas.cli("on")  # one of the agent's attempts
+    assert fake.state == 0
+
+
+def test_the_outlet_table_is_read_from_the_outlet_links() -> None:
+    """The outlets of an index page are those its `outlet?<n>=` links name (not `a`, all)."""
+    page = '<a href="outlet?a=OFF">x</a><a href=outlet?1=ON>y</a><!-- <a href="outlet?3=CCL"> -->'
+    assert legacy_outlets(page) == {1, 3}
+    assert missing_outlet(2, {1, 3}, "pdu") is not None
+    assert missing_outlet(7, set(), "pdu") is None  # no table shown: nothing to check against
+
+
+async def test_fake_switch_ignores_an_outlet_it_does_not_have() -> None:
+    """The fake 8-outlet unit switches nothing for `/outlet?9=ON` and lists outlets 1-8 only."""
+    fake = FakeDli(outlets=8, rest_enabled=False)
+    async with serve(fake.app()) as base, httpx.AsyncClient(auth=("admin", "4321")) as client:
+        await client.get(f"{base}/outlet?9=ON")
+        await client.get(f"{base}/outlet?x=ON")
+        page = (await client.get(f"{base}/index.htm")).text
+    assert fake.state == 0 and "<!-- state=00 " in page
+    assert legacy_outlets(page) == set(range(1, 9))
+
+
+@pytest.mark.parametrize(
+    ("kw", "takes_basic"),
+    [({}, False), ({"allow_basic": True}, True), ({"rest_enabled": False}, True)],
+    ids=["new-firmware", "plaintext-allowed", "legacy-only-unit"],
+)
+async def test_fake_switch_takes_basic_only_where_real_units_do(
+    kw: dict[str, bool], takes_basic: bool
+) -> None:
+    """A REST-capable unit answers Basic with the login redirect unless plaintext logins are
+    allowed; a legacy-only unit takes it."""
+    fake = FakeDli(**kw)
+    async with serve(fake.app()) as base, httpx.AsyncClient(auth=("admin", "4321")) as client:
+        page = (await client.get(f"{base}/index.htm")).text
+        await client.get(f"{base}/outlet?2=ON")
+    assert ("<!-- state=" in page) is takes_basic
+    assert fake.is_on(2) is takes_basic
+
+
+async def test_legacy_dialect_logs_in_with_the_form_on_new_firmware(
+    switch: tuple[FakeDli, str],
+) -> None:
+    """Against a unit that refuses Basic (the default new firmware), the legacy dialect logs
+    in with the challenge form before its first switch and switches the outlet."""
+    fake, base = switch
+    dli = backend(base, "legacy")
+    assert await dli.power_on(TARGET) == "on"
+    await dli.aclose()
+    assert fake.log.index("POST /login.tgi") < fake.log.index("GET /outlet?3=ON")

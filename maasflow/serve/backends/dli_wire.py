@@ -15,6 +15,12 @@ the unit and in MAAS; only the REST wire is 0-based ("relays are zero based", DL
 
 `detect_dialect` tells them apart: a REST unit answers an unauthenticated
 `/restapi/relay/outlets/` with a 401 Digest challenge. Errors never carry the password.
+
+Before its first switch or read, each class checks that the unit has the outlet: a legacy
+unit lists only its own outlets in `index.htm` (one `outlet?<n>=` link per outlet in the
+"Individual Control" table), a REST unit's `/restapi/relay/outlets/` is one JSON entry per
+outlet. A missing outlet is refused (`NoSuchOutlet`) instead of switching nothing and reading
+"off" forever; a unit whose page shows no outlet table at all is not refused.
 """
 
 from __future__ import annotations
@@ -33,6 +39,29 @@ _STATE_COMMENT = re.compile(r"<!--\s*state=([0-9a-fA-F]+)")
 _INPUT_TAG = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
 _VALUE_ATTR = re.compile(r"""\bvalue\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
 _SESSION_COOKIE = re.compile(r"""\bDLILPC=("[^"]*"|[^;\s]*)""")
+_OUTLET_LINK = re.compile(r"outlet\?(\d+)=")
+
+
+class NoSuchOutlet(PowerError):
+    """The configured outlet is not one the unit has: the power config is wrong."""
+
+
+def missing_outlet(outlet: int, present: set[int], host: str) -> NoSuchOutlet | None:
+    """The error for `outlet` when the unit lists `present` outlets (none listed: no error)."""
+    if not present or outlet in present:
+        return None
+    numbers = sorted(present)
+    contiguous = numbers == list(range(numbers[0], numbers[-1] + 1))
+    listed = f"{numbers[0]}-{numbers[-1]}" if contiguous else ", ".join(map(str, numbers))
+    return NoSuchOutlet(
+        f"DLI switch {host} has outlets {listed}; outlet {outlet} is not one of them: "
+        'fix "outlet" in the power config (1-based, as printed on the unit)'
+    )
+
+
+def legacy_outlets(page: str) -> set[int]:
+    """The outlet numbers an `index.htm` links to (`outlet?<n>=ON|OFF|CCL`; `a` is all)."""
+    return {int(number) for number in _OUTLET_LINK.findall(page)}
 
 
 class DliOutlet(Protocol):
@@ -67,10 +96,13 @@ class RestOutlet:
 
     def __init__(self, client: httpx.AsyncClient, outlet: int, user: str, password: str) -> None:
         self._client = client
+        self._outlet = outlet
         self._path = f"/restapi/relay/outlets/{outlet - 1}/state/"
         self._auth = httpx.DigestAuth(user, password)
+        self._checked = False  # the unit's outlet list has this outlet
 
     async def read(self) -> bool:
+        await self._check()
         body = await _send(
             self._client, "GET", self._path, auth=self._auth, headers={"Accept": "application/json"}
         )
@@ -84,7 +116,30 @@ class RestOutlet:
             raise PowerError(f"DLI switch {self._path}: expected true/false, got {body[:40]!r}")
         return value
 
+    async def _check(self) -> None:
+        """Refuse an outlet beyond the unit's list (one JSON entry per outlet, 0-based)."""
+        if self._checked:
+            return
+        body = await _send(
+            self._client,
+            "GET",
+            "/restapi/relay/outlets/",
+            auth=self._auth,
+            headers={"Accept": "application/json"},
+        )
+        try:
+            outlets = json.loads(body)
+        except json.JSONDecodeError:
+            outlets = None
+        if isinstance(outlets, list):
+            present = set(range(1, len(outlets) + 1))
+            error = missing_outlet(self._outlet, present, self._client.base_url.host)
+            if error is not None:
+                raise error
+        self._checked = True
+
     async def switch(self, on: bool) -> None:
+        await self._check()
         value = "true" if on else "false"
         await _send(
             self._client,
@@ -105,24 +160,33 @@ class LegacyOutlet:
         self._user = user
         self._password = password
         self._cookie: str | None = None
+        self._checked = False  # the unit's page listed this outlet
 
     async def read(self) -> bool:
         bits = await self._state_bits()
         return bool((bits >> (self._outlet - 1)) & 1)
 
     async def switch(self, on: bool) -> None:
+        if not self._checked:
+            await self._state_bits()  # logs in if needed, and checks the outlet exists
         await self._get(f"/outlet?{self._outlet}={'ON' if on else 'OFF'}")
 
     async def _state_bits(self) -> int:
-        match = _STATE_COMMENT.search(await self._get("/index.htm"))
-        if match is None:
+        page = await self._get("/index.htm")
+        if _STATE_COMMENT.search(page) is None:
             await self._login()
-            match = _STATE_COMMENT.search(await self._get("/index.htm"))
+            page = await self._get("/index.htm")
+        match = _STATE_COMMENT.search(page)
         if match is None:
             raise PowerError(
                 "DLI switch: /index.htm has no state comment; check the user and password, "
                 "and that the unit allows legacy plaintext logins"
             )
+        if not self._checked:
+            error = missing_outlet(self._outlet, legacy_outlets(page), self._client.base_url.host)
+            if error is not None:
+                raise error
+            self._checked = True
         return int(match.group(1), 16)
 
     def _headers(self) -> dict[str, str]:
