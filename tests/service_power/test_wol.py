@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from maasflow.serve.backends import AckTimeout, Target
+from maasflow.serve.backends.acks import AckBoard
 from maasflow.serve.backends.wol import magic_packet
 from tests.service_power.helpers import TOKEN, power_service, wol_config
 from tests.service_power.maas_replay import DriverError, MaasWebhookDriver
@@ -327,3 +329,25 @@ async def test_an_ack_during_maas_second_attempt_completes_its_power_off(
         assert await off == "off"
         assert (maas.attempts, maas.posts()) == (2, 1)  # attempt 1's POST died unanswered
         assert await maas.monitor() == "off"
+
+
+async def test_a_timed_out_wait_refuses_retries_only_for_maas_window() -> None:
+    """After a timeout, power-offs of that machine fail at once until the window since the
+    wait opened has passed; then, as after a power-on, a new power-off waits afresh."""
+    board = AckBoard(window=0.3)
+    target = Target("desk1", None, "desk1", "abc123")
+    with pytest.raises(AckTimeout, match=r"not acknowledged in time$"):
+        await board.wait(target, 0.05)
+    with pytest.raises(AckTimeout, match="refused until its power action ends"):
+        await board.wait(target, 5)
+    assert board.pending() == []
+    await asyncio.sleep(0.3)
+    fresh = asyncio.create_task(board.wait(target, 5))
+    await asyncio.sleep(0.01)
+    assert board.ack("desk1") and await fresh is None
+    with pytest.raises(AckTimeout):
+        await board.wait(target, 0.01)
+    board.cancel("desk1", AckTimeout("unused"))  # what a power-on does
+    again = asyncio.create_task(board.wait(target, 5))
+    await asyncio.sleep(0.01)
+    assert board.ack("desk1") and await again is None
