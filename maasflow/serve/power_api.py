@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from maasflow.common.errors import ConfigError, PowerError
 from maasflow.common.options import state_directory
@@ -471,6 +472,21 @@ def _route(
 _ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+class _AnyText(Convertor[str]):
+    """A path parameter matching anything, newlines too (Starlette's `path` stops at one)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("power_any", _AnyText())
+
+
 def _add_routes(router: APIRouter, power: PowerComponent) -> None:
     """The routes, `/power/acks` before `/power/{machine}` so the page is not a machine, and
     last a 400 for every other path or method under `/power/`."""
@@ -489,7 +505,7 @@ def _add_routes(router: APIRouter, power: PowerComponent) -> None:
     )
     _route(router, "GET", "/power/{machine}", power.query, {200: _STATUS, **_ERRORS})
     router.add_api_route(
-        "/power/{rest:path}",
+        "/power/{rest:power_any}",
         power.nothing,
         methods=list(_ALL_METHODS),
         include_in_schema=False,

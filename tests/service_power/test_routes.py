@@ -217,6 +217,8 @@ async def test_unknown_machine_is_a_400_that_maas_reports(udp_catcher: Any) -> N
         ("DELETE", "/power/desk1"),
         ("POST", "/power/acks"),
         ("GET", "/power/acks/x"),
+        ("GET", "/power/a%0Ab/c"),  # a newline: Starlette's `path` parameter stops at it
+        ("POST", "/power/x%0A/onn"),
     ],
 )
 async def test_every_path_under_power_that_names_nothing_is_400(
