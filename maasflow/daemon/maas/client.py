@@ -7,12 +7,14 @@ string as ``op=``, other parameters go in an urlencoded form body with lists as 
 (as juju/gomaasapi's `client.go` sends them, for POST and PUT alike).
 
 Each call is retried with capped, jittered exponential backoff (`maasflow.common.backoff`)
-when MAAS or the network is only busy (see `maasflow.daemon.maas.responses` for which answers
-those are); after the last attempt it raises `TemporaryMaasError`. Everything else becomes a
-typed `PermanentMaasError` at once. A 200 whose JSON is unreadable is retried when the
-request was a GET; after a write, the machine is read back with a GET instead, so a write
-is never repeated because its answer was garbled. A machine entry that does not validate is
-skipped with a warning, not the listing.
+when MAAS or the network is only busy (see `maasflow.daemon.maas.responses` for which
+answers those are); after the last attempt it raises `TemporaryMaasError`. Everything else
+becomes a typed `PermanentMaasError` at once. Reads get `max_attempts`; writes get
+`write_attempts` (default the same): the daemon sends its writes from action slots, so it
+asks for one attempt and retries on a later pass instead of waiting with a slot held. A 200
+whose JSON is unreadable is retried when the request was a GET; after a write, the machine
+is read back with a GET instead, so a write is never repeated because its answer was
+garbled. A machine entry that does not validate is skipped with a warning, not the listing.
 
 `read_only=True` refuses every non-GET before it is sent (preview's defence in depth).
 Answers are read as a stream and refused (`AnswerTooLarge`, permanent) once larger than
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -39,8 +42,10 @@ import structlog
 from maasflow import __version__
 from maasflow.common.backoff import Backoff
 from maasflow.common.errors import (
+    BadRequest,
     ConfigError,
     MaasflowError,
+    NotFound,
     PermanentMaasError,
     TemporaryMaasError,
 )
@@ -68,6 +73,8 @@ _CAP_SETTING = "-max-answer-size, MAAS_MAX_ANSWER_SIZE"
 # MAAS system_ids are short [0-9a-z] strings; anything else is refused rather than put in a
 # URL path (a hostile "../" must never reach another endpoint).
 _SYSTEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.~-]{0,127}")
+# MAAS's own rule for tag names (src/maasserver/models/tag.py, Tag._tag_name_regex, 3.6).
+TAG_NAME = re.compile(r"[a-zA-Z0-9_-]{1,256}")
 _API_SUFFIX = re.compile(r"/api/([^/]*)$")
 
 
@@ -143,6 +150,7 @@ class MaasClient:
         api_version: str = SUPPORTED_API_VERSION,
         timeout: float = 30.0,
         max_attempts: int = 5,
+        write_attempts: int | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -151,13 +159,19 @@ class MaasClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
-        if max_attempts < 1 or timeout <= 0 or backoff_base < 0 or backoff_cap < 0:
-            raise ValueError("max_attempts >= 1, timeout > 0 and backoffs >= 0 are required")
+        write_attempts = max_attempts if write_attempts is None else write_attempts
+        if (
+            min(max_attempts, write_attempts) < 1
+            or timeout <= 0
+            or min(backoff_base, backoff_cap) < 0
+        ):
+            raise ValueError("attempts >= 1, timeout > 0 and backoffs >= 0 are required")
         self._max_answer_bytes = max_answer_bytes
         self._auth = MaasAuth(api_key)
         self.base_url, self.api_url = api_urls(base_url, api_version)
         self.read_only = read_only
         self._max_attempts = max_attempts
+        self._write_attempts = write_attempts
         self._backoff = Backoff(backoff_base, backoff_cap)
         self._on_response = on_response
         self._sleep = sleep
@@ -257,6 +271,34 @@ class MaasClient:
         """`POST machines/<id>/?op=release` (comment=, erase=, quick_erase=, ...)."""
         return await self._machine_op(system_id, "release", _form(params))
 
+    async def tag_machine(self, tag: str, system_id: str, comment: str = "") -> int:
+        """Put tag `tag` on one machine, creating the tag first when MAAS has none by that name.
+
+        `POST tags/<tag>/?op=update_nodes add=<system_id>`; when that answers 404 (no such
+        tag), `POST tags/ name=<tag> comment=<comment>` and the update once more. Both ops are
+        admin-only (403 otherwise) and were checked against MAAS 3.6's
+        `src/maasserver/api/tags.py` (`TagHandler.update_nodes` reads `add`/`remove` system ids
+        and answers `{"added": n, "removed": m}`; `TagsHandler.create` validates `TagForm`:
+        `name`, `comment`, `definition`, `kernel_opts`) and `urls_api.py` (routes `tags/` and
+        `tags/<name>/`). A create that loses a race ("already exists", 400) is fine. Returns
+        how many machines MAAS matched (0: no such machine).
+        """
+        path = _tag_path(tag)
+        _machine_path("POST", system_id)
+        try:
+            return await self._tag_nodes(path, system_id)
+        except NotFound:
+            with contextlib.suppress(BadRequest):
+                data = _form({"name": tag, "comment": comment})
+                await self._call("POST", "tags/", data=data, decode=decode_object)
+        return await self._tag_nodes(path, system_id)
+
+    async def _tag_nodes(self, path: str, system_id: str) -> int:
+        data = _form({"add": system_id})
+        answer = await self._call("POST", path, op="update_nodes", data=data, decode=decode_object)
+        added = answer.get("added")
+        return added if isinstance(added, int) else 0
+
     async def update(self, system_id: str, **fields: str) -> Machine:
         """`PUT machines/<id>/` with hostname=, power_type=, power_parameters_<name>=, ..."""
         if not fields:
@@ -279,7 +321,9 @@ class MaasClient:
             return await self._call(method, path, op=op, data=data, decode=decode)
         except UnreadableAnswer as exc:
             log.warning("maas.unreadable_answer", method=method, path=exc.path, reread=True)
-            return await self.get_machine(system_id)
+            path = _machine_path("GET", system_id)  # part of the write: the write's attempts
+            reread = model_decoder(Machine)
+            return await self._call("GET", path, decode=reread, attempts=self._write_attempts)
 
     async def _call(
         self,
@@ -290,6 +334,7 @@ class MaasClient:
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
         decode: Decoder[T],
+        attempts: int | None = None,
     ) -> T:
         """Send until success or a permanent error; decode the success."""
         shown = path if op is None else f"{path}?op={op}"
@@ -297,12 +342,14 @@ class MaasClient:
             raise MaasflowError(
                 f"read-only MAAS client refused {method} {shown}: preview sends only GETs"
             )
-        for attempt in range(1, self._max_attempts + 1):
+        if attempts is None:
+            attempts = self._max_attempts if method == "GET" else self._write_attempts
+        for attempt in range(1, attempts + 1):
             try:
                 response = await self._send(method, path, op, params, data, attempt)
                 return decode(response, method, shown)
             except TemporaryMaasError as exc:
-                if attempt == self._max_attempts or not _may_repeat(method, exc):
+                if attempt == attempts or not _may_repeat(method, exc):
                     raise
                 await self._pause(exc, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -437,6 +484,13 @@ def _machine_path(method: str, system_id: str) -> str:
             method, "machines/", None, f"refusing system_id {shown!r}: not a MAAS system_id"
         )
     return f"machines/{system_id}/"
+
+
+def _tag_path(tag: str) -> str:
+    if not isinstance(tag, str) or not TAG_NAME.fullmatch(tag):
+        shown = "".join(ch if ch.isprintable() else "?" for ch in str(tag))[:40]
+        raise PermanentMaasError("POST", "tags/", None, f"refusing tag name {shown!r}")
+    return f"tags/{tag}/"
 
 
 def _form(fields: Mapping[str, FormValue]) -> dict[str, str | list[str]]:

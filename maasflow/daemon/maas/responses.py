@@ -4,6 +4,9 @@ The rules come from `maas-api-facts.md` §1.3, §3 and §5 (MAAS `src/maasserver
 `src/maasserver/utils/views.py`, `src/maasserver/middleware.py`):
 
 - 502/503/504 and a 429 from a proxy are temporary: retry, honouring ``Retry-After``.
+  Except a 503 saying MAAS ran out of addresses (`StaticIPAddressExhaustion`, on deploy and
+  power_on, §3.3/§3.4/§5.2): the same request fails the same way until a person frees
+  addresses, so it is a `PermanentMaasError` (still status 503) with a hint saying so.
 - 409 comes in two kinds. The HTML page (a database serialisation conflict, with
   ``Retry-After: 5`` since MAAS 3.2) is temporary; the text/plain sentence is a real state
   conflict (`Conflict`) that retrying cannot fix.
@@ -54,6 +57,13 @@ _HINTS = {
     "a locked machine refuses every change)",
     410: " (MAAS 2.0+ answers 410 Gone to API 1.0; use API version 2.0)",
 }
+_EXHAUSTED = (
+    "address exhaustion"  # MAAS: "<id>: Unable to allocate static IP due to address exhaustion."
+)
+_EXHAUSTED_HINT = (
+    " (MAAS has no free IP address on the machine's subnet: retrying cannot help until "
+    "addresses are freed or the subnet's ranges are widened)"
+)
 _TAG = re.compile(r"<[^<>]*>")
 _SPACE = re.compile(r"\s+")
 
@@ -131,6 +141,8 @@ def error_for(method: str, path: str, response: httpx.Response, message: str) ->
     """The typed error for a final, non-success `response`."""
     status = response.status_code
     message += _HINTS.get(status, "")
+    if status == 503 and _EXHAUSTED in message.lower():
+        return PermanentMaasError(method, path, status, message + _EXHAUSTED_HINT)
     if is_temporary(response):
         return TemporaryMaasError(method, path, status, message, retry_after(response))
     if 300 <= status < 400:
