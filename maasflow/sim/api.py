@@ -21,11 +21,12 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from maasflow.sim import description, forms, inventory, query
+from maasflow.sim import description, forms, inventory, query, tagging
 from maasflow.sim.auth import Authenticator, User
 from maasflow.sim.config import SimConfig
 from maasflow.sim.description import API_ROOT
 from maasflow.sim.events import EventLog
+from maasflow.sim.faults import exhausted
 from maasflow.sim.http import (
     HTML,
     JSON,
@@ -157,6 +158,8 @@ class Api:
             ("tags", "GET", None): self._tags,
             ("tag", "GET", None): self._tag,
             ("tag", "GET", "machines"): self._tagged_machines,
+            ("tags", "POST", None): self._create_tag,
+            ("tag", "POST", "update_nodes"): self._update_tag_nodes,
         }
         self._anonymous_table: dict[Signature, Handler] = {
             ("machines", "POST", None): self._create,
@@ -346,7 +349,8 @@ class Api:
             raise fail(409, "Can't allocate a machine belonging to another user.")
         if machine.status not in DEPLOY_FROM:
             raise fail(409, f"Can't deploy a machine that is in the '{machine.status_name}' state")
-        if not self._world.assign_ips(machine):
+        doomed = exhausted(self._config.faults, self._config.seed, machine.system_id)
+        if doomed or not self._world.assign_ips(machine):
             self._world.release_ips(machine)
             raise fail(
                 503,
@@ -475,6 +479,14 @@ class Api:
     async def _tagged_machines(self, call: Call) -> Response:
         """List the machines that carry the tag."""
         return _listing(inventory.tagged_machines(self._world, call.caller, call.arg))
+
+    async def _create_tag(self, call: Call) -> Response:
+        """Create a tag (admin)."""
+        return tagging.create(self._world, call)
+
+    async def _update_tag_nodes(self, call: Call) -> Response:
+        """Add machines to the tag, or take them off it (admin)."""
+        return tagging.update_nodes(self._world, call)
 
     async def _events(self, call: Call) -> Response:
         """Query node events, newest first (filters: id, hostname, zone, level, after...)."""

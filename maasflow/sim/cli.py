@@ -33,6 +33,7 @@ FAULT_FLAGS = {
     "drop_after_rate": "share closed without an answer after the op took effect",
     "truncate_rate": "share answered with truncated JSON",
     "malformed_rate": "share answered with malformed JSON",
+    "ip_exhaustion_share": "share of machines whose deploy always gets the address-exhaustion 503",
 }
 
 
@@ -110,6 +111,9 @@ def _check_flags(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"sim: --{_flag(name)} {value}: a rate must be between 0 and 1")
+    share = args.ip_exhaustion_share
+    if share is not None and not 0.0 <= share <= 1.0:
+        raise ConfigError(f"sim: --ip-exhaustion-share {share}: a share must be between 0 and 1")
     for name in ("latency_ms", "retry_after_503", "retry_after_409"):
         value = getattr(args, name)
         if value is not None and value < 0:

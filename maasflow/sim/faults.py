@@ -10,6 +10,12 @@ happen; `drop_after`, `truncate` and `malformed` (`AFTER_HANDLER`) spoil the han
 on its way out, so that write DID happen and the client cannot tell (as when MAAS committed
 and the reply was lost). The request log marks each with the fault's name. How the
 connection is dropped and when the handler runs is `asgi.py`'s business.
+
+One fault is per machine, not per request: `ip_exhaustion_share` picks machines (by a roll
+seeded with the run's seed and the system_id, so the same ones every time) whose deploy
+MAAS always refuses with its address-exhaustion 503 (`StaticIPAddressExhaustion`, no
+Retry-After, facts §3.3, §5.2), as a subnet with no free address does. `exhausted()` says
+which; `api.py` answers the deploy.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class Faults:
     drop_after_rate: float = 0.0
     truncate_rate: float = 0.0
     malformed_rate: float = 0.0
+    ip_exhaustion_share: float = 0.0  # share of machines whose deploy always gets the 503
 
     def __post_init__(self) -> None:
         for name in RATE_KNOBS:
@@ -71,6 +78,8 @@ class Faults:
                 raise ConfigError(f"fault {name}={value}: a rate must be between 0 and 1")
         if sum(getattr(self, name) for name in RATE_KNOBS) > 1.0 + 1e-9:
             raise ConfigError("fault rates add up to more than 1; lower some of them")
+        if not 0.0 <= self.ip_exhaustion_share <= 1.0:
+            raise ConfigError("fault ip_exhaustion_share: a share must be between 0 and 1")
         if self.latency_ms < 0 or self.retry_after_503 < 0 or self.retry_after_409 < 0:
             raise ConfigError("fault latency_ms and retry_after values must not be negative")
 
@@ -124,6 +133,13 @@ class FaultInjector:
             headers = {"Retry-After": str(self.faults.retry_after_409)}
             return Response(409, CONFLICT_PAGE.encode(), HTML, headers)
         raise ValueError(f"no response for fault {fault!r}")
+
+
+def exhausted(faults: Faults, seed: int, system_id: str) -> bool:
+    """Whether this machine's deploy always meets MAAS's address exhaustion (see above)."""
+    if faults.ip_exhaustion_share <= 0.0:
+        return False
+    return random.Random(f"exhausted:{seed}:{system_id}").random() < faults.ip_exhaustion_share
 
 
 def spoil(fault: str, answer: Response) -> Response:

@@ -13,7 +13,7 @@ import pytest
 
 from maasflow.common.errors import ConfigError
 from maasflow.sim import Faults, MachineSpec, SimConfig, Simulator, serve_simulator
-from maasflow.sim.faults import FaultInjector, spoil
+from maasflow.sim.faults import FaultInjector, exhausted, spoil
 from maasflow.sim.http import Response
 from tests.sim.helpers import FAST, api_client
 
@@ -206,3 +206,31 @@ def test_describe_lists_changed_knobs() -> None:
     assert Faults().describe() == "none"
     assert Faults(drop_rate=0.5).describe() == "drop_rate=0.5"
     assert Faults(drop_after_rate=0.25).describe() == "drop_after_rate=0.25"
+
+
+async def test_ip_exhaustion_refuses_the_same_machines_deploy_every_time() -> None:
+    """ip_exhaustion_share picks machines by seed; their deploy always gets MAAS's 503."""
+    specs = [MachineSpec(f"n{i}", status=4) for i in range(40)]
+    faults = Faults(ip_exhaustion_share=0.25)
+    config = SimConfig(seed=9, time_factor=FAST, faults=faults, machines=specs)
+    async with serve_simulator(config) as sim, api_client(sim, sim.admin_key) as client:
+        doomed = {sid for sid in sim.machines if exhausted(faults, 9, sid)}
+        assert 0 < len(doomed) < len(specs)
+        for system_id in sim.machines:
+            for _ in range(2 if system_id in doomed else 1):
+                answer = await client.post(f"machines/{system_id}/", params={"op": "deploy"})
+                if system_id in doomed:
+                    assert answer.status_code == 503 and "retry-after" not in answer.headers
+                    assert answer.text.endswith(
+                        "Unable to allocate static IP due to address exhaustion."
+                    )
+                else:
+                    assert answer.status_code == 200
+        assert {sid for sid, m in sim.machines.items() if m.status == 4} == doomed
+        assert all(not sim.machines[sid].ip_addresses for sid in doomed)
+
+
+def test_ip_exhaustion_share_is_a_share() -> None:
+    """A share outside 0..1 is a ConfigError naming the knob."""
+    with pytest.raises(ConfigError, match="ip_exhaustion_share"):
+        Faults(ip_exhaustion_share=1.5)
