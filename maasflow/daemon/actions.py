@@ -76,6 +76,8 @@ class Actuator:
             ActionKind.COMMISSION: self._commission,
             ActionKind.ALLOCATE: self._allocate,
             ActionKind.DEPLOY: self._deploy,
+            ActionKind.RELEASE: self._release,
+            ActionKind.QUARANTINE: self._quarantine,
             ActionKind.POWER_HELPER: self._power_helper,
             ActionKind.PROVISION: self._provision,
             ActionKind.PROVISION_POLL: self._provision_poll,
@@ -108,6 +110,17 @@ class Actuator:
     async def _deploy(self, machine: Machine, action: Action) -> Outcome:
         await self.client.deploy(machine.system_id, distro_series=self.distro or None)
         return OK
+
+    async def _release(self, machine: Machine, action: Action) -> Outcome:
+        await self.client.release(machine.system_id, comment=f"maasflow: {action.reason}")
+        return OK
+
+    async def _quarantine(self, machine: Machine, action: Action) -> Outcome:
+        tag = action.params["tag"]
+        comment = "maasflow leaves machines with this tag alone; remove it to retry them"
+        if await self.client.tag_machine(tag, machine.system_id, comment) == 0:
+            return Outcome("failed", f"MAAS found no machine {machine.system_id} to tag {tag}")
+        return Outcome("ok", f"tagged {tag}")
 
     async def _power_helper(self, machine: Machine, action: Action) -> Outcome:
         fields = await run_power_helper(

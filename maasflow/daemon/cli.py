@@ -20,9 +20,10 @@ import math
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import structlog
 
 from maasflow.common.errors import MaasError
@@ -103,14 +104,7 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
             answer = "no response" if record.status is None else f"HTTP {record.status}"
             health.request_failed(f"MAAS unreachable: {record.method} {record.path}: {answer}")
 
-    client = MaasClient(
-        settings.maas_url,
-        settings.api_key.get_secret_value(),
-        api_version=settings.api_version,
-        read_only=settings.preview,
-        on_response=on_response,
-        max_answer_bytes=settings.max_answer_bytes,
-    )
+    client = maas_client(settings, on_response=on_response)
     token = settings.provision_token
     provisioner = provisioner_for(
         settings.provision_url,
@@ -135,8 +129,34 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         period=settings.period,
         concurrency=settings.concurrency,
         always_rename=settings.always_rename,
+        retry_failed=settings.retry_failed,
+        quarantine_tag=settings.quarantine_tag,
         metrics=metrics,
         health=health,
+    )
+
+
+def maas_client(
+    settings: Settings,
+    *,
+    on_response: Callable[[RequestRecord], None] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> MaasClient:
+    """The daemon's MAAS client (`transport` and `sleep` are for tests)."""
+    return MaasClient(
+        settings.maas_url,
+        settings.api_key.get_secret_value(),
+        api_version=settings.api_version,
+        read_only=settings.preview,
+        on_response=on_response,
+        max_answer_bytes=settings.max_answer_bytes,
+        transport=transport,
+        sleep=sleep,
+        # One attempt per write: a write's retry waits would hold an action slot (a MAAS
+        # that answers 503 for a doomed machine would fill them all); the per-machine
+        # backoff (daemon/setbacks.py) sends it again on a later pass. Reads keep retrying.
+        write_attempts=1,
     )
 
 

@@ -111,6 +111,13 @@ OPTIONS: tuple[Option, ...] = (
            "deploy distro_series, e.g. jammy; empty = MAAS's default"),
     Option("concurrency", ("concurrency",), ("CONCURRENCY",), "16",
            f"most actions running at once (1 to {MAX_CONCURRENCY})"),
+    Option("retry_failed", ("retry-failed",), ("RETRY_FAILED",), "0",
+           "retry a Failed commissioning (commission) or Failed deployment (release, deploy) "
+           "machine up to N times, with backoff; then tag it (-quarantine-tag) and leave it "
+           "alone; 0 = off"),
+    Option("quarantine_tag", ("quarantine-tag",), ("QUARANTINE_TAG",), "maasflow-quarantine",
+           "MAAS tag put on a machine whose retries ran out (created if missing); remove it "
+           "in MAAS to give the machine a fresh budget"),
     Option("listen", ("listen",), ("LISTEN",), "127.0.0.1:9410",
            "health and metrics address host:port or [::1]:port; empty = off",
            empty_is_value=True),

@@ -9,6 +9,7 @@ MAAS UI never confuses the daemon.
 Priority of the rules, highest first (one action per pass)::
 
     locked / owned by another user / Retired, Reserved, Rescue mode  -> hands-off, no action
+    carries the quarantine tag                                       -> quarantined, no action
     status this target does not know                                 -> unknown, no action
     not Deployed but a provisioning record exists                    -> forget_provision
     mapped hostname differs (always, or only while New)              -> rename
@@ -17,6 +18,12 @@ Priority of the rules, highest first (one action per pass)::
 Hands-off means no action of any kind, not even clearing our own record (it is cleared once
 the machine comes back). The record is cleared before a rename because it is local
 bookkeeping that must not outlive the deploy it describes; an unknown status is left alone.
+
+Quarantine is hands-off too. With a retry budget (`-retry-failed N`, the `RetryView`),
+Failed commissioning is commissioned again and Failed deployment released (the rules then
+deploy it again, or commission it first when MAAS releases it to New, facts §10.1), each
+retry once its backoff is due; with the budget spent, the action puts the quarantine tag on
+the machine. Without a budget a failed machine needs a human.
 
 The rules say where a machine IS; the phase machine says how it got there. Phases are the
 states of one shared `transitions.Machine` (built once, never per flow) whose transitions are
@@ -89,6 +96,8 @@ class Phase(StrEnum):
     PROVISIONED = "provisioned"
     FAILED = "failed"
     WAITING = "waiting"
+    RETRYING = "retrying"  # failed, with a retry of -retry-failed's budget coming
+    QUARANTINED = "quarantined"  # carries the quarantine tag: left alone
     HANDS_OFF = "hands-off"
 
 
@@ -104,6 +113,8 @@ class ActionKind(StrEnum):
     PROVISION = "provision"
     PROVISION_POLL = "provision_poll"
     FORGET_PROVISION = "forget_provision"
+    RELEASE = "release"
+    QUARANTINE = "quarantine"
 
 
 class ProvisionState(StrEnum):
@@ -145,6 +156,20 @@ class ProvisionView:
 
 
 @dataclass(frozen=True)
+class RetryView:
+    """A machine's retry budget for MAAS failures (`-retry-failed`), as the lifecycle needs it."""
+
+    limit: int  # retries allowed per machine (> 0)
+    used: int  # retries sent since it last reached Deployed (or its quarantine was lifted)
+    due: bool  # the backoff since it was seen in its current status has run out
+    tag: str  # the quarantine tag to put on it once the budget is spent
+
+    @property
+    def left(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything one pass knows about one machine; built by the daemon from MAAS's listing."""
 
@@ -159,6 +184,8 @@ class Observation:
     provision: ProvisionView | None  # None when provisioning is disabled (no PROVISION_URL)
     helper_script: bool  # POWER_HELPER_SCRIPT configured
     always_rename: bool
+    quarantined: bool = False  # MAAS lists the quarantine tag on it
+    retry: RetryView | None = None  # None: failed machines are left to a human
 
 
 @dataclass(frozen=True)
@@ -168,6 +195,7 @@ class Action:
     kind: ActionKind
     params: Mapping[str, str] = field(default_factory=dict)
     reason: str = ""
+    spends_retry: bool = False  # a retry of a failed machine: counts against its budget
 
 
 @dataclass(frozen=True)
@@ -264,6 +292,26 @@ def _failed(status: int) -> Rule:
     return _still(Phase.FAILED, f"{STATUS_NAMES[status]}: needs a human")
 
 
+def _recover(status: int, kind: ActionKind) -> Rule:
+    """Failed commissioning/deployment: retry with `kind` while the budget lasts, then tag."""
+    name = STATUS_NAMES[status]
+
+    def rule(_system_id: str, obs: Observation) -> Step:
+        retry = obs.retry
+        if retry is None:
+            return Step(Phase.FAILED, None, f"{name}: needs a human")
+        if retry.left == 0:
+            why = f"{name} after {retry.used} retries: quarantine (tag {retry.tag})"
+            return _act(Phase.FAILED, ActionKind.QUARANTINE, why, tag=retry.tag)
+        number = f"retry {retry.used + 1} of {retry.limit}"
+        if not retry.due:
+            return Step(Phase.RETRYING, None, f"{name}: {number} after a backoff")
+        why = f"{name}: {number} ({kind})"
+        return Step(Phase.RETRYING, Action(kind, {}, why, spends_retry=True), why)
+
+    return rule
+
+
 def _hands_off(status: int) -> Rule:
     return _still(Phase.HANDS_OFF, f"{STATUS_NAMES[status]}: hands off")
 
@@ -276,7 +324,9 @@ _DEPLOYED_RULES: dict[int, Rule] = {
     **{s: _waiting(Phase.COMMISSIONING, s) for s in (1, 21)},
     9: _waiting(Phase.DEPLOYING, 9),
     **{s: _waiting(Phase.WAITING, s) for s in (12, 14, 17, 19)},
-    **{s: _failed(s) for s in (2, 3, 8, 11, 13, 15, 18, 20, 22)},
+    2: _recover(2, ActionKind.COMMISSION),
+    11: _recover(11, ActionKind.RELEASE),
+    **{s: _failed(s) for s in (3, 8, 13, 15, 18, 20, 22)},
     **{s: _hands_off(s) for s in (5, 7, 16)},
 }
 
@@ -310,11 +360,13 @@ def decide(rules: Mapping[int, Rule], system_id: str, obs: Observation) -> Step:
         return Step(Phase.HANDS_OFF, None, "locked")
     if obs.owner and obs.owner != obs.me:
         return Step(Phase.HANDS_OFF, None, f"owned by {obs.owner}")
+    if obs.quarantined:
+        return Step(Phase.QUARANTINED, None, "quarantine tag set: hands off until it is removed")
     rule = rules.get(obs.status)
     if rule is None:
         return Step(Phase.UNKNOWN, None, f"unknown MAAS status {obs.status}")
     step = rule(system_id, obs)
-    if step.phase is Phase.HANDS_OFF:
+    if step.phase is Phase.HANDS_OFF or (step.action and step.action.kind is ActionKind.QUARANTINE):
         return step
     chore = _forget(obs) or _rename(obs)
     return step if chore is None else Step(step.phase, chore, chore.reason)
@@ -326,7 +378,14 @@ Phases = tuple[Phase, ...]
 Rows = tuple[tuple[Phases, Phases], ...]
 
 ANY: Phases = tuple(Phase)
-DETOURS: Phases = (Phase.FAILED, Phase.WAITING, Phase.HANDS_OFF, Phase.UNKNOWN)
+DETOURS: Phases = (
+    Phase.FAILED,
+    Phase.WAITING,
+    Phase.HANDS_OFF,
+    Phase.UNKNOWN,
+    Phase.RETRYING,
+    Phase.QUARANTINED,
+)
 
 
 def onward(*path: Phase) -> Rows:

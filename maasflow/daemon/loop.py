@@ -2,12 +2,16 @@
 
 A pass lists the machines once, keeps the ones the filters select, lets each machine's
 long-lived `Flow` decide from what MAAS says now (level-triggered), and hands any action to
-the executor, which never blocks the pass. The loop owns the period, the backoff after a
-failed pass (`maasflow.common.backoff`), health, metrics, the systemd watchdog and shutdown.
-Its time comes from one injected `Clock` (wall time for timestamps, monotonic time for
-durations and the stuck check, sleeps), so tests move time instead of waiting for it.
-It does not speak HTTP to MAAS itself (the client does), decide anything (the lifecycle
-does) or carry out actions (the actuator does).
+the executor, which never blocks the pass. Per machine it holds back what would repeat or
+hammer: an action still in flight, a write MAAS accepted that no listing shows yet
+(`unseen_writes`), and an action backing off after failures (`setbacks`, so a doomed machine
+costs one request per backoff step and never a slot while it waits). With `-retry-failed N`
+it hands the lifecycle each machine's retry budget (`retry_budget`). The loop owns the
+period, the backoff after a failed pass (`maasflow.common.backoff`), health, metrics, the
+systemd watchdog and shutdown. Its time comes from one injected `Clock` (wall time for
+timestamps, monotonic time for durations and the stuck check, sleeps), so tests move time
+instead of waiting for it. It does not speak HTTP to MAAS itself (the client does), decide
+anything (the lifecycle does) or carry out actions (the actuator does).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import structlog
 from maasflow.common.backoff import Backoff, interruptible_sleep
 from maasflow.common.clock import SYSTEM_CLOCK, Clock
 from maasflow.common.errors import (
+    BadRequest,
+    Conflict,
     Forbidden,
     MaasError,
-    PermanentMaasError,
     TemporaryMaasError,
     Unauthorized,
 )
@@ -45,19 +50,26 @@ from maasflow.daemon.lifecycle import (
     ProvisionState,
     ProvisionView,
 )
-from maasflow.daemon.maas.client import MaasClient
+from maasflow.daemon.maas.client import AnswerLost, MaasClient
+from maasflow.daemon.maas.decoding import UnreadableAnswer
 from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.retry_budget import DEFAULT_TAG, RetryBudgets
 from maasflow.daemon.selection import FilterSpec
+from maasflow.daemon.setbacks import Setback, Setbacks
 from maasflow.daemon.store import ProvisionMode, ProvisionRecord
 from maasflow.daemon.telemetry import Health
+from maasflow.daemon.unseen_writes import UnseenWrites
 from maasflow.daemon.views import MachineViews
 
 log = structlog.get_logger(__name__)
 
 BACKOFF_CAP_S = 300.0
 STUCK_AFTER_S = 600.0  # a listing with all its retries (5 x (30 s timeout + backoff)) fits
+# MAAS's answers that mean "this name is refused" (taken, bad domain, not admin): the name is
+# not asked for again. Anything else (a 500, a 401 during a key rotation) is retried.
+REFUSED_NAME = (BadRequest, Forbidden, Conflict)
 
 
 @dataclass
@@ -82,6 +94,8 @@ class Daemon:
         period: float,
         concurrency: int = 16,
         always_rename: bool = True,
+        retry_failed: int = 0,
+        quarantine_tag: str = DEFAULT_TAG,
         metrics: Metrics | None = None,
         health: Health | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -99,6 +113,16 @@ class Daemon:
         self._pass_backoff = Backoff(period, max(BACKOFF_CAP_S, period), rand=rand)
         self._identify_backoff = Backoff(period, BACKOFF_CAP_S, rand=rand)
         self._retry_in = period  # the wait drawn when the last pass failed
+        machine_backoff = Backoff(period, max(BACKOFF_CAP_S, period), rand=rand)
+        self.setbacks = Setbacks(actuator.store, machine_backoff)
+        self.budgets = RetryBudgets(
+            actuator.store,
+            retry_failed,
+            quarantine_tag,
+            machine_backoff,
+            read_only=getattr(client, "read_only", False),  # -preview writes nothing
+        )
+        self.unseen = UnseenWrites()
         self.executor = Executor(concurrency)
         self.flows: dict[str, Flow] = {}
         self.views = MachineViews()
@@ -173,14 +197,18 @@ class Daemon:
     ) -> PassSummary:
         selected = [m for m in machines if self.filters.selects(m)]
         started = 0
+        now = self.clock.monotonic()
         for machine in selected:
             if self._stale_or_busy(machine.system_id, listed_at):
                 continue
+            if self.unseen.holds(machine, listed_at, now):
+                continue
             decision = self.decide(machine, records, PhaseLog(machine, self.metrics))
-            self.views.observed(machine, decision, records.get(machine.system_id))
-            if decision.action is not None:
+            self._remember(machine, decision, records.get(machine.system_id))
+            if decision.action is not None and self.held(machine, decision.action) is None:
                 started += self._start(machine, decision.action)
         self._forget_missing({m.system_id for m in selected})
+        self.metrics.observe_backing_off(self.setbacks.waiting(self.clock.time()))
         return PassSummary(
             seen=len(machines),
             selected=len(selected),
@@ -214,7 +242,12 @@ class Daemon:
             flow = self.flows[machine.system_id] = Flow(machine.system_id)
         return flow
 
+    def held(self, machine: Machine, action: Action) -> Setback | None:
+        """The setback that keeps `action` from being sent for `machine` now, if any."""
+        return self.setbacks.holds(machine.system_id, action.kind, self.clock.time())
+
     def _observation(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Observation:
+        quarantined, retry = self.budgets.view(machine, self.clock.monotonic())
         return Observation(
             status=machine.status,
             power_state=machine.power_state,
@@ -227,6 +260,8 @@ class Daemon:
             provision=self._provision_view(records.get(machine.system_id)),
             helper_script=bool(self.actuator.power_helper),
             always_rename=self.always_rename,
+            quarantined=quarantined,
+            retry=retry,
         )
 
     def _rename_to(self, machine: Machine) -> str | None:
@@ -253,6 +288,13 @@ class Daemon:
         poll = state is ProvisionState.RUNNING and record.mode == ProvisionMode.URL
         return ProvisionView(state=state, retry_due=due, poll=poll)
 
+    def _remember(
+        self, machine: Machine, decision: Decision, record: ProvisionRecord | None
+    ) -> None:
+        self.views.observed(machine, decision, record)
+        sid = machine.system_id
+        self.views.backoff(sid, self.setbacks.get(sid), self.budgets.used(sid))
+
     def _forget_missing(self, present: set[str]) -> None:
         for system_id in [s for s in self.flows if s not in present]:
             if not self.executor.busy(system_id):
@@ -260,6 +302,9 @@ class Daemon:
                 self.views.forget(system_id)
                 self._acted_at.pop(system_id, None)
                 self._refused_names.pop(system_id, None)
+                self.unseen.forget(system_id)
+                self.setbacks.cleared(system_id)
+                self.budgets.forget(system_id)
 
     # -- actions ----------------------------------------------------------------------
 
@@ -289,36 +334,81 @@ class Daemon:
         self._record_action(machine, action, outcome, self._acted_at[machine.system_id] - started)
 
     async def _outcome(self, machine: Machine, action: Action) -> Outcome:
+        if action.spends_retry:
+            self._spend_retry(machine, action)
         try:
-            return await self.actuator.perform(machine, action)
-        except PermanentMaasError as exc:
-            if action.kind is ActionKind.RENAME:
-                # MAAS refuses this name (taken, bad domain, not admin): stop asking, so the
-                # machine's own next step is not blocked behind the rename forever.
-                self._refused_names[machine.system_id] = action.params["hostname"]
-            detail = str(exc)
-            if isinstance(exc, Forbidden) and action.kind is ActionKind.COMMISSION:
-                detail += " (commissioning needs an admin API key: maas apikey --username <admin>)"
-            return Outcome("failed", detail)
+            outcome = await self.actuator.perform(machine, action)
         except MaasError as exc:
-            return Outcome("failed", str(exc))
+            return self._refused(machine, action, exc)
         except Exception as exc:
             log.exception("action crashed", action=action.kind)
-            return Outcome("failed", f"{type(exc).__name__}: {exc}")
+            return self._set_back(machine, action, f"{type(exc).__name__}: {exc}")
+        if outcome.result != "failed":
+            self._accepted(machine, action)
+        return outcome
+
+    def _spend_retry(self, machine: Machine, action: Action) -> None:
+        used = self.budgets.spend(machine.system_id)
+        self.metrics.observe_retry(action.kind)
+        log.info(
+            "retrying a failed machine",
+            system_id=machine.system_id,
+            hostname=machine.hostname,
+            status=machine.status_name or machine.status,
+            action=action.kind,
+            retry=f"{used}/{self.budgets.limit}",
+        )
+
+    def _accepted(self, machine: Machine, action: Action) -> None:
+        self.setbacks.cleared(machine.system_id)
+        self.unseen.wrote(machine, action.kind, self.clock.monotonic())
+        if action.kind is ActionKind.QUARANTINE:
+            self.metrics.observe_quarantine()
+            log.warning(
+                "machine quarantined: maasflow leaves it alone until the tag is removed",
+                system_id=machine.system_id,
+                hostname=machine.hostname,
+                status=machine.status_name or machine.status,
+                tag=action.params.get("tag"),
+                retries=self.budgets.used(machine.system_id),
+            )
+
+    def _refused(self, machine: Machine, action: Action, exc: MaasError) -> Outcome:
+        """MAAS did not do `action` (or may not have): back off, or give up on a refused name."""
+        if action.spends_retry and _certainly_not_done(exc):
+            self.budgets.refund(machine.system_id)
+        detail = str(exc)
+        if isinstance(exc, Forbidden) and action.kind is ActionKind.COMMISSION:
+            detail += " (commissioning needs an admin API key: maas apikey --username <admin>)"
+        if action.kind is ActionKind.RENAME and isinstance(exc, REFUSED_NAME):
+            # MAAS refuses this name (taken, bad domain, not admin): stop asking, so the
+            # machine's own next step is not blocked behind the rename forever.
+            self._refused_names[machine.system_id] = action.params["hostname"]
+            return Outcome("failed", detail)
+        return self._set_back(machine, action, detail)
+
+    def _set_back(self, machine: Machine, action: Action, detail: str) -> Outcome:
+        self.setbacks.failed(machine.system_id, action.kind, detail, self.clock.time())
+        return Outcome("failed", detail)
 
     def _record_action(
         self, machine: Machine, action: Action, outcome: Outcome, duration: float
     ) -> None:
-        self.views.acted(
-            machine.system_id, action.kind, outcome.result, outcome.detail, self.clock.time()
-        )
+        sid = machine.system_id
+        self.views.acted(sid, action.kind, outcome.result, outcome.detail, self.clock.time())
+        self.views.backoff(sid, self.setbacks.get(sid), self.budgets.used(sid))
         if outcome.result == "failed":
             self.failed_actions += 1
         self.metrics.observe_action(action.kind, outcome.result, duration)
         if outcome.provisioned_in is not None:
             self.metrics.observe_provision(outcome.result, outcome.provisioned_in)
         emit = log.warning if outcome.result == "failed" else log.info
-        extra = {"params": dict(action.params), "detail": outcome.detail}
+        extra: dict[str, object] = {"params": dict(action.params), "detail": outcome.detail}
+        setback = self.setbacks.get(machine.system_id)
+        if outcome.result == "failed" and setback is not None and setback.action == action.kind:
+            # One line per backoff step: the action is not sent again before retry_in_s.
+            extra["failures"] = setback.failures
+            extra["retry_in_s"] = round(setback.retry_at - self.clock.time(), 1)
         emit(
             "action",
             system_id=machine.system_id,
@@ -487,6 +577,11 @@ def _needs_a_human(phase: Phase, machine: Machine) -> bool:
     if phase is Phase.FAILED or phase is Phase.UNKNOWN:
         return True
     return phase is Phase.WAITING and machine.status == 0  # New, power unknown
+
+
+def _certainly_not_done(exc: MaasError) -> bool:
+    """MAAS answered the write with an error, or it never left: the write did not happen."""
+    return exc.method != "GET" and not isinstance(exc, AnswerLost | UnreadableAnswer)
 
 
 def _problem(exc: MaasError) -> str:

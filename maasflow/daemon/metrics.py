@@ -1,9 +1,10 @@
 """Prometheus metrics of the daemon, on a registry of their own.
 
-Every series is prefixed `maasflow_`. The daemon reports what happened through six calls
-(`observe_pass`, `observe_action`, `observe_request`, `observe_provision`, and, from the
-lifecycle's phase listener, `observe_phase_entry` and `observe_resync`); `render()` gives the
-exposition text that `/metrics` serves. A private `CollectorRegistry` keeps instances
+Every series is prefixed `maasflow_`. The daemon reports what happened through a few calls
+(`observe_pass`, `observe_action`, `observe_request`, `observe_provision`; from the
+lifecycle's phase listener, `observe_phase_entry` and `observe_resync`; for machines in
+trouble, `observe_backing_off`, `observe_retry` and `observe_quarantine`); `render()` gives
+the exposition text that `/metrics` serves. A private `CollectorRegistry` keeps instances
 independent (tests, the demo running several in one process) and leaves the process-wide
 default registry alone.
 
@@ -44,6 +45,7 @@ class Metrics:
         self._action_metrics()
         self._request_metrics()
         self._phase_metrics()
+        self._trouble_metrics()
 
     def _pass_metrics(self) -> None:
         r = self.registry
@@ -127,6 +129,25 @@ class Metrics:
             registry=r,
         )
 
+    def _trouble_metrics(self) -> None:
+        r = self.registry
+        self.machines_backing_off = Gauge(
+            "maasflow_machines_backing_off",
+            "Machines whose failing action waits out its backoff, last pass.",
+            registry=r,
+        )
+        self.failed_retries_total = Counter(
+            "maasflow_failed_machine_retries",
+            "Retries of failed machines sent (-retry-failed), by action.",
+            ["kind"],
+            registry=r,
+        )
+        self.quarantines_total = Counter(
+            "maasflow_quarantines",
+            "Machines quarantined (tagged and left alone) after their retries ran out.",
+            registry=r,
+        )
+
     # -- what the daemon calls ------------------------------------------------------------
 
     def observe_pass(
@@ -169,6 +190,18 @@ class Metrics:
     def observe_resync(self, from_phase: str, to_phase: str) -> None:
         """Count one jump between phases that the lifecycle's table does not declare."""
         self.resyncs_total.labels(from_phase=from_phase, to_phase=to_phase).inc()
+
+    def observe_backing_off(self, count: int) -> None:
+        """How many machines wait out an action's backoff now."""
+        self.machines_backing_off.set(count)
+
+    def observe_retry(self, kind: str) -> None:
+        """Count one retry of a failed machine (commission or release)."""
+        self.failed_retries_total.labels(kind=kind).inc()
+
+    def observe_quarantine(self) -> None:
+        """Count one machine quarantined."""
+        self.quarantines_total.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

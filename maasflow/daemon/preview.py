@@ -1,10 +1,12 @@
 """`-preview`: one pass computed, printed as a plan, nothing written anywhere.
 
-For every machine MAAS lists: whether the filters select it (and why not), its status,
-and the one action the daemon would take with its parameters, or why it leaves the
-machine alone. The caller guarantees no write: the MAAS client is read-only, and this
-module never calls the actuator, the provisioner or a script. The text plan shows MAAS's
-strings escaped (`safe_text.escape`); the JSON plan is escaped by JSON itself.
+For every machine MAAS lists: whether the filters select it (and why not), its status, and
+the one action the daemon would take with its parameters, or why it leaves the machine
+alone. An action backing off after failures (read from the state file) is shown as held,
+with its failures and when it may be sent again. The caller guarantees no write: the MAAS
+client is read-only, and this module never calls the actuator, the provisioner or a script.
+The text plan shows MAAS's strings escaped (`safe_text.escape`); the JSON plan is escaped by
+JSON itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from maasflow.common.safe_text import escape
 from maasflow.daemon.lifecycle import ActionKind, Phase
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import ProvisionRecord
 
 EXCLUDED = "excluded"  # the plan's phase for a machine the filters do not select
@@ -33,6 +36,7 @@ class PlanItem:
     action: ActionKind | None
     params: dict[str, str]
     reason: str
+    held: str | None = None  # why the action waits: its backoff after failures
 
 
 async def make_plan(daemon: Daemon) -> list[PlanItem]:
@@ -56,6 +60,7 @@ def _item(daemon: Daemon, machine: Machine, records: dict[str, ProvisionRecord])
         )
     decision = daemon.decide(machine, records)
     action = decision.action
+    setback = daemon.held(machine, action) if action else None
     return PlanItem(
         **base,
         selected=True,
@@ -63,6 +68,16 @@ def _item(daemon: Daemon, machine: Machine, records: dict[str, ProvisionRecord])
         action=action.kind if action else None,
         params=dict(action.params) if action else {},
         reason=action.reason if action else decision.reason,
+        held=_held(setback, daemon.clock.time()) if setback else None,
+    )
+
+
+def _held(setback: Setback, now: float) -> str:
+    wait = max(setback.retry_at - now, 0.0)
+    plural = "s" if setback.failures != 1 else ""
+    return (
+        f"backing off: failed {setback.failures} time{plural}, next try in {wait:.0f}s"
+        f" ({setback.last_error[:120]})"
     )
 
 
@@ -75,7 +90,7 @@ def print_plan(items: list[PlanItem], fmt: str, out: TextIO) -> None:
     width = max([len(escape(i.hostname)) for i in items] + [8])
     for item in items:
         print(_line(item, width), file=out)
-    acting = sum(1 for i in items if i.action)
+    acting = sum(1 for i in items if i.action and i.held is None)
     print(
         f"preview: {len(items)} machines, {acting} would get an action; nothing was sent", file=out
     )
@@ -86,7 +101,8 @@ def _line(item: PlanItem, width: int) -> str:
     what = item.action or "-"
     if item.params:
         what += " " + " ".join(f"{k}={v}" for k, v in sorted(item.params.items()))
+    why = item.reason if item.held is None else f"{item.reason}; held, {item.held}"
     host, sid, status, what, reason = map(
-        escape, (item.hostname, item.system_id, item.status, what, item.reason)
+        escape, (item.hostname, item.system_id, item.status, what, why)
     )
     return f"{host:<{width}}  {sid:<8}  {status:<22}  {what:<32}  {reason}"

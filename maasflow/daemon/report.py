@@ -1,11 +1,14 @@
 """`maasflow status`: what the daemon knows about each machine, as a table or JSON.
 
 The state comes from the running daemon's endpoint (`GET <url>/state`, `--url`, default
-`$MAASFLOW_STATUS_URL` or `http://127.0.0.1:9410`; schema in `maasflow.daemon.telemetry`) or, with
-`--db PATH`, from the daemon's SQLite store, opened read-only (its `provision` table knows
-only provisioning, so MAAS status and zone are blank there). `--host REGEX` keeps machines
-whose hostname matches (unanchored search), `--json` prints the state document for scripts,
-`--healthz` asks `/healthz` instead (what the container HEALTHCHECK runs).
+`$MAASFLOW_STATUS_URL` or `http://127.0.0.1:9410`; schema in `maasflow.daemon.telemetry`)
+or, with `--db PATH`, from the daemon's SQLite store, opened read-only (its tables know
+provisioning, setbacks and retry counts, so MAAS status and zone are blank there). The
+BACKOFF column shows an action backing off after failures (`deploy x3, next in 2m`) and the
+retries spent on a failed machine (`-retry-failed`); a quarantined machine shows phase
+`quarantined`. `--host REGEX` keeps machines whose hostname matches (unanchored search),
+`--json` prints the state document for scripts, `--healthz` asks `/healthz` instead (what
+the container HEALTHCHECK runs).
 
 Exit status: 0 shown; 1 the daemon could not be reached or answered nonsense (or, with
 `--healthz`, is unhealthy); 2 bad input (flag, regex, URL, database file). Text from MAAS is
@@ -49,6 +52,7 @@ COLUMNS = (
     "LAST ACTION",
     "WHEN",
     "ATTEMPTS",
+    "BACKOFF",
     "LAST ERROR",
 )
 
@@ -177,8 +181,30 @@ def _row(m: Mapping[str, Any], ref: float) -> list[str]:
     cells = [_truncate(_text(v), CELL_WIDTH) or "-" for v in (*named, m.get("last_action"))]
     cells.append(ago(_epoch(m.get("last_action_at")), ref))
     cells.append(_text(m.get("attempts")) or "0")
+    cells.append(backoff_cell(m, ref))
     cells.append(_truncate(_text(m.get("last_error")), ERROR_WIDTH) or "-")
     return cells
+
+
+def backoff_cell(m: Mapping[str, Any], now: float) -> str:
+    """`deploy x3, next in 2m` for an action backing off; `retried 2x` for spent retries."""
+    parts = []
+    until = _epoch(m.get("backoff_until"))
+    if until is not None:
+        action = _truncate(_text(m.get("backoff_action")), CELL_WIDTH) or "action"
+        parts.append(f"{action} x{_text(m.get('backoff_failures'))}, next {within(until, now)}")
+    retries = m.get("retries")
+    if isinstance(retries, int) and not isinstance(retries, bool) and retries > 0:
+        parts.append(f"retried {retries}x")
+    return "; ".join(parts) or "-"
+
+
+def within(then: float, now: float) -> str:
+    """`in 12s`, `in 3m`, ...; `now` once it is due."""
+    seconds = int(then - now)
+    if seconds <= 0:
+        return "now"
+    return "in " + ago(now - seconds, now).removesuffix(" ago")
 
 
 def ago(then: float | None, now: float) -> str:
@@ -233,24 +259,57 @@ def read_store(path: str) -> dict[str, Any]:
             f"--db {path}: no such file; give the daemon's -db file "
             "(default ~/.local/state/maasflow/maasflow.sqlite, or $STATE_DIRECTORY/maasflow.sqlite)"
         )
-    rows = _provision_rows(file)
+    machines = {row["system_id"]: _store_machine(row) for row in _table_rows(file)}
+    _add_trouble(file, machines)
     return {
         "generated_at": time.time(),
         "maas_url": None,
         "source": str(file),
         "pass": None,
-        "machines": [_store_machine(row) for row in rows],
+        "machines": list(machines.values()),
     }
 
 
-def _provision_rows(file: Path) -> list[dict[str, Any]]:
+def _table_rows(file: Path, table: str = "provision") -> list[dict[str, Any]]:
     try:
         with contextlib.closing(open_read_only(file, label=f"--db {file}")) as db:
             db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute("SELECT * FROM provision")]
+            return [dict(row) for row in db.execute(f"SELECT * FROM {table}")]  # noqa: S608 - our table names
     except sqlite3.Error as exc:
-        hint = "no provision table: is it maasflow's store?" if "no such table" in str(exc) else exc
+        hint = f"no {table} table: is it maasflow's store?" if "no such table" in str(exc) else exc
         raise ConfigError(f"--db {file}: cannot read it ({hint})") from None
+
+
+def _add_trouble(file: Path, machines: dict[str, dict[str, Any]]) -> None:
+    """Fold the setback and retry-count tables (absent in older files) into `machines`."""
+    for table, fold in (("setback", _fold_setback), ("recovery", _fold_recovery)):
+        try:
+            rows = _table_rows(file, table)
+        except ConfigError:
+            continue  # a state file from before these tables existed
+        for row in rows:
+            sid = str(row.get("system_id"))
+            fold(machines.setdefault(sid, _bare_machine(sid)), row)
+
+
+def _bare_machine(system_id: Any) -> dict[str, Any]:
+    """A machine the store knows only from its setback or retry count."""
+    blank = dict.fromkeys(("hostname", "zone", "pool", "status", "status_name", "phase"))
+    blank |= dict.fromkeys(("last_action", "last_action_at", "last_outcome", "last_error"))
+    return blank | {"system_id": system_id, "attempts": 0}
+
+
+def _fold_setback(machine: dict[str, Any], row: Mapping[str, Any]) -> None:
+    machine["backoff_action"] = row.get("action")
+    machine["backoff_failures"] = row.get("failures")
+    machine["backoff_until"] = row.get("retry_at")
+    machine["last_error"] = machine.get("last_error") or row.get("last_error") or None
+
+
+def _fold_recovery(machine: dict[str, Any], row: Mapping[str, Any]) -> None:
+    machine["retries"] = row.get("retries") or 0
+    if row.get("quarantined"):
+        machine["phase"] = Phase.QUARANTINED
 
 
 def _store_machine(row: Mapping[str, Any]) -> dict[str, Any]:

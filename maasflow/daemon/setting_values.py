@@ -182,6 +182,30 @@ def concurrency(text: str, origin: str, _env: Mapping[str, str]) -> int:
     return value
 
 
+MAX_RETRY_FAILED = 100
+_TAG = re.compile(r"[a-zA-Z0-9_-]{1,256}")  # MAAS's tag names (src/maasserver/models/tag.py)
+
+
+def retry_failed(text: str, origin: str, _env: Mapping[str, str]) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{origin}: {text[:20]!r} is not a whole number; 0 turns it off"
+        ) from None
+    if not 0 <= value <= MAX_RETRY_FAILED:
+        raise ConfigError(f"{origin}: {value} is out of range; use 0 (off) to {MAX_RETRY_FAILED}")
+    return value
+
+
+def quarantine_tag(text: str, origin: str, _env: Mapping[str, str]) -> str:
+    value = text.strip()
+    if not _TAG.fullmatch(value):
+        hint = "MAAS tag names use letters, digits, - and _ only, e.g. maasflow-quarantine"
+        raise ConfigError(f"{origin}: {value[:40]!r} is not a MAAS tag name; {hint}")
+    return value
+
+
 _SIZE = re.compile(r"(\d{1,12})\s*(KiB|MiB|GiB)?")
 _SIZE_UNITS = {None: 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 MIN_ANSWER_BYTES = 1024 * 1024

@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     verbose: Annotated[bool, checked(check.boolean)] = False
     distro: Annotated[str, checked(check.distro)] = ""
     concurrency: Annotated[int, checked(check.concurrency)] = 16
+    retry_failed: Annotated[int, checked(check.retry_failed)] = 0
+    quarantine_tag: Annotated[str, checked(check.quarantine_tag)] = "maasflow-quarantine"
     listen: Annotated[str, checked(check.listen)] = "127.0.0.1:9410"
     state_dir: Annotated[Path, checked(check.state_dir)] = Path()  # StateDirectorySource sets it
     db: Annotated[Path, checked(check.path)] = Field(Path(), validate_default=True)  # see below

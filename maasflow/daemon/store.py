@@ -4,6 +4,9 @@ One row per machine says where its provisioning stands (running, complete, faile
 many attempts it took, when it may be retried and the evidence of the last failure. The
 row is what lets a restart neither re-run a finished script nor POST twice for one deploy.
 The lifecycle clears it when the machine leaves Deployed, so a redeploy provisions again.
+Two small tables beside it keep the daemon's per-machine setbacks (`daemon.setbacks`: an
+action backing off after failures) and retry counts (`daemon.retry_budget`), so a restart,
+a preview and `maasflow status --db` see them too (schema version 2).
 
 `ProvisionStore` is the contract the daemon codes against (a Protocol naming no database);
 tests/store/test_contract.py checks it against every implementation. `SqliteStore` (also
@@ -30,6 +33,8 @@ from typing import Protocol
 from maasflow.common.backoff import Backoff
 from maasflow.common.sqlite import Migration, Schema, open_database, transaction
 from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
+from maasflow.daemon.retry_budget import Recovery, RetryStore
+from maasflow.daemon.setbacks import Setback, SetbackStore
 
 TEXT_LIMIT = 4096  # bytes-ish bound on last_error / output_tail kept per record
 INTERRUPTED = "interrupted by restart"
@@ -59,7 +64,28 @@ CREATE TABLE IF NOT EXISTS provision (
     hostname        TEXT NOT NULL DEFAULT ''
 )
 """
-SCHEMA = Schema((Migration(1, "the provision table", (_SCHEMA,)),))
+_SETBACK = """
+CREATE TABLE setback (
+    system_id  TEXT PRIMARY KEY,
+    action     TEXT NOT NULL,
+    failures   INTEGER NOT NULL,
+    retry_at   REAL NOT NULL,
+    last_error TEXT NOT NULL DEFAULT ''
+)
+"""
+_RECOVERY = """
+CREATE TABLE recovery (
+    system_id   TEXT PRIMARY KEY,
+    retries     INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL DEFAULT 0
+)
+"""
+SCHEMA = Schema(
+    (
+        Migration(1, "the provision table", (_SCHEMA,)),
+        Migration(2, "per-machine setbacks and retry counts", (_SETBACK, _RECOVERY)),
+    )
+)
 SCHEMA_VERSION = SCHEMA.version
 _COLUMNS = (
     "system_id, state, mode, attempts, started_at, updated_at, finished_at, "
@@ -103,8 +129,10 @@ def _clip(text: str) -> str:
     return text[-TEXT_LIMIT:]
 
 
-class ProvisionStore(Protocol):
+class ProvisionStore(SetbackStore, RetryStore, Protocol):
     """What the daemon needs from its provisioning records, whatever keeps them.
+
+    It keeps the daemon's setbacks and retry counts too (`SetbackStore`, `RetryStore`).
 
     The contract, for every implementation:
     - each call is atomic and safe from several threads at once (no update is lost);
@@ -225,6 +253,44 @@ class SqliteStore(ProvisionStore):
                 (INTERRUPTED, now, now, now),
             )
             return cursor.rowcount
+
+    # -- setbacks and retry counts (see the module docstring) --------------------------------
+
+    def setbacks(self) -> list[Setback]:
+        sql = "SELECT system_id, action, failures, retry_at, last_error FROM setback"
+        with self._lock:
+            return [Setback(**dict(row)) for row in self._db.execute(sql)]
+
+    def save_setback(self, setback: Setback) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO setback (system_id, action, failures, retry_at,"
+                " last_error) VALUES (?, ?, ?, ?, ?)",
+                (setback.system_id, setback.action, setback.failures, setback.retry_at,
+                 _clip(setback.last_error)),
+            )  # fmt: skip
+
+    def clear_setback(self, system_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM setback WHERE system_id = ?", (system_id,))
+
+    def recoveries(self) -> list[Recovery]:
+        sql = "SELECT system_id, retries, quarantined FROM recovery"
+        with self._lock:
+            rows = list(self._db.execute(sql))
+        return [Recovery(r["system_id"], r["retries"], bool(r["quarantined"])) for r in rows]
+
+    def save_recovery(self, recovery: Recovery) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO recovery (system_id, retries, quarantined)"
+                " VALUES (?, ?, ?)",
+                (recovery.system_id, recovery.retries, int(recovery.quarantined)),
+            )
+
+    def clear_recovery(self, system_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM recovery WHERE system_id = ?", (system_id,))
 
     def close(self) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ from typing import Any
 
 from maasflow.daemon.lifecycle import ActionKind, Decision, Phase
 from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import ProvisionRecord
 
 
@@ -33,6 +34,10 @@ class MachineView:
     last_outcome: str | None = None
     attempts: int = 0
     last_error: str | None = None
+    backoff_action: str | None = None  # the action backing off after failures, if any
+    backoff_failures: int = 0  # its failures in a row
+    backoff_until: float | None = None  # when it may be sent again (unix time)
+    retries: int = 0  # -retry-failed retries spent on this machine
 
 
 class MachineViews:
@@ -71,6 +76,16 @@ class MachineViews:
         view.last_action, view.last_action_at, view.last_outcome = kind, now, result
         if result == "failed":
             view.last_error = detail
+
+    def backoff(self, system_id: str, setback: Setback | None, retries: int) -> None:
+        """The machine's setback (or none) and the failed-machine retries spent on it."""
+        view = self._views.get(system_id)
+        if view is None:
+            return
+        view.retries = retries
+        view.backoff_action = setback.action if setback else None
+        view.backoff_failures = setback.failures if setback else 0
+        view.backoff_until = setback.retry_at if setback else None
 
     def forget(self, system_id: str) -> None:
         self._views.pop(system_id, None)

@@ -51,6 +51,7 @@ class FakeMaas:
         self.listing_gate: asyncio.Event | None = None  # when set, listings wait for it
         self.fail_update: MaasError | None = None  # raised by update() after recording it
         self.whoami_errors: list[MaasError] = []  # whoami() raises these, one per call
+        self.errors: dict[str, MaasError] = {}  # op -> raised by every call (after recording)
 
     async def whoami(self) -> User:
         self.calls.append(("GET", "whoami", {}))
@@ -70,6 +71,8 @@ class FakeMaas:
         self.calls.append(("POST", op, {"system_id": system_id, **params}))
         if self.hold is not None:
             await self.hold.wait()
+        if op in self.errors:
+            raise self.errors[op]
 
     async def commission(self, system_id: str, **params: Any) -> None:
         await self._op("commission", system_id, **params)
@@ -82,6 +85,17 @@ class FakeMaas:
 
     async def power_off(self, system_id: str, stop_mode: str = "soft") -> None:
         await self._op("power_off", system_id, stop_mode=stop_mode)
+
+    async def release(self, system_id: str, **params: Any) -> None:
+        await self._op("release", system_id, **params)
+
+    async def tag_machine(self, tag: str, system_id: str, comment: str = "") -> int:
+        await self._op("tag", system_id, tag=tag)
+        return 1
+
+    def move(self, system_id: str, **fields: Any) -> None:
+        """MAAS changed the machine: the next listing shows `fields` updated."""
+        self.machines[system_id] = self.machines[system_id].model_copy(update=fields)
 
     async def update(self, system_id: str, **fields: str) -> None:
         await self._op("update", system_id, **fields)

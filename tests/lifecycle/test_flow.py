@@ -35,6 +35,8 @@ ACTION_KINDS = {
     "provision",
     "provision_poll",
     "forget_provision",
+    "release",  # -retry-failed: a Failed deployment machine is released to be deployed again
+    "quarantine",  # -retry-failed: the budget is spent, the machine gets the quarantine tag
 }
 
 
@@ -297,5 +299,6 @@ def test_vocabulary_values_are_the_strings_on_disk_and_on_the_wire() -> None:
     assert {str(s) for s in ProvisionState} == {"none", "running", "complete", "failed"}
     assert [str(p) for p in Phase] == [
         "unknown", "new", "commissioning", "ready", "allocated", "deploying", "deployed",
-        "provisioning", "provisioned", "failed", "waiting", "hands-off",
+        "provisioning", "provisioned", "failed", "waiting", "retrying", "quarantined",
+        "hands-off",
     ]  # fmt: skip

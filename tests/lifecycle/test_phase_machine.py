@@ -38,7 +38,8 @@ PATH = [
     "provisioning",
     "provisioned",
 ]
-DETOURS = {"failed", "waiting", "hands-off", "unknown"}
+# retrying (a failed machine's retry is coming) and quarantined (-retry-failed) are detours too
+DETOURS = {"failed", "waiting", "hands-off", "unknown", "retrying", "quarantined"}
 
 
 def expected_move(came_from: str, phase: str) -> bool:

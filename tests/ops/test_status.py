@@ -14,6 +14,8 @@ from maasflow import cli
 from maasflow.common.errors import ConfigError
 from maasflow.daemon import report as status
 from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.retry_budget import Recovery
+from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import Store
 from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemetry
 
@@ -38,7 +40,7 @@ async def test_table_shows_one_aligned_row_per_machine(
     assert summary.startswith("3 machines; MAAS http://127.0.0.1:5240/MAAS; passes 42")
     assert header.split() == [
         "HOSTNAME", "SYSTEM_ID", "ZONE", "MAAS", "STATUS", "PHASE", "LAST", "ACTION", "WHEN",
-        "ATTEMPTS", "LAST", "ERROR",
+        "ATTEMPTS", "BACKOFF", "LAST", "ERROR",
     ]  # fmt: skip
     assert [r.split()[0] for r in rows] == ["node-a", "node-b", "web-1"]
     assert rows[1].split()[:9] == [
@@ -53,10 +55,10 @@ async def test_long_errors_are_truncated_and_missing_values_dashed(
 ) -> None:
     """A 200-character error is cut to 60 with an ellipsis; unknown values show as '-'."""
     await _status(["--url", telemetry_url])
-    rows = _lines(capsys.readouterr().out)[2:]
-    error = rows[1].split("2  ", 1)[1].strip()
+    header, *rows = _lines(capsys.readouterr().out)[1:]
+    error = rows[1][header.index("LAST ERROR") :].strip()
     assert error.startswith("exit 1: xxx") and error.endswith("…") and len(error) == 60
-    assert rows[2].split()[5:] == ["-", "-", "0", "-"]
+    assert rows[2].split()[5:] == ["-", "-", "0", "-", "-"]
 
 
 async def test_json_output_is_the_state_document(
@@ -238,3 +240,40 @@ def test_ages_are_short_and_human(seconds: int, shown: str) -> None:
 def test_unknown_age_is_a_dash() -> None:
     """No timestamp, no age."""
     assert status.ago(None, NOW) == "-"
+
+
+def test_db_shows_setbacks_and_quarantines(
+    store_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--db folds in the setback and retry-count tables: a backing-off action, its failures
+    and next try, the retries spent, and quarantined machines' phase."""
+    store = Store(store_file, clock=lambda: NOW)
+    store.save_setback(Setback("abc123", "deploy", 3, NOW + 120, "HTTP 503: address exhaustion"))
+    store.save_recovery(Recovery("zzz999", 2, quarantined=True))
+    store.close()
+    assert status.main(["--db", str(store_file), "--json"]) == 0
+    machines = {m["system_id"]: m for m in json.loads(capsys.readouterr().out)["machines"]}
+    backing = machines["abc123"]
+    assert (backing["backoff_action"], backing["backoff_failures"]) == ("deploy", 3)
+    assert backing["backoff_until"] == NOW + 120
+    assert (machines["zzz999"]["phase"], machines["zzz999"]["retries"]) == ("quarantined", 2)
+    cell = status.backoff_cell(backing, NOW)
+    assert cell == "deploy x3, next in 2m"
+    assert status.backoff_cell(machines["zzz999"], NOW) == "retried 2x"
+
+
+def test_db_from_before_the_setback_tables_still_reads(tmp_path: Path) -> None:
+    """A state file of schema version 1 (no setback/recovery tables) shows its records."""
+    path = tmp_path / "old.sqlite"
+    raw = sqlite3.connect(path)
+    raw.execute(
+        "CREATE TABLE provision (system_id TEXT PRIMARY KEY, state TEXT, mode TEXT,"
+        " attempts INTEGER, started_at REAL, updated_at REAL, finished_at REAL,"
+        " next_attempt_at REAL, last_error TEXT, output_tail TEXT, hostname TEXT)"
+    )
+    raw.execute("INSERT INTO provision VALUES ('a', 'complete', 'script', 1, 0, 0, 0, NULL,"
+                " '', '', 'n')")  # fmt: skip
+    raw.commit()
+    raw.close()
+    doc = status.read_store(str(path))
+    assert [(m["system_id"], m["phase"]) for m in doc["machines"]] == [("a", "provisioned")]

@@ -1,0 +1,80 @@
+"""Writes MAAS accepted whose effect no listing has shown yet: none is sent twice meanwhile.
+
+MAAS applies some writes after answering them (power_off runs in the background, §3.4,
+§10.1: `power_state` lags it by about a second) and its listings can lag even a write it
+applied at once (§10.1: a listing taken ~2 s after a deploy's 200 still said Allocated).
+Deciding from such a listing would send the same write again. So after each write MAAS
+accepted, the machine is left alone until a listing requested *after* the answer shows its
+state changed (status, power, hostname, owner, lock, power type or tags; whichever moved,
+the old decision no longer stands), or until `SETTLE_S` has passed without any change
+(the write did not take: it may be sent again).
+
+`SETTLE_S` is two minutes: MAAS's power drivers retry a power change for about a minute
+before giving up, `query_power_state` waits up to 60 s (§3.6), and the rack refreshes
+`power_state` on its own every few minutes at worst (§3.6); a power change MAAS confirms
+shows well within that, and one that never shows deserves a second try after it. Local
+actions (provisioning, clearing our record) are not MAAS writes and are not held here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maasflow.daemon.maas.models import Machine
+
+SETTLE_S = 120.0
+LOCAL_ACTIONS = frozenset({"provision", "provision_poll", "forget_provision"})
+
+Fingerprint = tuple[object, ...]
+
+
+def fingerprint(machine: Machine) -> Fingerprint:
+    """What a write can change about a machine, as one comparable value."""
+    return (
+        machine.status,
+        machine.power_state,
+        machine.hostname,
+        machine.fqdn,
+        machine.owner,
+        machine.locked,
+        machine.power_type,
+        tuple(sorted(machine.tag_names)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    action: str
+    before: Fingerprint
+    answered_at: float  # monotonic seconds
+
+
+class UnseenWrites:
+    """Per machine, the last write MAAS accepted that no listing has shown yet."""
+
+    def __init__(self, settle: float = SETTLE_S) -> None:
+        self.settle = settle
+        self._by_id: dict[str, _Write] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def wrote(self, machine: Machine, action: str, answered_at: float) -> None:
+        """MAAS accepted `action` for `machine` (as listed when it was decided)."""
+        if action not in LOCAL_ACTIONS:
+            self._by_id[machine.system_id] = _Write(action, fingerprint(machine), answered_at)
+
+    def holds(self, machine: Machine, listed_at: float, now: float) -> bool:
+        """True while deciding from this listing could repeat an accepted write."""
+        write = self._by_id.get(machine.system_id)
+        if write is None:
+            return False
+        if listed_at < write.answered_at:
+            return True  # the listing was asked for before MAAS answered the write
+        if fingerprint(machine) == write.before and now - write.answered_at < self.settle:
+            return True
+        del self._by_id[machine.system_id]
+        return False
+
+    def forget(self, system_id: str) -> None:
+        self._by_id.pop(system_id, None)
