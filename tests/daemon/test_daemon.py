@@ -20,7 +20,7 @@ from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.store import Store
-from maasflow.daemon.unseen_writes import SETTLE_S
+from maasflow.daemon.unseen_writes import LAG_S
 
 
 def build(
@@ -112,7 +112,7 @@ async def test_an_action_that_ends_during_a_listing_is_not_repeated_from_it(
     fake.listing_gate.set()  # MAAS answers with the machine still New
     assert (await second).started == 0
     fake.listing_gate = None
-    clock.advance(SETTLE_S)  # MAAS never showed the commission: it did not take
+    clock.advance(LAG_S)  # MAAS never showed the commission: it did not take
     await daemon.run_pass()  # a listing asked for afterwards is trusted again
     await daemon.executor.drain(1)
     assert fake.ops() == [("commission", "a"), ("commission", "a")]
@@ -162,7 +162,7 @@ async def test_a_name_maas_refuses_is_not_asked_again_and_blocks_nothing(
     await daemon.identify(retry=False)
     for _ in range(3):  # this fake MAAS never moves: each commission "did not take"
         await passes(daemon, 1)
-        clock.advance(SETTLE_S)
+        clock.advance(LAG_S)
     assert fake.ops() == [("update", "a"), ("commission", "a"), ("commission", "a")]
 
 

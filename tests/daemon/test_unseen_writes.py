@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maasflow.daemon.unseen_writes import SETTLE_S, UnseenWrites
+from maasflow.daemon.unseen_writes import LAG_S, SETTLE_S, UnseenWrites
 
 
 def test_a_listing_asked_for_before_the_answer_never_counts(mk: Any) -> None:
@@ -39,3 +39,16 @@ def test_local_actions_are_not_maas_writes(mk: Any) -> None:
     for kind in ("provision", "provision_poll", "forget_provision"):
         unseen.wrote(mk("m", 6), kind, answered_at=10.0)
     assert len(unseen) == 0
+
+
+def test_a_write_maas_applies_before_answering_is_trusted_again_after_the_lag_bound(
+    mk: Any,
+) -> None:
+    """A commission that looks undone (it may have failed and come back between listings) is
+    held only LAG_S, not the two minutes a background power change gets."""
+    unseen = UnseenWrites()
+    before = mk("m", 2)  # Failed commissioning
+    unseen.wrote(before, "commission", answered_at=10.0)
+    assert unseen.holds(before, listed_at=11.0, now=10.0 + LAG_S - 0.1)
+    assert not unseen.holds(before, listed_at=11.0, now=10.0 + LAG_S)
+    assert LAG_S < SETTLE_S
