@@ -9,11 +9,13 @@ per-machine seeded generator, so a run is reproducible. This module only validat
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from maasflow.common.errors import ConfigError
 from maasflow.sim.faults import Faults
 from maasflow.sim.scenario import ADMIN, OTHER_OWNER, MachineSpec
+from maasflow.sim.world import SUBNETS
 
 MAAS_VERSION = "3.6.1"
 
@@ -58,6 +60,7 @@ class SimConfig:
     pools: list[str] = field(default_factory=lambda: ["default"])
     domains: list[str] = field(default_factory=lambda: ["maas"])
     tags: list[str] = field(default_factory=list)
+    subnets: list[str] = field(default_factory=lambda: list(SUBNETS))  # IPv4 CIDRs to deploy on
 
     def __post_init__(self) -> None:
         if not self.time_factor > 0:
@@ -72,7 +75,18 @@ class SimConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}={value} must be between 0 and 1")
+        for cidr in self.subnets:
+            _check_subnet(cidr)
 
     def scaled(self, seconds: float) -> float:
         """A wait of `seconds` at time_factor 1, scaled for this run."""
         return seconds * self.time_factor
+
+
+def _check_subnet(cidr: str) -> None:
+    try:
+        network = ipaddress.IPv4Network(cidr)
+    except ValueError:
+        raise ConfigError(f"subnet {cidr!r}: not an IPv4 network such as 192.0.2.0/24") from None
+    if network.num_addresses < 16:
+        raise ConfigError(f"subnet {cidr}: too small; give a /28 or larger")

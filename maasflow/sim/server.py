@@ -46,7 +46,7 @@ class Simulator:
         zones = [*config.zones, *(spec.zone for spec in config.machines)]
         pools = [*config.pools, *(spec.pool for spec in config.machines)]
         domains = [*config.domains, *(spec.domain for spec in config.machines)]
-        self.world = World(config.seed, self.events, zones, pools, domains)
+        self.world = World(config.seed, self.events, zones, pools, domains, config.subnets)
         self.world.add_tags(config.tags)
         self.power = PowerControl(self.world, config)
         self.lifecycle = Lifecycle(self.world, self.power, config)

@@ -8,7 +8,8 @@ it editable the same way, and "edit" also unlocked; "admin_read" needs an admin,
 "admin" an admin and an unlocked machine. Every refusal is `PermissionDenied()`: 403 with an
 empty body (MAAS's middleware answers `str(exception)`), so a machine the caller may not
 see is 403, not 404. Addresses for deployed machines come from three RFC 5737
-documentation subnets, and an IPMI machine given no parameters gets a BMC address from
+documentation subnets (735 addresses; a run may give larger ones, `SimConfig.subnets`), and
+an IPMI machine given no parameters gets a BMC address from
 198.18.0.0/15 (RFC 2544), as enlistment would have recorded one; both are data only,
 never contacted.
 """
@@ -29,11 +30,7 @@ from maasflow.sim.statuses import Status
 ADMIN_ONLY = "This method is reserved for admin users."
 NOT_FOUND = "No Machine matches the given query."
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxy"
-_SUBNETS: tuple[tuple[str, str], ...] = (
-    ("192.0.2.0/24", "192.0.2.1"),
-    ("198.51.100.0/24", "198.51.100.1"),
-    ("203.0.113.0/24", "203.0.113.1"),
-)
+SUBNETS: tuple[str, ...] = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 
 
 class World:
@@ -46,6 +43,7 @@ class World:
         zones: Iterable[str] = ("default",),
         pools: Iterable[str] = ("default",),
         domains: Iterable[str] = ("maas",),
+        subnets: Iterable[str] = SUBNETS,
     ) -> None:
         self.events = events
         self.machines: dict[str, Machine] = {}
@@ -53,7 +51,7 @@ class World:
         self.pools: dict[str, Named] = {}
         self.domains: dict[str, Named] = {}
         self.tags: dict[str, None] = {}  # names in creation order (MAAS lists tags by id)
-        self.subnets = [Subnet(i + 1, cidr, gw) for i, (cidr, gw) in enumerate(_SUBNETS)]
+        self.subnets = [Subnet(i + 1, cidr, _gateway(cidr)) for i, cidr in enumerate(subnets)]
         self._used_ips: set[str] = set()
         self._rng = random.Random(f"ids:{seed}")
         self._next = {"machine": 1, "nic": 1, "link": 1}
@@ -259,3 +257,8 @@ def _settle(machine: Machine) -> None:
         machine.testing_result = 3 if machine.status == Status.FAILED_TESTING else 2
     if machine.status in (Status.DEPLOYED, Status.DEPLOYING, Status.FAILED_DEPLOYMENT):
         machine.osystem, machine.distro_series = "ubuntu", "jammy"
+
+
+def _gateway(cidr: str) -> str:
+    """A subnet's gateway: its first host address, as in the default subnets."""
+    return str(ipaddress.ip_network(cidr).network_address + 1)
