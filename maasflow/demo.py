@@ -243,7 +243,7 @@ def _daemon(
     work: Path,
 ) -> Daemon:
     """The daemon; `service` is the provisioning URL and its Bearer token."""
-    client = MaasClient(sim.url, sim.admin_key)
+    client = MaasClient(sim.url, sim.admin_key, write_attempts=1)  # as the daemon's (cli.py)
     provisioner: ScriptProvisioner | HttpProvisioner
     if args.provision == "url":
         url, bearer = service
