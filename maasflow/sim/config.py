@@ -3,14 +3,18 @@
 Durations are seconds at `time_factor=1` (roughly a small real MAAS lab); every wait the
 simulator does, including the webhook confirm loop, is multiplied by `time_factor`, so tests
 run the same lifecycle in milliseconds. Failure rates are per attempt, rolled from a
-per-machine seeded generator, so a run is reproducible. This module only validates values;
-`server.py` builds a simulator from them.
+per-machine seeded generator, so a run is reproducible. `maas_version` is the version the
+simulator reports and also picks how it powers webhook machines (`PowerPath`): MAAS 3.5 and
+later run power through the rack's agent, earlier versions through the rack's RPC driver.
+This module only validates values; `server.py` builds a simulator from them.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from maasflow.common.errors import ConfigError
 from maasflow.sim.faults import Faults
@@ -18,6 +22,15 @@ from maasflow.sim.scenario import ADMIN, OTHER_OWNER, MachineSpec
 from maasflow.sim.world import SUBNETS
 
 MAAS_VERSION = "3.6.1"
+AGENT_SINCE = (3, 5)  # the first MAAS whose power actions run on the rack's agent
+_VERSION = re.compile(r"(\d+)\.(\d+)")
+
+
+class PowerPath(StrEnum):
+    """How the region reaches a webhook BMC, which depends on the MAAS version (facts §10.2)."""
+
+    RACK_RPC = "rack-rpc"  # <= 3.4: the rack's driver, System_id on every request
+    AGENT_WORKFLOW = "agent-workflow"  # >= 3.5: a workflow runs the power CLI on the agent
 
 
 @dataclass(frozen=True)
@@ -61,10 +74,20 @@ class SimConfig:
     domains: list[str] = field(default_factory=lambda: ["maas"])
     tags: list[str] = field(default_factory=list)
     subnets: list[str] = field(default_factory=lambda: list(SUBNETS))  # IPv4 CIDRs to deploy on
+    # Seconds (at time_factor 1) between passes of the rack's power monitor over webhook
+    # machines; None runs no monitor. MAAS queries each machine about every 300 s.
+    power_monitor_interval: float | None = None
 
     def __post_init__(self) -> None:
         if not self.time_factor > 0:
             raise ConfigError(f"time_factor={self.time_factor} must be greater than 0")
+        if not _VERSION.match(self.maas_version):
+            raise ConfigError(
+                f"maas_version={self.maas_version!r} must start with major.minor, e.g. 3.6.1"
+            )
+        interval = self.power_monitor_interval
+        if interval is not None and not interval > 0:
+            raise ConfigError(f"power_monitor_interval={interval} must be greater than 0")
         for name in (
             "commission_fail_rate",
             "testing_fail_rate",
@@ -77,6 +100,14 @@ class SimConfig:
                 raise ConfigError(f"{name}={value} must be between 0 and 1")
         for cidr in self.subnets:
             _check_subnet(cidr)
+
+    @property
+    def power_path(self) -> PowerPath:
+        """The way the simulated MAAS version powers webhook machines."""
+        found = _VERSION.match(self.maas_version)
+        assert found is not None  # checked in __post_init__
+        version = (int(found.group(1)), int(found.group(2)))
+        return PowerPath.AGENT_WORKFLOW if version >= AGENT_SINCE else PowerPath.RACK_RPC
 
     def scaled(self, seconds: float) -> float:
         """A wait of `seconds` at time_factor 1, scaled for this run."""

@@ -1,158 +1,38 @@
 """Powering simulated machines: a fake BMC for most drivers, MAAS's webhook driver for real.
 
-Machines whose `power_type` is `webhook` are powered exactly as MAAS's rack does it
-(facts §7, `src/provisioningserver/drivers/power/webhook.py` and the base `PowerDriver`
-retry loop): POST `power_on_uri`/`power_off_uri` with no body and no Content-Type, wait,
-GET `power_query_uri`, match the body against the on/off regexes, and POST again on the next
-round until the query agrees; waits are 1, 2, 2, 4, 6, 8, 12 s times the time factor.
-Headers: `User-Agent: MAAS <version>`, `Accept: application/json`, `System_Id`, and Bearer
-(`power_token`) or Basic (`power_user`/`power_pass`) auth. Any other driver is a fake BMC
+Webhook machines are powered over HTTP the way the simulated MAAS version does it
+(`SimConfig.power_path`, facts §7 and §10.2):
+
+- MAAS 3.5 and later (the default): the region runs each action as a workflow on the rack's
+  agent (`agent.py`): the power CLI with no `System_id` header, then always one more query;
+  3 attempts of at most 5 minutes. `query_power_state` is one CLI `status` run.
+- MAAS 3.4 and earlier: the rack's driver, called with the machine's system_id, so every
+  request carries `System_id`; the confirm loop alone, no final query.
+
+Only the rack's power monitor (`monitor.py`, through `monitor_query`) sends `System_id` in
+3.5+. Starting a machine for commissioning, deployment or disk erasure is MAAS's
+`Node._start`: a cycle when the machine is on, else on. Any other driver is a fake BMC
 that reaches the wanted state after `Durations.power`; `manual` cannot be driven at all.
-Failures set `power_state` to "error" and write MAAS's failure event. Secrets and URIs are
-never put into error messages.
+A failed action sets `power_state` to "error" and writes MAAS's failure event; a failed
+query sets "error" and writes "Failed to query node's BMC" (the rack's monitor does that;
+what 3.5+'s API does after its workflow's three query attempts is not modelled: a query
+here is one CLI run). Secrets and URIs are never put into error messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import re
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 
-import httpx
 import structlog
 
-from maasflow.sim.config import SimConfig
+from maasflow.sim.agent import PowerAction, PowerAgent
+from maasflow.sim.config import PowerPath, SimConfig
 from maasflow.sim.machine import Machine
+from maasflow.sim.webhook import PowerFailed, Sleep, Target, WebhookDriver
 from maasflow.sim.world import World
 
 log = structlog.get_logger(__name__)
-
-WAITS = (1, 2, 2, 4, 6, 8, 12)
-DEFAULT_ON_REGEX = r"status.*\:.*running"
-DEFAULT_OFF_REGEX = r"status.*\:.*stopped"
-Sleep = Callable[[float], Awaitable[None]]
-
-
-class PowerFailed(Exception):
-    """A power action or query did not succeed; the message is safe to show."""
-
-
-class WebhookDriver:
-    """MAAS's webhook power driver, speaking HTTP with httpx."""
-
-    def __init__(self, version: str, scale: float, sleep: Sleep = asyncio.sleep) -> None:
-        self._version = version
-        self._scale = scale
-        self._sleep = sleep
-        self._clients: dict[bool, httpx.AsyncClient] = {}
-
-    async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
-
-    async def set(self, system_id: str, params: dict[str, str], want: str) -> None:
-        """Drive the BMC to `want` ("on"/"off") with the confirm loop; raise PowerFailed."""
-        # As MAAS 3.6 `PowerDriver.perform_power` (src/provisioningserver/drivers/power/
-        # __init__.py): after a failed POST it only waits (no query) and tries again; the
-        # last error is kept, not cleared by a later good POST.
-        uri = params.get(f"power_{want}_uri", "")
-        last_state: str = "unknown"
-        error: PowerFailed | None = None
-        for wait in WAITS:
-            try:
-                await self._call("POST", uri, system_id, params)
-            except PowerFailed as exc:
-                error = exc
-                await self._sleep(wait * self._scale)
-                continue
-            await self._sleep(wait * self._scale)
-            try:
-                last_state = await self.query_once(system_id, params)
-            except PowerFailed as exc:
-                error = exc
-                continue
-            if last_state == want:
-                return
-        if error is not None:
-            raise error
-        raise PowerFailed(
-            f"Failed to power {system_id}. BMC never transitioned from {last_state} to {want}."
-        )
-
-    async def query(self, system_id: str, params: dict[str, str]) -> str:
-        """Query the BMC, retrying errors up to seven times; raise PowerFailed at the end."""
-        error = PowerFailed("power query failed")
-        for wait in WAITS:
-            try:
-                return await self.query_once(system_id, params)
-            except PowerFailed as exc:
-                error = exc
-            await self._sleep(wait * self._scale)
-        raise error
-
-    async def query_once(self, system_id: str, params: dict[str, str]) -> str:
-        """One GET of `power_query_uri`, mapped through the regexes to on/off/unknown."""
-        body = await self._call("GET", params.get("power_query_uri", ""), system_id, params)
-        on_regex = params.get("power_on_regex") or DEFAULT_ON_REGEX
-        off_regex = params.get("power_off_regex") or DEFAULT_OFF_REGEX
-        try:
-            if re.search(on_regex, body):
-                return "on"
-            if re.search(off_regex, body):
-                return "off"
-        except re.error:
-            raise PowerFailed("Invalid power_on_regex or power_off_regex.") from None
-        return "unknown"
-
-    async def _call(self, method: str, uri: str, system_id: str, params: dict[str, str]) -> str:
-        if not uri.startswith(("http://", "https://")):
-            raise PowerFailed("Webhook URI is missing or is not an http(s) URL.")
-        client = self._client(params.get("power_verify_ssl", "n") == "y")
-        headers = self._headers(system_id, params)
-        try:
-            response = await client.request(method, uri, headers=headers)
-        except Exception as exc:
-            # Any failure (bad URL, non-ASCII token...) is a power error, as in MAAS. Only its
-            # type is kept: the message of e.g. UnicodeEncodeError quotes the Bearer token.
-            raise PowerFailed(f"Request failed: {type(exc).__name__}.") from None
-        if response.status_code == 404:
-            await self._fire_404_retry(client, method, uri, headers)
-        elif response.status_code >= 400:
-            raise PowerFailed(f"Request failed with response status code: {response.status_code}.")
-        return response.text
-
-    async def _fire_404_retry(
-        self, client: httpx.AsyncClient, method: str, uri: str, headers: dict[str, str]
-    ) -> None:
-        """MAAS's 404 quirk (facts §7.3): re-request with "/" appended, ignore the result,
-        and treat the original 404 body as the reply."""
-        with suppress(httpx.HTTPError):
-            await client.request(method, uri + "/", headers=headers)
-
-    def _headers(self, system_id: str, params: dict[str, str]) -> dict[str, str]:
-        headers = {
-            "User-Agent": f"MAAS {self._version}",
-            "Accept": "application/json",
-            "System_Id": system_id,
-        }
-        token = params.get("power_token", "")
-        user, password = params.get("power_user", ""), params.get("power_pass", "")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        elif user and password:
-            pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {pair}"
-        return headers
-
-    def _client(self, verify: bool) -> httpx.AsyncClient:
-        if verify not in self._clients:
-            self._clients[verify] = httpx.AsyncClient(
-                verify=verify, follow_redirects=True, timeout=httpx.Timeout(30.0), trust_env=False
-            )
-        return self._clients[verify]
 
 
 class PowerControl:
@@ -162,16 +42,38 @@ class PowerControl:
         self._world = world
         self._config = config
         self._sleep = sleep
+        self._agent_path = config.power_path is PowerPath.AGENT_WORKFLOW
         self.webhook = WebhookDriver(config.maas_version, config.time_factor, sleep)
+        self.agent = PowerAgent(self.webhook, config.time_factor, sleep)
 
     async def aclose(self) -> None:
         await self.webhook.aclose()
 
     async def change(self, machine: Machine, want: str) -> bool:
         """Bring `machine` to power `want`; False (and power_state "error") on failure."""
+        return await self._act(machine, PowerAction(want))
+
+    async def start(self, machine: Machine) -> bool:
+        """Power on to commission, deploy or erase: a cycle if the machine is on (`_start`)."""
+        action = PowerAction.CYCLE if machine.power_state == "on" else PowerAction.ON
+        return await self._act(machine, action)
+
+    async def query(self, machine: Machine) -> str:
+        """The machine's power state as its BMC reports it (webhook) or as modelled."""
+        target = self._target(machine, send_system_id=not self._agent_path)
+        read = self.agent.status if self._agent_path else self.webhook.query
+        return await self._read(machine, lambda: read(target))
+
+    async def monitor_query(self, machine: Machine) -> str:
+        """One query of the rack's power monitor, the one caller that sends `System_id`."""
+        target = self._target(machine, send_system_id=True)
+        return await self._read(machine, lambda: self.webhook.query(target))
+
+    async def _act(self, machine: Machine, action: PowerAction) -> bool:
+        want = action.wanted
         self._world.record(machine, f"NODE_POWER_{want.upper()}_STARTING")
         try:
-            await self._drive(machine, want)
+            await self._drive(machine, action)
         except PowerFailed as exc:
             machine.power_state = "error"
             self._world.record(machine, f"NODE_POWER_{want.upper()}_FAILED", str(exc))
@@ -182,12 +84,27 @@ class PowerControl:
             self._world.record(machine, f"NODE_POWERED_{want.upper()}")
         return True
 
-    async def query(self, machine: Machine) -> str:
-        """The machine's power state as its BMC reports it (webhook) or as modelled."""
+    async def _drive(self, machine: Machine, action: PowerAction) -> None:
+        if machine.power_type == "webhook":
+            await self._webhook(machine, action)
+        elif machine.power_type != "manual":
+            await self._sleep(self._config.scaled(self._config.durations.power))
+
+    async def _webhook(self, machine: Machine, action: PowerAction) -> None:
+        if self._agent_path:
+            await self.agent.run(self._target(machine, send_system_id=False), action)
+            return
+        target = self._target(machine, send_system_id=True)
+        if action is PowerAction.CYCLE:
+            await self.webhook.cycle(target)
+        else:
+            await self.webhook.perform(target, action.value)
+
+    async def _read(self, machine: Machine, read: Callable[[], Awaitable[str]]) -> str:
         if machine.power_type != "webhook":
             return machine.power_state
         try:
-            state = await self.webhook.query(machine.system_id, machine.power_parameters)
+            state = await read()
         except PowerFailed as exc:
             machine.power_state = "error"
             self._world.record(machine, "NODE_POWER_QUERY_FAILED", str(exc))
@@ -195,8 +112,6 @@ class PowerControl:
         machine.power_state = state
         return state
 
-    async def _drive(self, machine: Machine, want: str) -> None:
-        if machine.power_type == "webhook":
-            await self.webhook.set(machine.system_id, machine.power_parameters, want)
-        elif machine.power_type != "manual":
-            await self._sleep(self._config.scaled(self._config.durations.power))
+    @staticmethod
+    def _target(machine: Machine, send_system_id: bool) -> Target:
+        return Target(machine.system_id, machine.power_parameters, send_system_id)

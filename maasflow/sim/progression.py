@@ -8,6 +8,7 @@ that walks the rest of the way with scaled waits:
                 power off); failures → Failed commissioning / Failed testing
     deploy:     [Ready → Allocated] → Deploying (addresses assigned, power on) → Deployed,
                 or Failed deployment
+    (each "power on" that starts a machine is a power cycle if it is on, as in MAAS)
     release:    → Releasing (power off) → Ready, or Releasing failed; with erase flags
                 → Disk erasing (power on) → Ready (power off), or Failed disk erasing
     abort:      Commissioning/Testing → where it was before, Deploying → Allocated,
@@ -174,7 +175,7 @@ class Lifecycle:
     # -- background flows ------------------------------------------------------------
 
     async def _commission_flow(self, machine: Machine) -> None:
-        if not await self._power.change(machine, "on"):
+        if not await self._power.start(machine):
             return self._fail(machine, Status.FAILED_COMMISSIONING, "Failed to power on node")
         await self._wait(self._config.durations.commissioning)
         verdict = self._verdict(machine, "commission")
@@ -197,7 +198,7 @@ class Lifecycle:
         return None
 
     async def _deploy_flow(self, machine: Machine) -> None:
-        if not await self._power.change(machine, "on"):
+        if not await self._power.start(machine):
             return self._fail(machine, Status.FAILED_DEPLOYMENT, "Failed to power on node")
         await self._wait(self._config.durations.deploying)
         if self._verdict(machine, "deploy") == "fail":
@@ -209,7 +210,7 @@ class Lifecycle:
     async def _release_flow(self, machine: Machine, erase: bool) -> None:
         durations = self._config.durations
         if erase:
-            await self._power.change(machine, "on")
+            await self._power.start(machine)
             await self._wait(durations.disk_erasing)
             if self._verdict(machine, "erase") == "fail":
                 await self._fail_and_stop(machine, Status.FAILED_DISK_ERASING, "Disk erase failed")

@@ -1,13 +1,14 @@
 """Assembling a simulator and serving it with uvicorn on a socket we bind ourselves.
 
-`Simulator` wires the parts (world, events, power, lifecycle, OAuth, API, faults, request
-log) from a `SimConfig` and exposes what tests, benchmarks and the demo read in-process:
-`url`, the three users' keys, `machines`, `request_log`, `events`, `add_machine()`.
-`serve_simulator()` is an async context manager running it on an event loop we already
-have; `SimulatorThread` runs the same thing on its own loop in a background thread for
-synchronous callers (e.g. tests that start the `maasflow` CLI as a subprocess). Binding
-port 0 gives a free port; uvicorn's signal handlers and access log stay off, so Ctrl-C
-belongs to whoever embeds the simulator.
+`Simulator` wires the parts (world, events, power, the power monitor, lifecycle, OAuth,
+API, faults, request log) from a `SimConfig` and exposes what tests, benchmarks and the
+demo read in-process: `url`, the three users' keys, `machines`, `request_log`, `events`,
+`add_machine()`. `serve_simulator()` is an async context manager running it on an event
+loop we already have (and starting the power monitor, if configured); `SimulatorThread`
+runs the same thing on its own loop in a background thread for synchronous callers (e.g.
+tests that start the `maasflow` CLI as a subprocess). Binding port 0 gives a free port;
+uvicorn's signal handlers and access log stay off, so Ctrl-C belongs to whoever embeds the
+simulator.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from maasflow.sim.config import SimConfig
 from maasflow.sim.events import EventLog
 from maasflow.sim.faults import FaultInjector
 from maasflow.sim.machine import Machine
+from maasflow.sim.monitor import PowerMonitor
 from maasflow.sim.power import PowerControl
 from maasflow.sim.progression import Lifecycle
 from maasflow.sim.requestlog import RequestLog
@@ -49,6 +51,7 @@ class Simulator:
         self.world = World(config.seed, self.events, zones, pools, domains, config.subnets)
         self.world.add_tags(config.tags)
         self.power = PowerControl(self.world, config)
+        self.monitor = PowerMonitor(self.world, self.power, config)
         self.lifecycle = Lifecycle(self.world, self.power, config)
         api = Api(self.world, self.lifecycle, self.power, Authenticator(self.users), config)
         self.request_log = RequestLog()
@@ -111,7 +114,8 @@ class Simulator:
         return self.world.add(spec).system_id
 
     async def aclose(self) -> None:
-        """Stop background flows and close the webhook HTTP clients."""
+        """Stop background flows and the power monitor; close the webhook HTTP clients."""
+        await self.monitor.aclose()
         await self.lifecycle.aclose()
         await self.power.aclose()
 
@@ -166,6 +170,7 @@ async def serve_simulator(
         async with serving(uv, sock):
             sim.url = _url(host, sock.getsockname()[1])
             sim._loop = asyncio.get_running_loop()
+            sim.monitor.start()
             yield sim
     finally:
         await sim.aclose()

@@ -3,9 +3,11 @@
 A simulated machine has `power_type=webhook` and power URIs pointing at a real `maasflow
 serve` power target (Bearer token), whose `command` backend runs a small Python program that
 flips a state file and logs each call. `maasflow -once` commissions the machine; the
-simulator then powers it on and, after commissioning, off, the way MAAS's webhook driver does
-(POST on/off, GET the query URI until the regexes agree). Reaching Ready proves the power-on
-worked (a failed one fails commissioning); the command's log shows what serve was asked.
+simulator then powers it on and, after commissioning, off, the way MAAS 3.6 does (its agent
+runs the webhook driver: POST on/off, GET the query URI until the regexes agree, then one
+more query, with no `System_Id` header). Reaching Ready proves the power-on worked (a failed
+one fails commissioning); the command's log shows what serve was asked. Only the rack's
+power monitor names the machine, with `System_id` on its queries.
 """
 
 from __future__ import annotations
@@ -84,7 +86,32 @@ def test_daemon_commissions_and_the_simulator_powers_through_serve(
             "Ready and powered off",
         )
     # POST on (serve reads the switch first: on/off are idempotent), then MAAS's query until
-    # it agrees; the same for off. serve ran each, in that order.
-    assert calls.read_text().split() == ["status", "on", "status", "status", "off", "status"]
+    # it agrees, then the power CLI's final query; the same for off. serve ran each, in order.
+    on, off = ["status", "on", "status", "status"], ["status", "off", "status", "status"]
+    assert calls.read_text().split() == on + off
     assert state.read_text() == "off"
     assert sim.ops_for(sid) == ["commission"]
+    assert component.seen_system_ids == {}  # MAAS 3.5+ actions carry no System_Id
+
+
+def test_the_simulated_power_monitor_names_the_machine_to_serve(
+    start_sim: SimFactory, tmp_path: Path
+) -> None:
+    """The simulator's rack power monitor queries serve with the machine's System_id."""
+    calls, state = tmp_path / "calls.txt", tmp_path / "switch.txt"
+    component = build_power_component(
+        power_config(state, calls), PowerAuth(token=TOKEN), tmp_path / "power-state.json"
+    )
+    with ServiceThread(ServiceConfig(), power=component) as service:
+        spec = webhook_spec(service.url)
+        sim = start_sim(
+            SimConfig(seed=62, time_factor=FAST, machines=[spec], power_monitor_interval=5)
+        )
+        (sid,) = sim.machines
+        wait_until(
+            lambda: component.seen_system_ids.get("hook-01"),
+            lambda seen: seen == sid,
+            30,
+            "the monitor's System_id",
+        )
+    assert set(calls.read_text().split()) == {"status"}  # the monitor only queries

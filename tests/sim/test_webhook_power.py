@@ -23,6 +23,7 @@ from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
 from tests.sim.helpers import FAST, api_client
 
 Wait = Callable[..., Awaitable[None]]
+SLOWER = 0.005  # for three full attempts: MAAS's 5-minute attempt limit becomes 1.5 s
 
 
 @dataclass
@@ -120,19 +121,19 @@ def webhook_params(base: str, **extra: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def rig(
-    bmc: FakeBmc, **extra: str
+    bmc: FakeBmc, time_factor: float = FAST, **extra: str
 ) -> AsyncIterator[tuple[Simulator, httpx.AsyncClient, str]]:
     async with serving(bmc) as base:
         spec = MachineSpec(
             "hooked", power_type="webhook", power_parameters=webhook_params(base, **extra)
         )
-        config = SimConfig(seed=9, time_factor=FAST, machines=[spec])
+        config = SimConfig(seed=9, time_factor=time_factor, machines=[spec])
         async with serve_simulator(config) as sim, api_client(sim, sim.admin_key) as client:
             yield sim, client, sim.find("hooked").system_id
 
 
 async def test_commission_drives_the_webhook_like_maas(wait_until: Wait) -> None:
-    """POST power_on_uri (no body, no Content-Type, MAAS headers, Bearer), then GET query."""
+    """POST power_on_uri (no body, no Content-Type, MAAS 3.6 headers: no System_Id), then GET."""
     bmc = FakeBmc()
     async with rig(bmc, power_token="s3cret") as (sim, client, system_id):
         await client.post(f"machines/{system_id}/", params={"op": "commission"})
@@ -141,7 +142,7 @@ async def test_commission_drives_the_webhook_like_maas(wait_until: Wait) -> None
     on = bmc.calls("POST", "/on")[0]
     assert on.body == b""
     assert "content-type" not in on.headers
-    assert on.headers["system_id"] == system_id
+    assert "system_id" not in on.headers  # MAAS 3.5+: the agent's power CLI passes none
     assert on.headers["user-agent"] == "MAAS 3.6.1"
     assert on.headers["accept"] == "application/json"
     assert on.headers["authorization"] == "Bearer s3cret"
@@ -152,20 +153,21 @@ async def test_commission_drives_the_webhook_like_maas(wait_until: Wait) -> None
 
 
 async def test_confirm_loop_posts_again_until_the_query_agrees(wait_until: Wait) -> None:
-    """A BMC that needs three POSTs gets exactly three, each followed by a query."""
+    """A BMC that needs three POSTs gets exactly three, each followed by a query, then the
+    power CLI's final query."""
     bmc = FakeBmc(switch_after=3)
     async with rig(bmc) as (sim, client, system_id):
         sim.machines[system_id].owner = "admin"
         await client.post(f"machines/{system_id}/", params={"op": "power_on"})
         await wait_until(lambda: sim.machines[system_id].power_state == "on")
     assert len(bmc.calls("POST", "/on")) == 3
-    assert len(bmc.calls("GET", "/query")) == 3
+    assert len(bmc.calls("GET", "/query")) == 4
 
 
 async def test_bmc_that_never_switches_ends_in_power_error(wait_until: Wait) -> None:
-    """Seven rounds without the wanted state: power_state "error", MAAS's failure event."""
+    """Seven rounds per attempt, three attempts: power_state "error", MAAS's failure event."""
     bmc = FakeBmc(never_switch=True)
-    async with rig(bmc) as (sim, client, system_id):
+    async with rig(bmc, time_factor=SLOWER) as (sim, client, system_id):
         await client.post(f"machines/{system_id}/", params={"op": "commission"})
         machine = sim.machines[system_id]
         await wait_until(lambda: machine.status == 2)
@@ -173,7 +175,7 @@ async def test_bmc_that_never_switches_ends_in_power_error(wait_until: Wait) -> 
             e for e in sim.events.for_node(system_id) if e.type == "Failed to power on node"
         ]
     assert machine.power_state == "error"
-    assert len(bmc.calls("POST", "/on")) == 7
+    assert len(bmc.calls("POST", "/on")) == 21
     assert failures[0].description == (
         f"Failed to power {system_id}. BMC never transitioned from off to on."
     )
@@ -181,16 +183,17 @@ async def test_bmc_that_never_switches_ends_in_power_error(wait_until: Wait) -> 
 
 
 async def test_a_failing_post_is_retried_without_querying_like_maas(wait_until: Wait) -> None:
-    """MAAS only queries after a POST that worked: 7 failed POSTs, no GET, the HTTP error."""
+    """MAAS only queries after a POST that worked: 7 failed POSTs per attempt, no GET, the
+    HTTP error."""
     bmc = FakeBmc(post_status=500, state="running")  # the query would even say "on"
-    async with rig(bmc) as (sim, client, system_id):
+    async with rig(bmc, time_factor=SLOWER) as (sim, client, system_id):
         await client.post(f"machines/{system_id}/", params={"op": "commission"})
         machine = sim.machines[system_id]
         await wait_until(lambda: machine.status == 2)
         failures = [
             e for e in sim.events.for_node(system_id) if e.type == "Failed to power on node"
         ]
-    assert len(bmc.calls("POST", "/on")) == 7
+    assert len(bmc.calls("POST", "/on")) == 21
     assert bmc.calls("GET", "/query") == []
     assert failures[0].description == "Request failed with response status code: 500."
 
