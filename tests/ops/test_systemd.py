@@ -16,6 +16,7 @@ import pytest
 from maasflow.daemon.flags import settings_reference
 from maasflow.daemon.settings import load_settings
 from maasflow.serve.cli import build_parser
+from maasflow.serve.power_config import load_power_auth
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
@@ -159,9 +160,35 @@ def test_serve_unit_passes_the_power_token_as_a_credential_file() -> None:
     assert argv[:2] == [INSTALLED_BINARY, "serve"]
     token_flag = argv.index("--power-token-file")
     assert argv[token_flag + 1] == "%d/power_token"
-    assert service["LoadCredential"] == ["power_token:/etc/maasflow/power_token"]
+    assert service["LoadCredential"] == [
+        "power_token:/etc/maasflow/power_token",
+        "power_ack_pass:/etc/maasflow/power_ack_pass",
+    ]
     args = build_parser().parse_args(["--power-token-file", "/run/credentials/x/power_token"])
     assert str(args.power_token_file).endswith("power_token")
+
+
+def test_serve_unit_gives_the_ack_page_a_password_serve_reads(tmp_path: Path) -> None:
+    """Both credentials land where the unit's flags point: serve reads the token and the
+    acknowledgement page's password from the credentials directory, so a browser can ack."""
+    service = _unit("maasflow-serve.service")["Service"]
+    (execstart,) = service["ExecStart"]
+    for credential in service["LoadCredential"]:
+        name, _, source = credential.partition(":")
+        assert source == f"/etc/maasflow/{name}"
+        (tmp_path / name).write_text(f"{name}-secret\n")
+    argv = execstart.replace("%d", str(tmp_path)).split()[2:]
+    args = build_parser().parse_args([word for word in argv if not word.startswith("$")])
+    auth = load_power_auth(
+        args.power_token_file,
+        args.power_user,
+        args.power_pass_file,
+        ack_user=args.power_ack_user,
+        ack_pass_file=args.power_ack_pass_file,
+    )
+    assert auth.token == "power_token-secret"
+    assert (auth.ack_user, auth.ack_password) == ("ack", "power_ack_pass-secret")
+    assert auth.browser_can_ack
 
 
 NON_OBVIOUS = (
