@@ -198,17 +198,30 @@ class CommandMachine(_Machine):
         return value
 
     @model_validator(mode="after")
-    def _system_id_known(self) -> CommandMachine:
-        """`{system_id}` needs a configured system_id: MAAS 3.5+ sends none with on/off
-        (its power CLI calls the driver with system_id None, power_driver_command.py)."""
+    def _placeholders_defined(self) -> CommandMachine:
+        """Every placeholder a template uses has a value, or the program would get "".
+
+        `{system_id}` and `{mac}` come only from this config: MAAS 3.5+ sends no system_id
+        with on/off (its power CLI calls the driver with system_id None,
+        power_driver_command.py) and never a MAC. `{hostname}` falls back to the name."""
         templates = (self.on, self.off, self.status or [])
-        uses = any("{system_id}" in arg for template in templates for arg in template)
-        if uses and self.system_id is None:
-            raise ValueError(
-                'a template uses {system_id} but no "system_id" is configured; add the '
-                "machine's MAAS system_id (MAAS sends none with power actions)"
-            )
+        used = {name for template in templates for arg in template for name in _used(arg)}
+        for name, fix in _PLACEHOLDER_FIXES.items():
+            if name in used and getattr(self, name) is None:
+                raise ValueError(f'a template uses {{{name}}} but no "{name}" is configured; {fix}')
         return self
+
+
+# What to add when a template's placeholder has no configured value (checked in this order).
+_PLACEHOLDER_FIXES = {
+    "system_id": "add the machine's MAAS system_id (MAAS sends none with power actions)",
+    "mac": 'add the machine\'s MAC, e.g. "mac": "52:54:00:12:34:56" (MAAS sends none)',
+}
+
+
+def _used(arg: str) -> set[str]:
+    """The placeholder names in one template argument."""
+    return set(_PLACEHOLDER.findall(arg)) & PLACEHOLDER_NAMES
 
 
 MachineSpec = Annotated[WolMachine | DliMachine | CommandMachine, Field(discriminator="backend")]

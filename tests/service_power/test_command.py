@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,40 @@ def test_a_template_using_system_id_needs_a_configured_one(
     ) as caught:
         load_power_config(path)
     assert "\n" not in str(caught.value)
+
+
+def test_a_template_using_mac_needs_a_configured_one(
+    recorder: tuple[list[str], Path], tmp_path: Path
+) -> None:
+    """`{mac}` without a configured mac is refused when the config loads, in one line naming
+    the machine, the placeholder and the fix, instead of reaching a program empty."""
+    prefix, _ = recorder
+    machine = {"backend": "command", "on": [*prefix, "wake", "{mac}"], "off": ["true"]}
+    path = tmp_path / "power.json"
+    path.write_text(json.dumps({"machines": {"vm7": machine}}))
+    with pytest.raises(ConfigError) as caught:
+        load_power_config(path)
+    message = str(caught.value)
+    assert 'machines.vm7: a template uses {mac} but no "mac" is configured' in message
+    assert "add the machine's MAC" in message
+    assert "\n" not in message
+    machine["mac"] = "52:54:00:12:34:56"
+    path.write_text(json.dumps({"machines": {"vm7": machine}}))
+    assert load_power_config(path).machines["vm7"].mac == "52:54:00:12:34:56"
+
+
+def test_serve_refuses_an_undefined_placeholder_at_start_up_with_exit_2(tmp_path: Path) -> None:
+    """`maasflow serve` with a `{mac}` template and no mac exits 2 with that one line."""
+    machine = {"backend": "command", "on": ["wake", "{mac}"], "off": ["true"]}
+    path = tmp_path / "power.json"
+    path.write_text(json.dumps({"machines": {"vm7": machine}}))
+    maasflow = str(Path(sys.executable).parent / "maasflow")
+    argv = [maasflow, "serve", "--port", "0", "--db", ":memory:", "--power-config", str(path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert 'machines.vm7: a template uses {mac} but no "mac" is configured' in line
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("field", ["hostname", "name"])

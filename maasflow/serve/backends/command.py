@@ -3,9 +3,10 @@
 Templates are argv lists from the power config; `{system_id}`, `{mac}`, `{hostname}` and
 `{name}` are substituted inside each argument separately and the result is executed directly,
 never through a shell, so a value such as `a;rm -rf x` arrives as one literal argument, and
-a value starting with `-` is refused (400) rather than read as an option. `{system_id}` is
-the configured one: MAAS 3.5+ sends no `System_Id` with on/off, so the config refuses a
-template that uses it without one (`power_config.CommandMachine`).
+a value starting with `-` is refused (400) rather than read as an option. `{system_id}` and
+`{mac}` are the configured ones: MAAS 3.5+ sends no `System_Id` with on/off (and never a
+MAC), so the config refuses a template that uses one the machine lacks
+(`power_config.CommandMachine`); `{hostname}` defaults to the name.
 Each run has a timeout after which its whole process group is killed. The status program's
 stdout is searched with `on_regex`, then `off_regex`; neither matching means "unknown".
 Without a status template the state is the last one a successful on/off recorded.
