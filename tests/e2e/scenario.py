@@ -1,10 +1,12 @@
 """A mixed MAAS region for the one-pass tests, and what the daemon must do to each machine.
 
 One machine per rule of the issue's "Done when": New powered off and on, Ready, Allocated to
-us and to someone else, failed and broken ones, a locked one, one excluded by hostname, one in
-another zone, Deployed ones (ours: provisioned; someone else's: left alone) and one whose MAC
-is mapped to a new hostname. `EXPECTED` is written from the issue, not from the daemon's
-code: it is the oracle, keyed by hostname.
+us and to someone else, failed and broken ones, a locked one, one excluded by hostname, one
+in another zone, Deployed ones (ours: provisioned; someone else's: left alone) and one whose
+MAC is mapped to a new hostname. The locked one is Deployed and ours, so only its lock keeps
+it from being provisioned: MAAS locks only Deployed or Deploying machines (`Node.lock`).
+`EXPECTED` is written from the issue, not from the daemon's code: it is the oracle, keyed by
+hostname.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def specs() -> list[MachineSpec]:
         MachineSpec("failed-comm", status=2),
         MachineSpec("failed-deploy", status=11, owner=ADMIN),
         MachineSpec("broken", status=8),
-        MachineSpec("locked", status=4, locked=True),
+        MachineSpec("locked", status=6, owner=ADMIN, locked=True, power_state="on"),
         MachineSpec("skip-me"),
         MachineSpec("far", zone="lab-b"),
         MachineSpec("deployed-1", status=6, owner=ADMIN, power_state="on"),

@@ -2,9 +2,11 @@
 
 A filter file (`-filter @$VAR/filter.json`, the variable expanded by the daemon) excludes
 hosts by regex and keeps zone `default`; machines of another user and locked machines are
-hands-off whatever their status. The daemon runs until the selected machines are
-Provisioned, so every other machine was seen by many passes; the simulator's log must still
-show no request but GETs aimed at them, and the script must never have run for them.
+hands-off whatever their status. The locked ones are ours and Deployed or Deploying, the
+only statuses MAAS locks from (`Node.lock`): unlocked, the Deployed ones would be
+provisioned. The daemon runs until the selected machines are Provisioned, so every other
+machine was seen by many passes; the simulator's log must still show no request but GETs
+aimed at them, and the script must never have run for them.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ LEFT_ALONE = [
     MachineSpec("far-02", status=4, zone="lab-b"),
     MachineSpec("theirs-1", status=10, owner="someone-else"),
     MachineSpec("theirs-2", status=6, owner="someone-else", power_state="on"),
-    MachineSpec("locked-1", status=4, locked=True),
+    MachineSpec("locked-1", status=9, owner="admin", locked=True, power_state="on"),
     MachineSpec("locked-2", status=6, owner="admin", locked=True, power_state="on"),
-    MachineSpec("locked-3", status=10, owner="admin", locked=True),
+    MachineSpec("locked-3", status=6, owner="admin", locked=True),
 ]
 
 
