@@ -226,10 +226,17 @@ class AcceptErrorFilter(logging.Filter):
         count = throttle.due()
         if count is None:
             return False
+        text = _one_line(record)
         if count > 1:
-            record.msg, record.args = _with_repeats(record, count - 1, self._interval), None
+            text += f" ({count - 1} more like this in the last {self._interval:g} s)"
+        # One line, no traceback: the stack of a failed accept() says nothing an operator can
+        # use, and thousands of them were what buried the log.
+        record.msg, record.args, record.exc_info, record.exc_text = text, None, None, None
         return True
 
 
-def _with_repeats(record: logging.LogRecord, repeats: int, interval: float) -> str:
-    return f"{record.getMessage()}\n({repeats} more like this in the last {interval:g} s)"
+def _one_line(record: logging.LogRecord) -> str:
+    """The record's message and the error that caused it (e.g. EMFILE), on one line."""
+    message = record.getMessage().splitlines()[0]
+    error = record.exc_info[1] if record.exc_info else None
+    return f"{message}: {error}" if error is not None else message

@@ -168,6 +168,7 @@ def test_accept_failures_are_logged_once_per_interval_with_a_count(
         asyncio_log.filters[:] = installed
     assert out.getvalue().count("out of system resource") == 2
     assert "(999 more like this in the last 60 s)" in out.getvalue()
+    assert "Too many open files" in out.getvalue() and "Traceback" not in out.getvalue()
 
 
 def test_other_asyncio_errors_are_never_throttled(_restore_logging: None) -> None:
