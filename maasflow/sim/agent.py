@@ -9,7 +9,7 @@ one more query, whose state the CLI prints. The agent accepts the action only wh
 printed state is the wanted one ("on" for on and cycle, "off" for off). The workflow tries
 the activity 3 times and kills an attempt after 5 minutes (its start-to-close timeout),
 with its request in flight; between attempts Temporal's default retry policy waits 1 s,
-then 2 s. Every wait is scaled by the time factor.
+then 2 s. Every wait and the attempt limit are simulated time (`clock.SimClock`).
 
 A query is one CLI `status` run: the driver's query, which retries errors 7 times.
 
@@ -19,10 +19,10 @@ are `power.py`'s; the HTTP is `webhook.py`'s.
 
 from __future__ import annotations
 
-import asyncio
 from enum import StrEnum
 
-from maasflow.sim.webhook import PowerFailed, Sleep, Target, WebhookDriver
+from maasflow.sim.clock import SimClock
+from maasflow.sim.webhook import PowerFailed, Target, WebhookDriver
 
 ATTEMPTS = 3  # RetryPolicy(maximum_attempts=3)
 ATTEMPT_TIMEOUT = 300.0  # s, POWER_ACTION_ACTIVITY_TIMEOUT (5 minutes)
@@ -46,21 +46,19 @@ class PowerAction(StrEnum):
 class PowerAgent:
     """The region's power workflow around the agent's activity around the power CLI."""
 
-    def __init__(self, driver: WebhookDriver, scale: float, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, driver: WebhookDriver, clock: SimClock) -> None:
         self._driver = driver
-        self._scale = scale
-        self._sleep = sleep
+        self._clock = clock
 
     async def run(self, target: Target, action: PowerAction) -> None:
         """Run `action` as the workflow does; raise PowerFailed with the last attempt's error."""
         failure = PowerFailed(WRONG_STATE)
         for attempt in range(ATTEMPTS):
             if attempt:
-                await self._sleep(RETRY_WAITS[attempt - 1] * self._scale)
+                await self._clock.sleep(RETRY_WAITS[attempt - 1])
             try:
-                printed = await asyncio.wait_for(
-                    self.cli(target, action), ATTEMPT_TIMEOUT * self._scale
-                )
+                async with self._clock.timeout(ATTEMPT_TIMEOUT):
+                    printed = await self.cli(target, action)
             except TimeoutError:
                 failure = PowerFailed("Power action timed out (activity StartToClose timeout).")
                 continue

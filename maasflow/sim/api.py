@@ -16,13 +16,13 @@ tags and users are `inventory.py`'s. Faults, the request log and HTTP plumbing a
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from maasflow.sim import description, forms, inventory, query, tagging
 from maasflow.sim.auth import Authenticator, User
+from maasflow.sim.clock import SimClock
 from maasflow.sim.config import SimConfig
 from maasflow.sim.description import API_ROOT
 from maasflow.sim.events import EventLog
@@ -121,12 +121,14 @@ class Api:
         power: PowerControl,
         auth: Authenticator,
         config: SimConfig,
+        clock: SimClock,
     ) -> None:
         self._world = world
         self._lifecycle = lifecycle
         self._power = power
         self._auth = auth
         self._config = config
+        self._clock = clock
         self._table: dict[Signature, Handler] = {
             ("machines", "GET", None): self._list,
             ("machines", "POST", None): self._create,
@@ -308,9 +310,8 @@ class Api:
         """Query the machine's BMC for its power state."""
         machine = self._get(call, "view")
         try:
-            state = await asyncio.wait_for(
-                self._power.query(machine), self._config.scaled(QUERY_POWER_TIMEOUT)
-            )
+            async with self._clock.timeout(QUERY_POWER_TIMEOUT):
+                state = await self._power.query(machine)
         except TimeoutError:
             # MAAS's APIRPCErrorsMiddleware turns an RPC TimeoutError into 504 (facts §3.6, 5.2).
             return text(504, "Timed out waiting for the power state from the BMC.")

@@ -1,7 +1,8 @@
 """How one simulator run is set up: `SimConfig` and the lifecycle `Durations`.
 
 Durations are seconds at `time_factor=1` (roughly a small real MAAS lab); every wait the
-simulator does, including the webhook confirm loop, is multiplied by `time_factor`, so tests
+simulator does, including the webhook confirm loop, is multiplied by `time_factor` (by the
+`clock.ScaledClock` built from it, which keeps timeouts above real I/O latency), so tests
 run the same lifecycle in milliseconds. Failure rates are per attempt, rolled from a
 per-machine seeded generator, so a run is reproducible. `maas_version` is the version the
 simulator reports and also picks how it powers webhook machines (`PowerPath`): MAAS 3.5 and
@@ -108,10 +109,6 @@ class SimConfig:
         assert found is not None  # checked in __post_init__
         version = (int(found.group(1)), int(found.group(2)))
         return PowerPath.AGENT_WORKFLOW if version >= AGENT_SINCE else PowerPath.RACK_RPC
-
-    def scaled(self, seconds: float) -> float:
-        """A wait of `seconds` at time_factor 1, scaled for this run."""
-        return seconds * self.time_factor
 
 
 def _check_subnet(cidr: str) -> None:

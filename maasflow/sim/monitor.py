@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 
+from maasflow.sim.clock import SimClock
 from maasflow.sim.config import SimConfig
 from maasflow.sim.power import PowerControl
 from maasflow.sim.statuses import Status
@@ -27,10 +28,13 @@ from maasflow.sim.world import World
 class PowerMonitor:
     """Queries every webhook machine's BMC once per interval while running."""
 
-    def __init__(self, world: World, power: PowerControl, config: SimConfig) -> None:
+    def __init__(
+        self, world: World, power: PowerControl, config: SimConfig, clock: SimClock
+    ) -> None:
         self._world = world
         self._power = power
         self._config = config
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -55,5 +59,5 @@ class PowerMonitor:
 
     async def _run(self, interval: float) -> None:
         while True:
-            await asyncio.sleep(self._config.scaled(interval))
+            await self._clock.sleep(interval)
             await self.pass_once()

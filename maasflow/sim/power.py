@@ -21,15 +21,15 @@ here is one CLI run). Secrets and URIs are never put into error messages.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from maasflow.sim.agent import PowerAction, PowerAgent
+from maasflow.sim.clock import SimClock
 from maasflow.sim.config import PowerPath, SimConfig
 from maasflow.sim.machine import Machine
-from maasflow.sim.webhook import PowerFailed, Sleep, Target, WebhookDriver
+from maasflow.sim.webhook import PowerFailed, Target, WebhookDriver
 from maasflow.sim.world import World
 
 log = structlog.get_logger(__name__)
@@ -38,13 +38,13 @@ log = structlog.get_logger(__name__)
 class PowerControl:
     """Changes and queries machines' power, writing the events MAAS writes."""
 
-    def __init__(self, world: World, config: SimConfig, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, world: World, config: SimConfig, clock: SimClock) -> None:
         self._world = world
         self._config = config
-        self._sleep = sleep
+        self._clock = clock
         self._agent_path = config.power_path is PowerPath.AGENT_WORKFLOW
-        self.webhook = WebhookDriver(config.maas_version, config.time_factor, sleep)
-        self.agent = PowerAgent(self.webhook, config.time_factor, sleep)
+        self.webhook = WebhookDriver(config.maas_version, clock)
+        self.agent = PowerAgent(self.webhook, clock)
 
     async def aclose(self) -> None:
         await self.webhook.aclose()
@@ -88,7 +88,7 @@ class PowerControl:
         if machine.power_type == "webhook":
             await self._webhook(machine, action)
         elif machine.power_type != "manual":
-            await self._sleep(self._config.scaled(self._config.durations.power))
+            await self._clock.sleep(self._config.durations.power)
 
     async def _webhook(self, machine: Machine, action: PowerAction) -> None:
         if self._agent_path:

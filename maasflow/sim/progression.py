@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from maasflow.sim.clock import SimClock
 from maasflow.sim.config import SimConfig
 from maasflow.sim.machine import Machine
 from maasflow.sim.power import PowerControl
@@ -41,10 +42,13 @@ log = structlog.get_logger(__name__)
 class Lifecycle:
     """Applies accepted ops to machines and runs their background progress."""
 
-    def __init__(self, world: World, power: PowerControl, config: SimConfig) -> None:
+    def __init__(
+        self, world: World, power: PowerControl, config: SimConfig, clock: SimClock
+    ) -> None:
         self._world = world
         self._power = power
         self._config = config
+        self._clock = clock
         self._flows: dict[str, asyncio.Task[None]] = {}
         self._power_tasks: dict[str, asyncio.Task[None]] = {}
         self._rates = {
@@ -254,7 +258,7 @@ class Lifecycle:
         await self._power.change(machine, "off")
 
     async def _wait(self, seconds: float) -> None:
-        await asyncio.sleep(self._config.scaled(seconds))
+        await self._clock.sleep(seconds)
 
     def _start(self, machine: Machine, flow: Coroutine[Any, Any, None]) -> None:
         self.cancel(machine)

@@ -1,7 +1,8 @@
 """Assembling a simulator and serving it with uvicorn on a socket we bind ourselves.
 
 `Simulator` wires the parts (world, events, power, the power monitor, lifecycle, OAuth,
-API, faults, request log) from a `SimConfig` and exposes what tests, benchmarks and the
+API, faults, request log) from a `SimConfig` and a `SimClock` (the one that times every
+wait and timeout; tests may pass a fake one) and exposes what tests, benchmarks and the
 demo read in-process: `url`, the three users' keys, `machines`, `request_log`, `events`,
 `add_machine()`. `serve_simulator()` is an async context manager running it on an event
 loop we already have (and starting the power monitor, if configured); `SimulatorThread`
@@ -26,6 +27,7 @@ from maasflow.common.webserver import LoopThread, bind, serving
 from maasflow.sim.api import Api
 from maasflow.sim.asgi import SimApp
 from maasflow.sim.auth import ApiKey, Authenticator, User, generate_key
+from maasflow.sim.clock import ScaledClock, SimClock
 from maasflow.sim.config import SimConfig
 from maasflow.sim.events import EventLog
 from maasflow.sim.faults import FaultInjector
@@ -41,8 +43,9 @@ from maasflow.sim.world import World
 class Simulator:
     """One simulated MAAS region and everything a test may want to look at."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, clock: SimClock | None = None) -> None:
         self.config = config
+        self.clock = clock or ScaledClock(config.time_factor)
         self.users = _users(config)
         self.events = EventLog()
         zones = [*config.zones, *(spec.zone for spec in config.machines)]
@@ -50,10 +53,11 @@ class Simulator:
         domains = [*config.domains, *(spec.domain for spec in config.machines)]
         self.world = World(config.seed, self.events, zones, pools, domains, config.subnets)
         self.world.add_tags(config.tags)
-        self.power = PowerControl(self.world, config)
-        self.monitor = PowerMonitor(self.world, self.power, config)
-        self.lifecycle = Lifecycle(self.world, self.power, config)
-        api = Api(self.world, self.lifecycle, self.power, Authenticator(self.users), config)
+        self.power = PowerControl(self.world, config, self.clock)
+        self.monitor = PowerMonitor(self.world, self.power, config, self.clock)
+        self.lifecycle = Lifecycle(self.world, self.power, config, self.clock)
+        auth = Authenticator(self.users)
+        api = Api(self.world, self.lifecycle, self.power, auth, config, self.clock)
         self.request_log = RequestLog()
         self.injector = FaultInjector(config.faults, config.seed)
         self.app = SimApp(api, self.injector, self.request_log)
@@ -149,10 +153,11 @@ def _url(host: str, port: int) -> str:
 
 @asynccontextmanager
 async def serve_simulator(
-    config: SimConfig, host: str = "127.0.0.1", port: int = 0
+    config: SimConfig, host: str = "127.0.0.1", port: int = 0, clock: SimClock | None = None
 ) -> AsyncIterator[Simulator]:
-    """Serve a new simulator on host:port for the duration of the `async with` block."""
-    sim = Simulator(config)
+    """Serve a new simulator on host:port for the duration of the `async with` block;
+    `clock` (default: real time scaled by the config's time factor) times everything."""
+    sim = Simulator(config, clock)
     sock = bind(host, port)
     uv = uvicorn.Config(
         sim.app,

@@ -19,19 +19,18 @@ Secrets and URIs are never put into error messages.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
 import httpx
 
+from maasflow.sim.clock import SimClock
+
 WAITS = (1, 2, 2, 4, 6, 8, 12)
 DEFAULT_ON_REGEX = r"status.*\:.*running"
 DEFAULT_OFF_REGEX = r"status.*\:.*stopped"
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class PowerFailed(Exception):
@@ -50,10 +49,9 @@ class Target:
 class WebhookDriver:
     """MAAS's webhook power driver with the base driver's retry loops, speaking httpx."""
 
-    def __init__(self, version: str, scale: float, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, version: str, clock: SimClock) -> None:
         self._version = version
-        self._scale = scale
-        self._sleep = sleep
+        self._clock = clock
         self._clients: dict[bool, httpx.AsyncClient] = {}
 
     async def aclose(self) -> None:
@@ -122,7 +120,7 @@ class WebhookDriver:
         return "unknown"
 
     async def _wait(self, seconds: float) -> None:
-        await self._sleep(seconds * self._scale)
+        await self._clock.sleep(seconds)
 
     async def _call(self, method: str, uri: str, target: Target) -> str:
         if not uri.startswith(("http://", "https://")):

@@ -1,7 +1,9 @@
 """Webhook-powered machines are driven the way MAAS's webhook driver does it (facts §7).
 
 A tiny fake BMC (an ASGI app on 127.0.0.1) records what the simulator sends and answers
-with the maas-wol style `{"status": "running"|"stopped"}` bodies.
+with the maas-wol style `{"status": "running"|"stopped"}` bodies. The rig gives the simulator
+a `FakeSimClock`: its waits pass at once and MAAS's timeouts (60 s for a query, 5 minutes for
+a power attempt) fire only when simulated time passes them, so no test races HTTP latency.
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ import uvicorn
 
 from maasflow.common.webserver import bind
 from maasflow.sim import MachineSpec, SimConfig, Simulator, serve_simulator
-from tests.sim.helpers import FAST, api_client
+from tests.sim.helpers import FAST, FakeSimClock, api_client
 
 Wait = Callable[..., Awaitable[None]]
-SLOWER = 0.005  # for three full attempts: MAAS's 5-minute attempt limit becomes 1.5 s
 
 
 @dataclass
@@ -121,14 +122,18 @@ def webhook_params(base: str, **extra: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def rig(
-    bmc: FakeBmc, time_factor: float = FAST, **extra: str
+    bmc: FakeBmc, clock: FakeSimClock | None = None, **extra: str
 ) -> AsyncIterator[tuple[Simulator, httpx.AsyncClient, str]]:
+    """A simulator (on `clock`, a fresh FakeSimClock by default) with one webhook machine."""
     async with serving(bmc) as base:
         spec = MachineSpec(
             "hooked", power_type="webhook", power_parameters=webhook_params(base, **extra)
         )
-        config = SimConfig(seed=9, time_factor=time_factor, machines=[spec])
-        async with serve_simulator(config) as sim, api_client(sim, sim.admin_key) as client:
+        config = SimConfig(seed=9, time_factor=FAST, machines=[spec])
+        async with (
+            serve_simulator(config, clock=clock or FakeSimClock()) as sim,
+            api_client(sim, sim.admin_key) as client,
+        ):
             yield sim, client, sim.find("hooked").system_id
 
 
@@ -167,7 +172,7 @@ async def test_confirm_loop_posts_again_until_the_query_agrees(wait_until: Wait)
 async def test_bmc_that_never_switches_ends_in_power_error(wait_until: Wait) -> None:
     """Seven rounds per attempt, three attempts: power_state "error", MAAS's failure event."""
     bmc = FakeBmc(never_switch=True)
-    async with rig(bmc, time_factor=SLOWER) as (sim, client, system_id):
+    async with rig(bmc) as (sim, client, system_id):
         await client.post(f"machines/{system_id}/", params={"op": "commission"})
         machine = sim.machines[system_id]
         await wait_until(lambda: machine.status == 2)
@@ -186,7 +191,7 @@ async def test_a_failing_post_is_retried_without_querying_like_maas(wait_until: 
     """MAAS only queries after a POST that worked: 7 failed POSTs per attempt, no GET, the
     HTTP error."""
     bmc = FakeBmc(post_status=500, state="running")  # the query would even say "on"
-    async with rig(bmc, time_factor=SLOWER) as (sim, client, system_id):
+    async with rig(bmc) as (sim, client, system_id):
         await client.post(f"machines/{system_id}/", params={"op": "commission"})
         machine = sim.machines[system_id]
         await wait_until(lambda: machine.status == 2)
@@ -246,17 +251,25 @@ async def test_query_power_state_uses_the_regexes() -> None:
         assert sim.machines[system_id].power_state == "unknown"
 
 
-async def test_query_power_state_gives_up_after_60_scaled_seconds_with_504() -> None:
-    """A BMC that never answers the query: 504 text/plain after MAAS's 60 s (scaled) wait."""
+async def test_query_power_state_gives_up_after_60_seconds_with_504(wait_until: Wait) -> None:
+    """A BMC that never answers the query: 504 text/plain once MAAS's 60 s wait has passed."""
     release = asyncio.Event()
     bmc = FakeBmc(state="running", hold_queries=release)
-    async with rig(bmc) as (sim, client, system_id):
+    clock = FakeSimClock()
+    async with rig(bmc, clock) as (sim, client, system_id):
         try:
-            response = await client.get(
-                f"machines/{system_id}/", params={"op": "query_power_state"}
+            asking = asyncio.create_task(
+                client.get(f"machines/{system_id}/", params={"op": "query_power_state"})
             )
+            await wait_until(lambda: bool(bmc.calls("GET", "/query")))
+            clock.advance(59.0)
+            await asyncio.sleep(0.01)
+            assert not asking.done()
+            clock.advance(1.0)
+            response = await asking
         finally:
             release.set()
+        assert clock.timeouts == [60.0]
         assert response.status_code == 504
         assert response.headers["content-type"].startswith("text/plain")
         assert sim.machines[system_id].power_state != "on"
@@ -278,7 +291,8 @@ async def test_custom_regexes_are_honoured() -> None:
 async def test_failing_query_sets_error_and_warns() -> None:
     """A BMC answering 500 to every query: state "error" and "Failed to query node's BMC"."""
     bmc = FakeBmc(query_status=500)
-    async with rig(bmc) as (sim, client, system_id):
+    clock = FakeSimClock()
+    async with rig(bmc, clock) as (sim, client, system_id):
         response = await client.get(f"machines/{system_id}/", params={"op": "query_power_state"})
         assert response.json() == {"state": "error"}
         warnings = [
@@ -287,6 +301,7 @@ async def test_failing_query_sets_error_and_warns() -> None:
         assert warnings[0].level == 30
         assert warnings[0].description == "Request failed with response status code: 500."
     assert len(bmc.calls("GET", "/query")) == 7
+    assert clock.slept == [1, 2, 2, 4, 6, 8, 12]  # MAAS's waits: 35 s, inside its 60 s
 
 
 async def test_missing_uri_is_a_power_error_not_a_crash(wait_until: Wait) -> None:
