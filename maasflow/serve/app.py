@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from maasflow.common.errors import ConfigError
-from maasflow.serve.asgi import DEFAULT_BODY_LIMIT, AccessLog, BodyLimit
+from maasflow.serve.asgi import DEFAULT_BODY_LIMIT, AccessLog, BodyLimit, PlainPaths
 from maasflow.serve.jobs import JobPool, PoolLimits
 from maasflow.serve.provision_api import PREFIX, error, provision_router
 from maasflow.serve.records import MEMORY, RecordStore
@@ -116,6 +116,7 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
     _add_health(app, pool)
     _add_error_shapes(app)
     _document_error_shapes(app)
+    app.add_middleware(PlainPaths)  # inside BodyLimit: the body is read before a 400
     app.add_middleware(BodyLimit, limit=config.max_body)
     app.add_middleware(AccessLog)
     return app

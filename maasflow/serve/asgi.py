@@ -1,4 +1,5 @@
-"""ASGI middleware of `maasflow serve`: a request-body cap and a structured access log.
+"""ASGI middleware of `maasflow serve`: a request-body cap, a structured access log, and
+the refusal of paths with control characters.
 
 `BodyLimit` reads a request's body before the app sees it and answers 413 once it passes the
 cap (at once when `Content-Length` already says so), so no handler ever holds a huge body.
@@ -9,6 +10,13 @@ than a connection reset.
 client. It never logs headers (so never `Authorization`) nor query strings (which may carry
 tokens); the path is cut short and its control characters replaced, so a hostile URL cannot
 forge log lines.
+
+`PlainPaths` answers 400 to a path holding a control character. Starlette anchors its route
+patterns with `$`, which in Python also matches before a trailing newline, so `GET
+/power/%0A` was the machine listing and `GET /provision/%0A` the record listing instead of a
+lookup of a name that cannot exist. No name this service knows (machine, MAC, system_id,
+job id) holds a control character, so such a path names nothing and is refused before
+routing, whatever route it would have matched.
 
 What this module stops at: it knows no routes; the app decides what each path means.
 """
@@ -74,6 +82,22 @@ class BodyLimit:
         body = json.dumps({"error": f"request body too large (limit {self.limit} bytes)"})
         headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+class PlainPaths:
+    """Answer 400 `{"error": ...}` to any HTTP request whose path holds a control character."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _CONTROL.search(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": "the path holds a control character; no name here does"})
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
         await send({"type": "http.response.body", "body": body.encode()})
 
 

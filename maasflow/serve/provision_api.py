@@ -20,7 +20,8 @@ some machines) and is otherwise passed as lowercase `aa:bb:cc:dd:ee:ff`. `script
 NAME of a script configured on the service, never a path. Unknown fields are ignored, as the
 Go provisioner's JSON decoding did. With a token configured (`provision_auth`) every route
 answers 401 without `Authorization: Bearer <token>`. Invalid requests get 400
-`{"error": "..."}` (the app maps FastAPI's 422 to 400 on these paths).
+`{"error": "..."}` (the app maps FastAPI's 422 to 400 on these paths), and so does any path
+holding a control character (`/provision/%0A` is no listing; see `asgi.PlainPaths`).
 
 What this module stops at: HTTP shapes only; the pool runs jobs, the store keeps records.
 """
@@ -136,6 +137,13 @@ _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong bearer token"}
 }
 _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "no record"}}
+# Every route: a path with a control character is refused before routing (asgi.PlainPaths).
+_PLAIN_PATHS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "invalid request, or a control character in the path",
+        "content": {"application/json": {"schema": ErrorOut.model_json_schema()}},
+    }
+}
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -149,7 +157,7 @@ def provision_router(pool: JobPool, token: str | None = None) -> APIRouter:
         prefix=PREFIX,
         tags=["provisioning"],
         dependencies=token_dependencies(token),
-        responses={} if token is None else _UNAUTHORIZED,
+        responses=_PLAIN_PATHS if token is None else {**_PLAIN_PATHS, **_UNAUTHORIZED},
     )
     _add_submit(router, pool)
     _add_reads(router, pool)

@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from maasflow.serve.asgi import PlainPaths
 from maasflow.serve.power_api import PowerComponent, build_power_component
 from maasflow.serve.power_config import PowerAuth, PowerConfig
 
@@ -59,12 +60,13 @@ async def power_service(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
 ) -> AsyncIterator[tuple[str, PowerComponent]]:
-    """A FastAPI app with only the power router, served on loopback."""
+    """A FastAPI app with only the power router (and `build_app`'s path check), on loopback."""
     component = build_power_component(
         PowerConfig.model_validate(config), auth or PowerAuth(), state
     )
     app = FastAPI()
     app.include_router(component.router)
+    app.add_middleware(PlainPaths)
     try:
         async with serve(app, ssl_certfile, ssl_keyfile) as base:
             yield base, component

@@ -20,6 +20,9 @@ from structlog.testing import capture_logs
 from maasflow.common.errors import ConfigError
 from maasflow.serve import ServiceConfig, ServiceThread, serve_service
 from maasflow.serve.asgi import BodyLimit
+from maasflow.serve.power_api import build_power_component
+from maasflow.serve.power_config import PowerAuth, PowerConfig
+from tests.service_power.helpers import wol_config
 
 
 async def test_healthz_reports_workers_and_queue(kit: Any) -> None:
@@ -235,3 +238,23 @@ async def test_pool_reports_healthy_only_while_serving() -> None:
     async with serve_service(ServiceConfig(workers=2)) as svc:
         assert svc.pool.healthy
     assert not svc.pool.healthy
+
+
+async def test_a_path_ending_in_a_newline_is_refused_not_answered_as_a_listing() -> None:
+    """`/provision/%0A`, `/power/%0A` and kin answer 400 `{"error"}`, never a listing."""
+    power = build_power_component(
+        PowerConfig.model_validate(wol_config(9)), PowerAuth(), state_path=None
+    )
+    paths = ["/provision/%0A", "/provision%0A", "/power/%0A", "/power%0A", "/power/acks%0A"]
+    paths += ["/power/desk1%0A", "/provision/abc123%0A", "/healthz%0A", "/provision/a%00b"]
+    async with (
+        serve_service(ServiceConfig(), power=power) as svc,
+        httpx.AsyncClient(base_url=svc.url) as client,
+    ):
+        answers = {path: await client.get(path) for path in paths}
+        listing = await client.get("/power/")
+    assert {path: answer.status_code for path, answer in answers.items()} == dict.fromkeys(
+        paths, 400
+    )
+    assert all(set(answer.json()) == {"error"} for answer in answers.values())
+    assert listing.status_code == 200 and isinstance(listing.json(), list)
