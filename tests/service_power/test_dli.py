@@ -150,11 +150,12 @@ async def test_wrong_password_is_a_power_error_without_the_password() -> None:
 async def test_fake_switch_refuses_rest_writes_without_csrf(switch: tuple[FakeDli, str]) -> None:
     """The fake answers 403 to a digest-authenticated PUT without X-CSRF, as units do."""
     fake, base = switch
+    url = f"{base}/restapi/relay/outlets/0/state/"
     async with httpx.AsyncClient(auth=httpx.DigestAuth("admin", "4321")) as client:
-        url = f"{base}/restapi/relay/outlets/0/state/"
         refused = await client.put(url, data={"value": "true"})
         accepted = await client.put(url, data={"value": "true"}, headers={"X-CSRF": "x"})
-        unauthenticated = await httpx.AsyncClient().get(url)
+    async with httpx.AsyncClient() as anonymous:
+        unauthenticated = await anonymous.get(url)
     assert (refused.status_code, accepted.status_code) == (403, 204)
     challenge = unauthenticated.headers["www-authenticate"]
     assert challenge.startswith('DIGEST realm="DLI ') and "qop" not in challenge

@@ -69,18 +69,34 @@ def orphan_pids() -> Iterator[list[int]]:
             os.killpg(pid, signal.SIGKILL)
 
 
-def start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """`python -m maasflow serve --port 0 ...` and the URL its listening line names."""
+@contextlib.contextmanager
+def serve_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m maasflow serve --port 0 ...` and the URL its listening line names; on the
+    way out the process is ended (killed if still running) and its pipe drained and closed."""
     argv = [sys.executable, "-m", "maasflow", "serve", "--port", "0", *args]
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    ) as proc:
+        assert proc.stdout is not None
+        drain = threading.Thread(target=proc.stdout.read, daemon=True)  # keeps the pipe flowing
+        try:
+            url = _listening_url(proc)
+            drain.start()
+            yield proc, url
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if drain.is_alive():
+                drain.join(timeout=10)
+
+
+def _listening_url(proc: subprocess.Popen[str]) -> str:
     assert proc.stdout is not None
     for line in proc.stdout:
         found = re.search(r"service\.listening.*url=(http://127\.0\.0\.1:\d+)", line)
         if found:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe flowing
-            return proc, found.group(1)
+            return found.group(1)
     pytest.fail(f"maasflow serve exited {proc.wait()} before listening")
 
 
@@ -98,15 +114,12 @@ async def test_job_of_a_killed_service_is_failed_after_restart(
     """A job running when the service is SIGKILLed is failed "interrupted by restart"."""
     db = kit.tmp / "serve.sqlite"
     script = kit.gated_script("held.sh")
-    proc, url = start_cli("--db", str(db), "--script", str(script))
-    try:
+    with serve_cli("--db", str(db), "--script", str(script)) as (proc, url):
         httpx.post(f"{url}/provision/", json=kit.machine())
         wait_running(url, "abc123")
         await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
         orphan_pids.append(int((kit.tmp / "held.sh.pid").read_text()))
-    finally:
         proc.kill()
-        proc.wait()
     async with kit.running(ServiceConfig(script=script, db=db)) as client:
         record = await client.get("/provision/abc123")
     assert record.status_code == 200
@@ -119,14 +132,14 @@ async def test_sigterm_stops_the_cli_cleanly_with_exit_0(kit: Any) -> None:
     """`maasflow serve` exits 0 on SIGTERM, after killing its running job and recording it."""
     db = kit.tmp / "serve.sqlite"
     script = kit.gated_script("held.sh")
-    proc, url = start_cli("--db", str(db), "--script", str(script))
-    try:
-        httpx.post(f"{url}/provision/", json=kit.machine())
-        wait_running(url, "abc123")
-        await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+    with serve_cli("--db", str(db), "--script", str(script)) as (proc, url):
+        try:
+            httpx.post(f"{url}/provision/", json=kit.machine())
+            wait_running(url, "abc123")
+            await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
     pid = int((kit.tmp / "held.sh.pid").read_text())
     assert code == 0
     assert not kit.alive(pid)

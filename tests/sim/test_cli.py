@@ -95,19 +95,20 @@ def test_runs_prints_url_and_key_and_stops_on_sigterm() -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "maasflow", "sim", "--port", "0", "--machines", "3"]
     argv += ["--seed", "4", "--time-factor", "0.01"]
-    process = subprocess.Popen(
+    with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().split()[-1]
-        key = process.stdout.readline().split()[-1]
-        assert url.startswith("http://127.0.0.1:") and url.endswith("/MAAS")
-        listing = httpx.get(url + "/api/2.0/machines/", auth=OAuth(key), timeout=5)
-        assert [m["hostname"] for m in listing.json()] == ["node-0001", "node-0002", "node-0003"]
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    ) as process:
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().split()[-1]
+            key = process.stdout.readline().split()[-1]
+            assert url.startswith("http://127.0.0.1:") and url.endswith("/MAAS")
+            listing = httpx.get(url + "/api/2.0/machines/", auth=OAuth(key), timeout=5)
+            hostnames = [m["hostname"] for m in listing.json()]
+            assert hostnames == ["node-0001", "node-0002", "node-0003"]
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
