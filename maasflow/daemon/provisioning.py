@@ -113,13 +113,12 @@ def target_for(machine: Machine, resolve: Callable[[str], str | None] = dns_reso
             f"no IP address for {machine.hostname or machine.system_id}: no boot-interface "
             "link address, no ip_addresses, DNS lookup failed"
         )
-    boot_mac = machine.boot_interface.mac_address if machine.boot_interface else None
     return Target(
         system_id=machine.system_id,
         hostname=machine.hostname,
         fqdn=machine.fqdn,
         ip=ip,
-        mac=boot_mac or next(iter(machine.macs), ""),
+        mac=next(iter(machine.macs), ""),  # `macs` lists the boot interface's MAC first
         zone=machine.zone.name,
         pool=machine.pool_name,
     )

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.common.errors import PermanentMaasError, TemporaryMaasError
+from maasflow.common.errors import PermanentMaasError, ProvisionError, TemporaryMaasError
 from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.provisioning import target_for
 
 SAMPLES = Path("/work/shared/maas-samples")
 SAMPLE_EXPECTATIONS = {
@@ -17,6 +18,10 @@ SAMPLE_EXPECTATIONS = {
     "machine-ready.json": ("4y3ha4", 4, ["52:54:00:33:6b:2c"]),
     "machine-commissioning.json": ("bhxws3", 1, ["52:54:00:15:36:f2"]),
 }
+
+
+def _no_dns(_name: str) -> None:
+    """A resolver that knows no name, so only what MAAS lists counts."""
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLE_EXPECTATIONS))
@@ -39,15 +44,17 @@ def test_own_new_fixture_parses_with_every_field_we_read(fixture_json) -> None:
     assert machine.owner is None and machine.locked is False
     assert machine.domain is not None and machine.domain.name == "maas"
     assert machine.macs == ["3c:ec:ef:10:20:30", "3c:ec:ef:10:20:31"]
-    assert machine.boot_ip is None
+    with pytest.raises(ProvisionError, match=r"^no IP address"):  # MAAS shows none yet
+        target_for(machine, resolve=_no_dns)
 
 
 def test_own_deployed_fixture_gives_boot_ip_tags_and_pool(fixture_json) -> None:
     """A Deployed machine yields its boot IP from the boot link, its tags and its pool."""
     machine = Machine.model_validate(fixture_json("machine-deployed.json"))
     assert machine.status == 6 and machine.owner == "maasflow"
-    assert machine.boot_ip == "10.20.0.57"
-    assert machine.boot_mac == "52:54:00:aa:07:01"
+    target = target_for(machine, resolve=_no_dns)
+    assert target.ip == "10.20.0.57"
+    assert target.mac == "52:54:00:aa:07:01"
     assert machine.tag_names == ["gpu", "virtual"]
     assert (machine.zone.name, machine.pool_name) == ("rack-b", "compute")
 
@@ -56,7 +63,9 @@ def test_minimal_machine_gets_defaults_for_every_optional(fixture_json) -> None:
     """Only system_id and status are required; everything else has a safe default."""
     machine = Machine.model_validate(fixture_json("machine-minimal.json"))
     assert (machine.hostname, machine.power_state, machine.zone.name) == ("", "unknown", "")
-    assert machine.macs == [] and machine.pool_name == "" and machine.boot_ip is None
+    assert machine.macs == [] and machine.pool_name == ""
+    with pytest.raises(ProvisionError, match=r"^no IP address"):
+        target_for(machine, resolve=_no_dns)
 
 
 async def test_listing_skips_bad_entries_and_names_them(client, router, fixture_json) -> None:

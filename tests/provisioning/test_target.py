@@ -15,7 +15,7 @@ from maasflow.daemon.provisioning import dns_resolve, target_for
 SAMPLES = Path("/work/shared/maas-samples")
 
 
-def iface(ident: int, mac: str, *ips: str | None, **extra: Any) -> dict[str, Any]:
+def iface(ident: int, mac: str | None, *ips: str | None, **extra: Any) -> dict[str, Any]:
     links = [{"id": ident * 10 + i, "mode": "auto", "ip_address": ip} for i, ip in enumerate(ips)]
     return {"id": ident, "name": f"eth{ident}", "mac_address": mac, "links": links, **extra}
 
@@ -107,6 +107,43 @@ def test_mac_falls_back_to_first_interface_then_empty() -> None:
     bare = machine(ip_addresses=["10.0.0.1"], pool=None)
     assert target_for(with_ifaces, resolve=no_dns).mac == "52:54:00:00:00:01"
     assert (target_for(bare, resolve=no_dns).mac, target_for(bare, resolve=no_dns).pool) == ("", "")
+
+
+def test_boot_mac_falls_back_to_the_first_mac() -> None:
+    """The target's MAC is the PXE MAC, else the first interface's, else empty."""
+    addressed: dict[str, Any] = {"ip_addresses": ["10.0.0.1"]}
+    pxe = machine(boot_interface=iface(1, "aa:aa:aa:aa:aa:01"), **addressed)
+    first = machine(interface_set=[iface(1, "aa:aa:aa:aa:aa:09")], **addressed)
+    assert target_for(pxe, resolve=no_dns).mac == "aa:aa:aa:aa:aa:01"
+    assert target_for(first, resolve=no_dns).mac == "aa:aa:aa:aa:aa:09"
+    assert target_for(machine(**addressed), resolve=no_dns).mac == ""
+
+
+def test_boot_ip_prefers_the_boot_interface_link() -> None:
+    """The boot interface's first assigned link address wins over ip_addresses."""
+    m = machine(
+        boot_interface=iface(1, "aa:aa:aa:aa:aa:01", "10.0.0.5"),
+        ip_addresses=["192.168.9.9", "10.0.0.5"],
+    )
+    assert target_for(m, resolve=no_dns).ip == "10.0.0.5"
+
+
+def test_boot_ip_reads_the_matching_interface_set_entry() -> None:
+    """When boot_interface comes without links, its interface_set twin's links are used."""
+    m = machine(
+        boot_interface={"id": 2, "mac_address": "aa:aa:aa:aa:aa:02"},
+        interface_set=[iface(1, "aa:aa:aa:aa:aa:01", "10.9.9.9"), iface(2, None, "10.0.0.2")],
+    )
+    assert target_for(m, resolve=no_dns).ip == "10.0.0.2"
+
+
+def test_boot_ip_skips_links_without_address_then_uses_ip_addresses() -> None:
+    """A link_up link has no address; then ip_addresses[0] is used; else there is no IP."""
+    boot = {"id": 1, "mac_address": "aa:aa:aa:aa:aa:01", "links": [{"id": 5, "mode": "link_up"}]}
+    m = machine(boot_interface=boot, ip_addresses=["10.1.1.1"])
+    assert target_for(m, resolve=no_dns).ip == "10.1.1.1"
+    with pytest.raises(ProvisionError, match=r"^no IP address for node1"):
+        target_for(machine(boot_interface=boot), resolve=lambda _name: None)
 
 
 def test_dns_resolve_never_raises() -> None:

@@ -81,35 +81,6 @@ class Machine(_Lenient):
     def pool_name(self) -> str:
         return self.pool.name if self.pool else ""
 
-    @property
-    def boot_mac(self) -> str | None:
-        """The PXE MAC (`boot_interface.mac_address`), else the first MAC, else None."""
-        if self.boot_interface and self.boot_interface.mac_address:
-            return self.boot_interface.mac_address
-        macs = self.macs
-        return macs[0] if macs else None
-
-    @property
-    def boot_ip(self) -> str | None:
-        """The address to reach a deployed machine at, or None when MAAS shows none.
-
-        First `ip_address` of a link of the boot interface (as listed in `boot_interface`,
-        else its `interface_set` entry), else `ip_addresses[0]` (`maas-api-facts.md` §2.3).
-        """
-        for link in self._boot_links():
-            if link.ip_address:
-                return link.ip_address
-        return self.ip_addresses[0] if self.ip_addresses else None
-
-    def _boot_links(self) -> list[Link]:
-        boot = self.boot_interface
-        if boot is None:
-            return []
-        if boot.links:
-            return boot.links
-        same = [i for i in self.interface_set if boot.id is not None and i.id == boot.id]
-        return same[0].links if same else []
-
 
 class User(_Lenient):
     """What `users/?op=whoami` answers."""
