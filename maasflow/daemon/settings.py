@@ -57,7 +57,7 @@ from maasflow.daemon.flags import BY_FIELD, DEFAULT_MAAS_URL
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.setting_sources import Given, setting_sources
-from maasflow.daemon.setting_values import Parse, split_listen
+from maasflow.daemon.setting_values import Parse
 
 _NO_KEY = (
     "no MAAS API key: give -apiKey KEY, set MAAS_API_KEY, or put the key in a file named by "
@@ -201,11 +201,6 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def listen_address(self) -> tuple[str, int] | None:
-        """(host, port) to serve health and metrics on, or None when `listen` is empty."""
-        return split_listen(self.listen) if self.listen else None
-
-    @property
     def key_on_command_line(self) -> bool:
         """Whether the key came from -apiKey/-apikey, and so shows in process listings."""
         return self.api_key_origin in {f"-{name}" for name in BY_FIELD["api_key"].flags}
@@ -232,11 +227,6 @@ class Settings(BaseSettings):
         if self.show_key:
             found.append(("MAAS_SHOW_API_KEY=true", _KEY_NOT_SHOWN))
         return tuple(found)
-
-    @property
-    def provision_is_url(self) -> bool:
-        """True when `provision_url` is an http(s) URL, False for a script path or none."""
-        return "://" in self.provision_url
 
     def describe(self) -> dict[str, Any]:
         """The effective configuration for one start-up log line; secrets masked."""

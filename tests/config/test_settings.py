@@ -11,7 +11,9 @@ from pydantic import SecretStr, ValidationError
 
 from maasflow.common.errors import ConfigError
 from maasflow.daemon.flags import OPTIONS, render_reference_markdown, settings_reference
+from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner, provisioner_for
 from maasflow.daemon.settings import Settings, display_url, load_settings
+from maasflow.daemon.telemetry import parse_listen
 
 KEY = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
 OTHER_KEY = "xxxx:yyyy:zzzzzzzz"
@@ -26,7 +28,7 @@ def test_defaults(env: dict[str, str]) -> None:
     assert len(s.mappings) == 0
     assert (s.preview, s.once, s.always_rename) == (False, False, True)
     assert (s.log_level, s.log_format, s.distro, s.provision_url) == ("info", "text", "", "")
-    assert (s.concurrency, s.listen, s.listen_address) == (
+    assert (s.concurrency, s.listen, parse_listen(s.listen)) == (
         16,
         "127.0.0.1:9410",
         ("127.0.0.1", 9410),
@@ -92,7 +94,7 @@ def test_empty_variable_counts_as_unset(env: dict[str, str]) -> None:
 
 def test_empty_listen_turns_the_endpoint_off(env: dict[str, str]) -> None:
     """`-listen ""` means no health endpoint, unlike other empty values."""
-    assert load_settings(["-listen", ""], env).listen_address is None
+    assert load_settings(["-listen", ""], env).listen == ""  # daemon.cli serves nothing then
 
 
 @pytest.mark.parametrize(
@@ -323,9 +325,10 @@ def test_provision_script_must_be_executable(env: dict[str, str], tmp_path: Path
         load_settings(["-provision-url", str(script)], env)
     os.chmod(script, 0o700)
     s = load_settings(["-provisionURL", str(script)], env)
-    assert s.provision_url == str(script) and not s.provision_is_url
+    assert s.provision_url == str(script)
+    assert isinstance(provisioner_for(s.provision_url, s.provision_ttl), ScriptProvisioner)
     s = load_settings(["-provision-url", "http://127.0.0.1:4243/provision/"], env)
-    assert s.provision_is_url
+    assert isinstance(provisioner_for(s.provision_url, s.provision_ttl), HttpProvisioner)
 
 
 def test_verbose_means_debug_unless_a_level_flag_is_given(env: dict[str, str]) -> None:
