@@ -161,7 +161,6 @@ class Machine:
     nics: list[Nic]
     owner: str | None = None
     locked: bool = False
-    previous_status: int = 0
     return_status: int = 0
     osystem: str = ""
     distro_series: str = ""

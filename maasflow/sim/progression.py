@@ -141,7 +141,6 @@ class Lifecycle:
     def set_status(self, machine: Machine, new: int) -> None:
         """Move to `new`, writing "Node changed status" and MAAS's status event."""
         old = machine.status
-        machine.previous_status = old
         machine.status = new
         self._world.record(
             machine, "NODE_CHANGED_STATUS", f"From '{status_name(old)}' to '{status_name(new)}'"

@@ -249,7 +249,6 @@ def _power_parameters(spec: MachineSpec, number: int) -> dict[str, object]:
 
 def _settle(machine: Machine) -> None:
     """Make a machine created directly in some status look like it got there."""
-    machine.previous_status = machine.status
     busy = machine.status in (Status.COMMISSIONING, Status.TESTING)
     machine.return_status = Status.NEW if busy else machine.status
     if machine.status >= Status.READY or machine.status == Status.FAILED_COMMISSIONING:
