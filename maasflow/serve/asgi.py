@@ -36,6 +36,7 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 DRAIN_LIMIT = 1024 * 1024  # bytes read and dropped after a 413, beyond which we just close
 _PATH_LIMIT = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_IN_PATH = "the path holds a control character; no name here does"
 
 
 class BodyLimit:
@@ -95,7 +96,7 @@ class PlainPaths:
         if scope["type"] != "http" or not _CONTROL.search(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": "the path holds a control character; no name here does"})
+        body = json.dumps({"error": CONTROL_IN_PATH})
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 400, "headers": headers})
         await send({"type": "http.response.body", "body": body.encode()})
