@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.selection import FilterSpec
-
-SAMPLES = Path("/work/shared/maas-samples")
+from tests.shared_samples import ABSENT, SAMPLES
 
 
 def _machines() -> list[Machine]:
     if not SAMPLES.is_dir():
-        pytest.skip("MAAS samples directory /work/shared/maas-samples is absent on this machine")
+        pytest.skip(ABSENT)
     machines = []
     for path in sorted(SAMPLES.glob("*.json")):
         data = json.loads(path.read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -11,8 +10,8 @@ from structlog.testing import capture_logs
 from maasflow.common.errors import PermanentMaasError, ProvisionError, TemporaryMaasError
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.provisioning import target_for
+from tests.shared_samples import ABSENT, SAMPLES
 
-SAMPLES = Path("/work/shared/maas-samples")
 SAMPLE_EXPECTATIONS = {
     "machine-deployed.json": ("4y3ha3", 6, ["52:54:00:55:b6:80", "52:54:00:55:b6:81"]),
     "machine-ready.json": ("4y3ha4", 4, ["52:54:00:33:6b:2c"]),
@@ -29,7 +28,7 @@ def test_shared_real_samples_parse(name: str) -> None:
     """Each real MAAS machine sample parses with the right system_id, status and MACs."""
     path = SAMPLES / name
     if not path.exists():
-        pytest.skip(f"{path} is absent (the shared MAAS samples exist only in the dev workspace)")
+        pytest.skip(ABSENT)
     machine = Machine.model_validate_json(path.read_bytes())
     system_id, status, macs = SAMPLE_EXPECTATIONS[name]
     assert (machine.system_id, machine.status, machine.macs) == (system_id, status, macs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,7 @@ import pytest
 from maasflow.common.errors import ProvisionError
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.provisioning import dns_resolve, target_for
-
-SAMPLES = Path("/work/shared/maas-samples")
+from tests.shared_samples import ABSENT, SAMPLES
 
 
 def iface(ident: int, mac: str | None, *ips: str | None, **extra: Any) -> dict[str, Any]:
@@ -158,7 +156,7 @@ def test_real_deployed_sample_yields_a_target() -> None:
     """The real Deployed machine sample parses and gives a target with an IP and MAC."""
     path = SAMPLES / "machine-deployed.json"
     if not path.exists():
-        pytest.skip("shared MAAS samples are not available outside the development workspace")
+        pytest.skip(ABSENT)
     m = Machine.model_validate(json.loads(path.read_text()))
     target = target_for(m, resolve=no_dns)
     assert target.ip and target.system_id == m.system_id

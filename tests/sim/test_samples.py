@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,13 +10,13 @@ import pytest
 
 from maasflow.daemon.maas.models import Machine as DaemonMachine
 from maasflow.sim import Simulator
+from tests.shared_samples import ABSENT, SAMPLES
 
-SAMPLES = Path("/work/shared/maas-samples")
 # Keys of the samples that released MAAS 2.x/3.x serializers no longer emit:
 # `macaddress_set` is an API 1.0 field (facts §2.1, §8), `iscsiblockdevice_set` was removed
 # from MAAS in 2021 (machine-commissioning.source.txt).
 LEGACY = {"macaddress_set", "iscsiblockdevice_set"}
-# Our own fixture in the shape of those samples, so the check runs without /work/shared.
+# Our own fixture in the shape of those samples, so the check runs without ../shared.
 OWN_SHAPE = {
     "system_id",
     "hostname",
@@ -99,7 +98,7 @@ async def test_every_top_level_key_of_the_real_samples(
     """The simulator emits every top-level key of the real MAAS samples (bar legacy ones)."""
     path = SAMPLES / sample
     if not path.exists():
-        pytest.skip(f"{path} is only present in the development workspace")
+        pytest.skip(ABSENT)
     real = set(json.loads(path.read_text()))
     ours = set(await machine_json(admin))
     allocated = (await admin.post("machines/", data={"op": "allocate"})).json()
