@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from maasflow.common.errors import ConfigError, ProvisionError
 from maasflow.daemon.provisioning import TAIL_BYTES, ScriptProvisioner, Target
+from tests.common.processes import alive, wait_until
 
 TARGET = Target("abc123", "node1", "node1.maas", "10.0.0.5", "52:54:00:aa:bb:cc", "z1", "p1")
 
@@ -22,30 +22,6 @@ def write_script(tmp_path: Path, body: str, name: str = "provision.sh") -> str:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-async def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> bool:
-    """Poll `condition()` until true or `limit` seconds pass; the result is asserted by callers."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while loop.time() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
 
 
 async def test_success_returns_output_with_argv_and_env(tmp_path: Path) -> None:
