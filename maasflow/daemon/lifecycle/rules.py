@@ -1,0 +1,260 @@
+"""The rules: what one machine needs next, decided from what MAAS says about it now.
+
+`decide()` is a pure function of an `Observation` (see the package docstring for the rules'
+priority): it answers a `Step` holding the phase, at most one `Action`, and why. It keeps no
+state and knows nothing of the phase machine that remembers where a flow has been.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from maasflow.daemon.lifecycle.vocabulary import (
+    ALLOCATED,
+    DEPLOYED,
+    NEW,
+    READY,
+    STATUS_NAMES,
+    ActionKind,
+    Phase,
+    PowerState,
+    ProvisionState,
+    Target,
+)
+
+
+@dataclass(frozen=True)
+class ProvisionView:
+    """What the lifecycle needs to know of a machine's provisioning record."""
+
+    state: ProvisionState
+    retry_due: bool = False  # failed and its backoff has elapsed
+    poll: bool = False  # URL mode with a submitted job: poll it
+
+
+@dataclass(frozen=True)
+class RetryView:
+    """A machine's retry budget for MAAS failures (`-retry-failed`), as the lifecycle needs it."""
+
+    limit: int  # retries allowed per machine (> 0)
+    used: int  # retries sent since it last reached Deployed (or its quarantine was lifted)
+    due: bool  # the backoff since it was seen in its current status has run out
+    tag: str  # the quarantine tag to put on it once the budget is spent
+
+    @property
+    def left(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one pass knows about one machine; built by the daemon from MAAS's listing."""
+
+    status: int
+    power_state: str  # as MAAS says it: usually a PowerState, but not necessarily
+    owner: str | None
+    locked: bool
+    power_type: str
+    me: str  # the daemon's own MAAS username (from whoami)
+    desired_hostname: str | None  # from mappings; None if no mapping or same as current
+    hostname: str
+    provision: ProvisionView | None  # None when provisioning is disabled (no PROVISION_URL)
+    helper_script: bool  # POWER_HELPER_SCRIPT configured
+    always_rename: bool
+    quarantined: bool = False  # MAAS lists the quarantine tag on it
+    retry: RetryView | None = None  # None: failed machines are left to a human
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing to do to one machine; `params` are the op's parameters."""
+
+    kind: ActionKind
+    params: Mapping[str, str] = field(default_factory=dict)
+    reason: str = ""
+    spends_retry: bool = False  # a retry of a failed machine: counts against its budget
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one observation: at most one action, the phase, and why."""
+
+    action: Action | None
+    phase: Phase
+    reason: str
+    entered: bool  # this observation moved the flow into `phase` (log it once)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a rule decides: the phase, the action (or None) and the reason."""
+
+    phase: Phase
+    action: Action | None
+    reason: str
+
+
+Rule = Callable[[str, Observation], Step]
+
+
+# -- the rules: where a machine is, and its one action ------------------------------------
+
+
+def _still(phase: Phase, reason: str) -> Rule:
+    """A rule that never acts: the machine is busy, failed or not ours."""
+    step = Step(phase, None, reason)
+    return lambda _system_id, _obs: step
+
+
+def _act(phase: Phase, kind: ActionKind, reason: str, **params: str) -> Step:
+    return Step(phase, Action(kind, params, reason), reason)
+
+
+def _new(_system_id: str, obs: Observation) -> Step:
+    power = obs.power_state
+    if power == PowerState.ON:
+        return _act(
+            Phase.NEW, ActionKind.POWER_OFF, "New and powered on: power off first", stop_mode="soft"
+        )
+    if power == PowerState.OFF:
+        return _act(Phase.NEW, ActionKind.COMMISSION, "New and powered off: commission")
+    if obs.power_type == "" and obs.helper_script:
+        why = f"New, power {power}, no power type: run the helper"
+        return _act(Phase.NEW, ActionKind.POWER_HELPER, why)
+    if obs.power_type == "":
+        why = f"power state {power}; set a power type or POWER_HELPER_SCRIPT"
+        return Step(Phase.WAITING, None, why)
+    why = f"power state {power} ({obs.power_type}); waiting for MAAS"
+    return Step(Phase.WAITING, None, why)
+
+
+def _ready(system_id: str, _obs: Observation) -> Step:
+    why = "Ready: allocate exactly this machine"
+    return _act(Phase.READY, ActionKind.ALLOCATE, why, system_id=system_id)
+
+
+def _allocated(_system_id: str, obs: Observation) -> Step:
+    if obs.owner and obs.owner == obs.me:
+        return _act(Phase.ALLOCATED, ActionKind.DEPLOY, "Allocated to us: deploy")
+    return Step(Phase.WAITING, None, "Allocated without an owner; waiting")
+
+
+def _deployed(_system_id: str, obs: Observation) -> Step:
+    view = obs.provision
+    if view is None:
+        return Step(Phase.DEPLOYED, None, "Deployed; no PROVISION_URL, nothing more to do")
+    state = view.state
+    if state is ProvisionState.NONE:
+        return _act(Phase.PROVISIONING, ActionKind.PROVISION, "Deployed: provision")
+    if state is ProvisionState.RUNNING and view.poll:
+        why = "provisioning submitted: poll it"
+        return _act(Phase.PROVISIONING, ActionKind.PROVISION_POLL, why)
+    if state is ProvisionState.RUNNING:
+        return Step(Phase.PROVISIONING, None, "provisioning in progress")
+    if state is ProvisionState.COMPLETE:
+        return Step(Phase.PROVISIONED, None, "provisioned")
+    if state is ProvisionState.FAILED and view.retry_due:
+        why = "provisioning failed earlier: retry"
+        return _act(Phase.PROVISIONING, ActionKind.PROVISION, why)
+    if state is ProvisionState.FAILED:
+        return Step(Phase.PROVISIONING, None, "provisioning failed; retrying after a backoff")
+    return Step(Phase.UNKNOWN, None, f"unknown provisioning state {state!r}")
+
+
+def _waiting(phase: Phase, status: int) -> Rule:
+    return _still(phase, f"{STATUS_NAMES[status]}: waiting for MAAS")
+
+
+def _failed(status: int) -> Rule:
+    return _still(Phase.FAILED, f"{STATUS_NAMES[status]}: needs a human")
+
+
+def _recover(status: int, kind: ActionKind) -> Rule:
+    """Failed commissioning/deployment: retry with `kind` while the budget lasts, then tag."""
+    name = STATUS_NAMES[status]
+
+    def rule(_system_id: str, obs: Observation) -> Step:
+        retry = obs.retry
+        if retry is None:
+            return Step(Phase.FAILED, None, f"{name}: needs a human")
+        if retry.left == 0:
+            why = f"{name} after {retry.used} retries: quarantine (tag {retry.tag})"
+            return _act(Phase.FAILED, ActionKind.QUARANTINE, why, tag=retry.tag)
+        number = f"retry {retry.used + 1} of {retry.limit}"
+        if not retry.due:
+            return Step(Phase.RETRYING, None, f"{name}: {number} after a backoff")
+        why = f"{name}: {number} ({kind})"
+        return Step(Phase.RETRYING, Action(kind, {}, why, spends_retry=True), why)
+
+    return rule
+
+
+def _hands_off(status: int) -> Rule:
+    return _still(Phase.HANDS_OFF, f"{STATUS_NAMES[status]}: hands off")
+
+
+_DEPLOYED_RULES: dict[int, Rule] = {
+    NEW: _new,
+    READY: _ready,
+    ALLOCATED: _allocated,
+    DEPLOYED: _deployed,
+    **{s: _waiting(Phase.COMMISSIONING, s) for s in (1, 21)},
+    9: _waiting(Phase.DEPLOYING, 9),
+    **{s: _waiting(Phase.WAITING, s) for s in (12, 14, 17, 19)},
+    2: _recover(2, ActionKind.COMMISSION),
+    11: _recover(11, ActionKind.RELEASE),
+    **{s: _failed(s) for s in (3, 8, 13, 15, 18, 20, 22)},
+    **{s: _hands_off(s) for s in (5, 7, 16)},
+}
+
+TARGETS: dict[Target, Mapping[int, Rule]] = {Target.DEPLOYED: _DEPLOYED_RULES}
+TARGETS_BY_NAME: dict[str, tuple[Target, Mapping[int, Rule]]] = {
+    str(target): (target, rules) for target, rules in TARGETS.items()
+}
+
+
+def _forget(obs: Observation) -> Action | None:
+    view = obs.provision
+    if obs.status == DEPLOYED or view is None or view.state is ProvisionState.NONE:
+        return None
+    why = f"{STATUS_NAMES[obs.status]}: not Deployed, clear the provisioning record"
+    return Action(ActionKind.FORGET_PROVISION, {}, why)
+
+
+def _rename(obs: Observation) -> Action | None:
+    wanted = obs.desired_hostname
+    if not wanted or wanted == obs.hostname:
+        return None
+    if not (obs.always_rename or obs.status == NEW):
+        return None
+    why = f"mapped MAC: rename {obs.hostname} to {wanted}"
+    return Action(ActionKind.RENAME, {"hostname": wanted}, why)
+
+
+def decide(rules: Mapping[int, Rule], system_id: str, obs: Observation) -> Step:
+    """Apply the rules in priority order (see the module docstring); pure."""
+    if obs.locked:
+        return Step(Phase.HANDS_OFF, None, "locked")
+    if obs.owner and obs.owner != obs.me:
+        return Step(Phase.HANDS_OFF, None, f"owned by {obs.owner}")
+    if obs.quarantined:
+        return Step(Phase.QUARANTINED, None, "quarantine tag set: hands off until it is removed")
+    rule = rules.get(obs.status)
+    if rule is None:
+        return Step(Phase.UNKNOWN, None, f"unknown MAAS status {obs.status}")
+    step = rule(system_id, obs)
+    if step.phase is Phase.HANDS_OFF or (step.action and step.action.kind is ActionKind.QUARANTINE):
+        return step
+    chore = _forget(obs) or _rename(obs)
+    return step if chore is None else Step(step.phase, chore, chore.reason)
+
+
+def describe(decision: Decision) -> str:
+    """One human line for logs and the preview plan."""
+    action = decision.action
+    if action is None:
+        return f"{decision.phase}: no action ({decision.reason})"
+    params = " ".join(f"{key}={value}" for key, value in sorted(action.params.items()))
+    head = f"{action.kind} {params}".rstrip()
+    return f"{head} ({decision.reason})"
