@@ -3,11 +3,14 @@
 Every program maasflow starts (the daemon's provisioning script and power helper, serve's
 power commands and provisioning jobs) is started here, the same way:
 
-- as an argv, never through a shell, with stdin from /dev/null;
+- as an argv, never through a shell, with stdin from /dev/null (or, `gated`, from a pipe
+  the caller writes one byte to with `Child.release()`: a two-phase start for a child
+  that must not begin its work before the caller has recorded its pid);
 - in a new session, so its pid is the id of a process group holding all it starts;
 - with the environment scrubbed of every secret maasflow knows (`secrets.scrubbed_environ`),
   whatever environment the caller hands in;
-- writing into pipes read here into a bounded `Tail` (stdout and stderr merged, or apart).
+- writing into pipes read here into a bounded `Tail` (stdout and stderr merged, or apart),
+  stdout optionally copied on to a `sink` as it arrives.
 
 Waiting (`Child.wait`) ends in one of three ways, and each leaves the group empty:
 
@@ -19,9 +22,11 @@ Waiting (`Child.wait`) ends in one of three ways, and each leaves the group empt
                  timed out
 
 `start` returns the handle (pid, pgid, start time) before anything is awaited on the child,
-so a caller can record it first; `run` is start-then-wait for callers that only want the
-answer, and raises `ChildError` (its evidence attached, like `ops.pebble.ExecError`) unless
-the child exited 0. Callers word their own errors; this module does not log.
+so a caller can record it first; `closed()` waits for the child to close its output (which
+may come before its exit); `detach()` lets go of a child without stopping it; `run` is
+start-then-wait for callers that only want the answer, and raises `ChildError` (its evidence
+attached, like `ops.pebble.ExecError`) unless the child exited 0. Callers word their own
+errors; this module does not log.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import enum
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from maasflow.common.errors import MaasflowError
@@ -143,15 +148,22 @@ class Finished:
         return "was stopped" if self.stopped else exit_phrase(self.exit_code)
 
 
-class Tail(asyncio.Protocol):
-    """Keeps the last `limit` bytes read from one pipe; `closed` is set at end of file."""
+Sink = Callable[[bytes], None]
 
-    def __init__(self, limit: int) -> None:
+
+class Tail(asyncio.Protocol):
+    """Keeps the last `limit` bytes read from one pipe (handing each chunk to `sink` first,
+    if given); `closed` is set at end of file."""
+
+    def __init__(self, limit: int, sink: Sink | None = None) -> None:
         self.limit = limit
+        self.sink = sink
         self.data = bytearray()
         self.closed = asyncio.Event()
 
     def data_received(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink(data)
         self.data += data
         del self.data[: -self.limit]
 
@@ -177,6 +189,7 @@ class Child:
         proc: asyncio.subprocess.Process,
         pipes: list[tuple[asyncio.BaseTransport, Tail]],
         limits: Limits,
+        gate: int | None = None,
     ) -> None:
         self.argv0 = argv0
         self.pid = proc.pid
@@ -186,6 +199,33 @@ class Child:
         self._pipes = pipes
         self._limits = limits
         self._stop = asyncio.Event()
+        self._gate = gate  # the write end of a gated child's stdin, until released
+
+    def release(self) -> None:
+        """Let a gated child go on: one byte, then end of file, on its stdin."""
+        if self._gate is not None:
+            with contextlib.suppress(OSError):  # it died meanwhile: its wait() will tell
+                os.write(self._gate, b"1")
+            self._close_gate()
+
+    def _close_gate(self) -> None:
+        """End of file on a gated child's stdin: unreleased, it must not begin its work."""
+        if self._gate is not None:
+            os.close(self._gate)
+            self._gate = None
+
+    async def closed(self) -> None:
+        """Wait until the child has closed its output pipes (at its exit, or before it)."""
+        await asyncio.gather(*(tail.closed.wait() for _, tail in self._pipes))
+
+    def detach(self) -> None:
+        """Let go of the child without stopping it: close our ends of its pipes, wait no more.
+
+        For a child that must outlive its parent's interest (it holds a result not yet saved).
+        """
+        self._close_gate()
+        for transport, _ in self._pipes:
+            transport.close()
 
     def output(self) -> str:
         """What the child wrote so far to stdout (and stderr, when merged)."""
@@ -202,6 +242,7 @@ class Child:
     async def wait(self) -> Finished:
         """Wait for the exit, the timeout or `stop`; always leaves the group empty."""
         ended = False
+        self._close_gate()  # waited on unreleased: it will not be released
         try:
             ended = await self._exit_or_stop()
         finally:  # also when the waiting task is cancelled
@@ -255,12 +296,12 @@ class Child:
 
 
 async def _spawn(
-    argv: Sequence[str], env: dict[str, str], stdout: int, stderr: int
+    argv: Sequence[str], env: dict[str, str], stdin: int, stdout: int, stderr: int
 ) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             env=env,
@@ -288,8 +329,14 @@ async def start(
     limits: Limits | None = None,
     env: Mapping[str, str] | None = None,
     streams: Streams = Streams.MERGED,
+    gated: bool = False,
+    sink: Sink | None = None,
 ) -> Child:
     """Start `argv`; StartError if it cannot be. `env` (default: ours) is scrubbed too.
+
+    `gated`: its stdin is a pipe that `Child.release()` writes one byte to (end of file
+    without it, when the handle is waited on or the caller dies). `sink` is handed each
+    chunk of stdout as it arrives.
 
     The output goes into pipes we read ourselves, not `stdout=PIPE`: asyncio's `wait()` may
     then also wait for the pipes to close, which a background child can put off for ever.
@@ -298,19 +345,25 @@ async def start(
         raise ValueError("argv is empty")
     limits = limits or Limits()
     fds = [os.pipe() for _ in range(1 if streams is Streams.MERGED else 2)]
+    gate_read, gate = os.pipe() if gated else (asyncio.subprocess.DEVNULL, None)
     try:
-        proc = await _spawn(argv, scrubbed_environ(environ=env), fds[0][1], fds[-1][1])
+        environ = scrubbed_environ(environ=env)
+        proc = await _spawn(argv, environ, gate_read, fds[0][1], fds[-1][1])
     except BaseException:
         for read_fd, _ in fds:
             os.close(read_fd)
+        if gate is not None:
+            os.close(gate)
         raise
     finally:
         for _, write_fd in fds:
             os.close(write_fd)
+        if gate is not None:
+            os.close(gate_read)
     pipes: list[tuple[asyncio.BaseTransport, Tail]] = []
     try:
-        for read_fd, _ in fds:
-            tail = Tail(limits.tail_bytes)
+        for index, (read_fd, _) in enumerate(fds):
+            tail = Tail(limits.tail_bytes, sink if index == 0 else None)
             pipes.append((await _reader(read_fd, tail), tail))
     except BaseException:
         signal_group(proc.pid, signal.SIGKILL)
@@ -318,8 +371,10 @@ async def start(
             transport.close()
         for read_fd, _ in fds[len(pipes) + 1 :]:  # not yet handed to a reader
             os.close(read_fd)
+        if gate is not None:
+            os.close(gate)
         raise
-    return Child(argv[0], proc, pipes, limits)
+    return Child(argv[0], proc, pipes, limits, gate)
 
 
 async def run(

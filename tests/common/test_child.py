@@ -178,3 +178,30 @@ async def test_known_secrets_never_reach_a_child_even_when_handed_in(
     given = await child.run(["env"], env=handed)
     assert "tok-ours" not in ours.output and "PROVISION_TOKEN" not in ours.output
     assert given.output == "KEEP=1\n"
+
+
+async def test_a_gated_child_reads_one_byte_once_released_else_end_of_file() -> None:
+    """A gated child's stdin gives one byte after release(); unreleased, end of file at wait()."""
+    argv = [sys.executable, "-c", "import sys; print(repr(sys.stdin.buffer.read()))"]
+    released = await child.start(argv, limits=child.Limits(timeout=30), gated=True)
+    released.release()
+    held = await child.start(argv, limits=child.Limits(timeout=30), gated=True)
+    assert (await released.wait()).output == "b'1'\n"
+    assert (await held.wait()).output == "b''\n"
+
+
+async def test_a_sink_gets_stdout_as_it_comes_and_detach_lets_the_child_be(tmp_path: Path) -> None:
+    """Each chunk of stdout reaches the sink; a detached child runs on, unsignalled."""
+    chunks: list[bytes] = []
+    body = "echo first\nexec sleep 300\n"
+    handle = await child.start(
+        [script(tmp_path, body)], limits=child.Limits(timeout=30), sink=chunks.append
+    )
+    try:
+        assert await wait_until(lambda: b"".join(chunks) == b"first\n")
+        handle.detach()
+        await asyncio.sleep(0.2)
+        assert alive(handle.pid)
+    finally:
+        child.signal_group(handle.pgid, signal.SIGKILL)
+    assert await wait_until(lambda: group_gone(handle.pgid))
