@@ -14,6 +14,8 @@ branch says one thing about retrying::
     │       ├── NotFound         404
     │       └── Conflict         text/plain 409: a real state conflict
     ├── ProvisionError           provisioning failed; retried with capped exponential backoff
+    ├── StoreError               a state store could not be read or written (disk full, I/O
+    │                            error); the write is retried, health names the store
     └── PowerError               a power backend of `maasflow serve` failed
 
 Nothing here imports httpx: the MAAS client maps transport failures onto these types.
@@ -90,6 +92,10 @@ class ProvisionError(MaasflowError):
         self.exit_code = exit_code
         self.output_tail = output_tail
         super().__init__(message)
+
+
+class StoreError(MaasflowError):
+    """A state store refused a read or a write (disk full, I/O error, locked); nothing changed."""
 
 
 class PowerError(MaasflowError):

@@ -168,6 +168,19 @@ def _load(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == _FORMAT else None
 
 
+def sweep(directory: Path, keep: set[str]) -> int:
+    """Remove the result files in `directory` no record refers to (a crash between storing a
+    result and removing its file leaves one); how many. Call before any run starts."""
+    removed = 0
+    for path in directory.glob("*.json*") if directory.is_dir() else ():
+        base = str(path).removesuffix(".partial")
+        if base not in keep:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
 # -- the parent's side ---------------------------------------------------------------------
 
 
@@ -177,6 +190,7 @@ class Run:
     def __init__(self, outer: child.Child, handle: RunHandle) -> None:
         self._outer = outer
         self.handle = handle
+        self._reaped = False
 
     def release(self) -> None:
         """Let the supervisor start the program (call once the handle is recorded)."""
@@ -209,7 +223,13 @@ class Run:
         return decode(report, output=self._outer.output())
 
     async def abort(self) -> None:
-        """Stop the run and wait for its supervisor (bounded by the grace); keep its file."""
+        """Stop the run and wait for its supervisor (bounded by the grace); keep its file.
+
+        Once is enough: later calls return at once.
+        """
+        if self._reaped:
+            return
+        self._reaped = True
         self._outer.stop()
         await self._outer.wait()
 

@@ -30,6 +30,7 @@ from maasflow.common.errors import MaasError
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import configure_logging
 from maasflow.common.notify import SystemdNotifier
+from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.client import MaasClient, RequestRecord
@@ -110,16 +111,21 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         settings.provision_url,
         settings.provision_ttl,
         token=None if token is None else token.get_secret_value(),
+        runs_dir=Path(settings.state_dir) / "runs",
     )
     if isinstance(provisioner, ScriptProvisioner) and not settings.preview:
         provisioner.check()
+    store = _open_store(settings)
+    if isinstance(provisioner, ScriptProvisioner) and not settings.preview:
+        sweep(provisioner.runs_dir, {r.run_file for r in store.all() if r.run_file})
     actuator = Actuator(
         client,
-        _open_store(settings),
+        store,
         provisioner,
         distro=settings.distro,
         power_helper=settings.power_helper_script,
         power_helper_args=settings.power_helper_args,
+        health=health,
     )
     return Daemon(
         client,
@@ -161,14 +167,15 @@ def maas_client(
 
 
 def _open_store(settings: Settings) -> Store:
-    """The provisioning store; a preview reads an existing one and never creates a file."""
+    """The provisioning store; a preview reads an existing one and never creates a file.
+
+    Script runs a previous daemon left running are not touched here: the first pass adopts
+    them (`attempts`), waiting for those still alive.
+    """
     path = Path(settings.db)
     if settings.preview and not path.exists():
         return Store(":memory:")
-    store = Store(path)
-    if not settings.preview:
-        store.mark_interrupted_scripts()
-    return store
+    return Store(path)
 
 
 async def _run(settings: Settings) -> int:

@@ -33,12 +33,14 @@ from maasflow.common.errors import (
     Conflict,
     Forbidden,
     MaasError,
+    StoreError,
     TemporaryMaasError,
     Unauthorized,
 )
 from maasflow.daemon.actions import Actuator, Outcome
 from maasflow.daemon.executor import Executor
 from maasflow.daemon.lifecycle import (
+    DEPLOYED,
     QUIET,
     Action,
     ActionKind,
@@ -58,7 +60,7 @@ from maasflow.daemon.metrics import Metrics
 from maasflow.daemon.retry_budget import DEFAULT_TAG, RetryBudgets
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.setbacks import Setback, Setbacks
-from maasflow.daemon.store import ProvisionMode, ProvisionRecord
+from maasflow.daemon.store import ProvisionRecord
 from maasflow.daemon.telemetry import Health
 from maasflow.daemon.unseen_writes import UnseenWrites
 from maasflow.daemon.views import MachineViews
@@ -187,10 +189,48 @@ class Daemon:
             raise
         finally:
             self._pass_started = None
-        records = {r.system_id: r for r in self.actuator.store.all()}
+        records = self._records()
+        if records is None:  # deciding without them would provision everything again
+            return PassSummary(len(machines), 0, 0, {}, self.views.phase_counts())
+        if self.passes == 0:
+            self._warn_unrecorded(machines, records)
         summary = self._decide_all(machines, records, listed_at)
         self._pass_ok(summary, started_at)
         return summary
+
+    def _records(self) -> dict[str, ProvisionRecord] | None:
+        """Every provisioning record by system_id; None (health says why) if unreadable."""
+        try:
+            records = {r.system_id: r for r in self.actuator.store.all()}
+        except StoreError as exc:
+            self.health.store_failed("read", str(exc))
+            log.error("state store cannot be read; no decision this pass", reason=str(exc))
+            return None
+        self.health.store_ok("read")
+        return records
+
+    def _warn_unrecorded(
+        self, machines: list[Machine], records: dict[str, ProvisionRecord]
+    ) -> None:
+        """Once, at the first pass: Deployed machines of ours that have no record will be
+        provisioned (again). Expected on a first start; after a lost state directory, not."""
+        if self.actuator.provisioner is None:
+            return
+        unrecorded = [
+            m.system_id
+            for m in machines
+            if m.status == DEPLOYED
+            and m.owner == self.me
+            and m.system_id not in records
+            and self.filters.selects(m)
+        ]
+        if unrecorded:
+            log.warning(
+                "Deployed machines without a provisioning record: they will be provisioned; "
+                "if the state directory was lost, they are provisioned again",
+                count=len(unrecorded),
+                system_ids=unrecorded[:20],
+            )
 
     def _decide_all(
         self, machines: list[Machine], records: dict[str, ProvisionRecord], listed_at: float
@@ -285,7 +325,9 @@ class Daemon:
             return ProvisionView(state=ProvisionState.NONE, retry_due=False, poll=False)
         state = ProvisionState(record.state)
         due = state is ProvisionState.FAILED and (record.next_attempt_at or 0) <= self.clock.time()
-        poll = state is ProvisionState.RUNNING and record.mode == ProvisionMode.URL
+        # Running, and no task of ours on it (the pass skips busy machines): a URL job to
+        # poll, or a script run a previous daemon left, to adopt.
+        poll = state is ProvisionState.RUNNING
         return ProvisionView(state=state, retry_due=due, poll=poll)
 
     def _remember(

@@ -2,16 +2,20 @@
 
 `PROVISION_URL` picks the kind (`provisioner_for`):
 
-- a path: `ScriptProvisioner` runs `<script> <system_id> <hostname> <ip>` through the one
-  child runner (`common.child`: an argv, never a shell, in its own session), with
-  `MAASFLOW_*` variables describing the machine, keeps the last few KiB of its output, and
-  kills the whole process group at `PROVISION_TTL` (0: never), when the daemon cancels it,
-  and (what it left in the background) once it has exited. No secret of maasflow's (the
-  MAAS API key, the provisioning token) is in its environment.
-- an `http(s)://` URL: `HttpProvisioner` POSTs `{"id", "name", "ip", "mac"}` once, then each
-  pass GETs `<url>/<quoted system_id>`: 202 running, 200 done unless the body says it failed
-  (the opencord provisioner's `{"status": 3, "message": ...}`, see opencord/maas
-  `provisioner/task.go` and `handlers.go`), 404 no such job (the caller POSTs again).
+- a path: `ScriptProvisioner` runs `<script> <system_id> <hostname> <ip>` as a supervised
+  run (`common.supervision`: an argv, never a shell, under a supervisor in its own session,
+  so it outlives a daemon that dies and is found again by the next one), with `MAASFLOW_*`
+  variables describing the machine and the deploy, keeps the last few KiB of its output,
+  and kills the whole process group at `PROVISION_TTL` (0: never), when the daemon
+  cancels it, and (what it left in the background) once it has exited. No secret of
+  maasflow's (the MAAS API key, the provisioning token) is in its environment. Its result
+  file lives in `runs_dir` (the state directory's `runs/`) until the store has the result.
+- an `http(s)://` URL: `HttpProvisioner` POSTs `{"id", "name", "ip", "mac", "deploy_id"}`,
+  then each pass GETs `<url>/<quoted system_id>`: 202 running, 200 done unless the body
+  says it failed (the opencord provisioner's `{"status": 3, "message": ...}`, see
+  opencord/maas `provisioner/task.go` and `handlers.go`), 404 no such job (the caller POSTs
+  again). Before POSTing again for one deploy, the caller asks `lookup`: a job of this
+  deploy the provisioner already has (running, or done) is adopted, never run twice.
   With `PROVISION_TOKEN` it sends `Authorization: Bearer <token>` on every request (what
   `maasflow serve --provision-token-file` requires); the token never appears in its errors,
   repr or logs, even when a provisioner echoes it back.
@@ -27,7 +31,9 @@ import enum
 import ipaddress
 import os
 import socket
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +43,10 @@ from urllib.parse import quote
 import httpx
 import structlog
 
-from maasflow.common import child
+from maasflow.common import child, supervision
 from maasflow.common.errors import ConfigError, ProvisionError
 from maasflow.common.secrets import scrubbed_environ
+from maasflow.common.supervision import Run, RunHandle
 from maasflow.daemon.maas.models import Interface, Link, Machine
 
 log = structlog.get_logger(__name__)
@@ -124,7 +131,9 @@ def target_for(machine: Machine, resolve: Callable[[str], str | None] = dns_reso
     )
 
 
-def _script_error(exc: child.ChildError, ttl: float) -> ProvisionError:
+def _script_error(exc: child.ChildError | supervision.Interrupted, ttl: float) -> ProvisionError:
+    if isinstance(exc, supervision.Interrupted):
+        return ProvisionError(f"provisioning script was interrupted: {exc}")
     if isinstance(exc, child.StartError):
         return ProvisionError(f"cannot start provisioning script {exc.argv0}: {exc.cause}")
     if isinstance(exc, child.TimedOut):
@@ -141,9 +150,10 @@ def _script_error(exc: child.ChildError, ttl: float) -> ProvisionError:
     )
 
 
-def _child_env(target: Target) -> dict[str, str]:
+def _child_env(target: Target, deploy_id: str) -> dict[str, str]:
     env = scrubbed_environ()
     env.update(
+        MAASFLOW_DEPLOY_ID=deploy_id,
         MAASFLOW_SYSTEM_ID=target.system_id,
         MAASFLOW_HOSTNAME=target.hostname,
         MAASFLOW_FQDN=target.fqdn,
@@ -156,12 +166,22 @@ def _child_env(target: Target) -> dict[str, str]:
 
 
 class ScriptProvisioner:
-    """Runs the provisioning script once per call; PROVISION_URL is a path."""
+    """Runs the provisioning script, supervised; PROVISION_URL is a path."""
 
-    def __init__(self, script: str, ttl: float, *, grace: float = KILL_GRACE) -> None:
+    def __init__(
+        self, script: str, ttl: float, *, grace: float = KILL_GRACE, runs_dir: Path | None = None
+    ) -> None:
         self.script = script
         self.ttl = ttl
         self.grace = grace
+        self._runs_dir = runs_dir
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where result files wait for the store (a private temporary one unless given)."""
+        if self._runs_dir is None:
+            self._runs_dir = Path(tempfile.mkdtemp(prefix="maasflow-runs-"))
+        return self._runs_dir
 
     def _problem(self) -> str | None:
         path = Path(self.script)
@@ -177,19 +197,54 @@ class ScriptProvisioner:
         if problem:
             raise ConfigError(f"PROVISION_URL: {problem}; give an executable path or a URL")
 
-    async def run(self, target: Target) -> str:
-        """Run the script to completion; its output tail, or ProvisionError."""
+    async def start(self, target: Target, deploy_id: str = "") -> Run:
+        """Start the script gated (see `common.supervision`): it begins at `Run.release()`.
+
+        ProvisionError when it cannot be started.
+        """
         problem = self._problem()
         if problem:
             raise ProvisionError(problem)
         argv = [self.script, target.system_id, target.hostname, target.ip]
         timeout = self.ttl or None  # 0: no limit
         limits = child.Limits(timeout=timeout, grace=self.grace, tail_bytes=TAIL_BYTES)
+        result_file = self.runs_dir / f"{uuid.uuid4().hex}.json"
+        env = _child_env(target, deploy_id)
         try:
-            done = await child.run(argv, limits=limits, env=_child_env(target))
+            return await supervision.start(argv, result_file=result_file, limits=limits, env=env)
+        except child.StartError as exc:
+            raise _script_error(exc, self.ttl) from None
+
+    async def finish(self, run: Run) -> child.Finished:
+        """How the released run ended; ProvisionError when it never started or left nothing."""
+        try:
+            return await run.wait()
+        except (child.StartError, supervision.Interrupted) as exc:
+            raise _script_error(exc, self.ttl) from None
+
+    async def adopt(self, handle: RunHandle) -> child.Finished:
+        """Wait for a run a previous daemon started, and take its result (see `finish`)."""
+        try:
+            return await supervision.adopt(handle)
+        except (child.StartError, supervision.Interrupted) as exc:
+            raise _script_error(exc, self.ttl) from None
+
+    def verdict(self, finished: child.Finished) -> str:
+        """The output tail of a run that exited 0; else ProvisionError saying how it ended."""
+        try:
+            return finished.check().output
         except child.ChildError as exc:
             raise _script_error(exc, self.ttl) from None
-        return done.output
+
+    async def run(self, target: Target, deploy_id: str = "") -> str:
+        """Run the script to completion, recording nothing; its output tail, or ProvisionError."""
+        run = await self.start(target, deploy_id)
+        run.release()
+        try:
+            finished = await self.finish(run)
+        finally:
+            await run.close()
+        return self.verdict(finished)
 
 
 class PollResult(enum.Enum):
@@ -198,6 +253,14 @@ class PollResult(enum.Enum):
     RUNNING = "running"
     DONE = "done"
     MISSING = "missing"
+
+
+class Found(enum.Enum):
+    """What `lookup` found before a POST is repeated: whether this deploy's job is there."""
+
+    RUNNING = "running"  # adopt it: poll it from now on
+    DONE = "done"  # adopt it: provisioned
+    NONE = "none"  # no job, a failed one, or another deploy's: POST
 
 
 def _redacted(url: httpx.URL) -> str:
@@ -213,6 +276,17 @@ class ProvisionerTrouble(ProvisionError):
     Not a verdict on the job: the record stays running and the next pass asks again, so a
     passing glitch never leads to a second POST.
     """
+
+
+def _same_deploy(response: httpx.Response, deploy_id: str) -> bool:
+    """False when the record names a deploy id other than `deploy_id` (in `request`)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return True
+    request = body.get("request") if isinstance(body, dict) else None
+    theirs = request.get("deploy_id") if isinstance(request, dict) else None
+    return not theirs or theirs == deploy_id
 
 
 def _failure_message(response: httpx.Response) -> str | None:
@@ -301,12 +375,31 @@ class HttpProvisioner:
             + hint
         )
 
-    async def submit(self, target: Target) -> None:
-        """POST the job; any 2xx is accepted, anything else is a ProvisionError."""
+    async def submit(self, target: Target, deploy_id: str = "") -> None:
+        """POST the job (with `deploy_id` when given); any 2xx is accepted, else ProvisionError."""
         body = {"id": target.system_id, "name": target.hostname, "ip": target.ip, "mac": target.mac}
+        if deploy_id:
+            body["deploy_id"] = deploy_id
         response = await self._request("POST", self.url, json=body)
         if not response.is_success:
             raise self._error("POST", self.url, response)
+
+    async def lookup(self, target: Target, deploy_id: str) -> Found:
+        """Whether the provisioner already has this deploy's job (ask before POSTing again).
+
+        A record naming another deploy id is not ours; one naming none (a provisioner that
+        does not echo it) is taken for ours. A failed job is `NONE`: POSTing again is the
+        retry. ProvisionerTrouble when it cannot say: never POST blind.
+        """
+        url = self.job_url(target.system_id)
+        response = await self._request("GET", url)
+        if response.status_code == 404:
+            return Found.NONE
+        if response.status_code not in (200, 202):
+            raise ProvisionerTrouble(str(self._error("GET", url, response)))
+        if not _same_deploy(response, deploy_id) or _failure_message(response) is not None:
+            return Found.NONE
+        return Found.RUNNING if response.status_code == 202 else Found.DONE
 
     async def poll(self, target: Target, started_at: float) -> PollResult:
         """Ask how the job is going.
@@ -363,11 +456,12 @@ class HttpProvisioner:
 
 
 def provisioner_for(
-    url: str, ttl: float, token: str | None = None
+    url: str, ttl: float, token: str | None = None, runs_dir: Path | None = None
 ) -> ScriptProvisioner | HttpProvisioner | None:
     """The provisioner `PROVISION_URL` asks for; None when it is empty (Deployed is final).
 
-    `token` is only sent by an HTTP provisioner; a script never sees it.
+    `token` is only sent by an HTTP provisioner; a script never sees it. `runs_dir` is where
+    a script's result files wait for the store.
     """
     text = url.strip()
     if not text:
@@ -379,4 +473,4 @@ def provisioner_for(
         return HttpProvisioner(text, ttl, token=token)
     if scheme:
         raise ConfigError(f"PROVISION_URL: unsupported scheme {scheme!r}; use a path or http(s)://")
-    return ScriptProvisioner(os.path.expanduser(text), ttl)
+    return ScriptProvisioner(os.path.expanduser(text), ttl, runs_dir=runs_dir)

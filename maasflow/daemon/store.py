@@ -6,16 +6,26 @@ row is what lets a restart neither re-run a finished script nor POST twice for o
 The lifecycle clears it when the machine leaves Deployed, so a redeploy provisions again.
 Two small tables beside it keep the daemon's per-machine setbacks (`daemon.setbacks`: an
 action backing off after failures) and retry counts (`daemon.retry_budget`), so a restart,
-a preview and `maasflow status --db` see them too (schema version 2).
+a preview and `maasflow status --db` see them too (schema version 2; version 3 adds the
+deploy id and the run).
+
+Each row names its deploy: `start` gives a new record a fresh `deploy_id` and keeps it for
+every retry, so the id is sent with each POST and a provisioner can tell a repeated request
+for this deploy from a redeploy (which, its record cleared, gets a new id). A script run
+is recorded by `set_run` before the script may begin: its supervisor's pid, process group,
+start time (kernel clock ticks) and result file (`common.supervision`), so a restarted
+daemon finds the run and waits for it instead of starting a second one.
 
 `ProvisionStore` is the contract the daemon codes against (a Protocol naming no database);
 tests/store/test_contract.py checks it against every implementation. `SqliteStore` (also
 `Store`, the name the wiring uses) is the embedded one: one connection opened by
 `maasflow.common.sqlite` (WAL, so `maasflow status` never blocks the daemon; schema migrated
 at start-up, a file from a newer maasflow refused), a lock around every call, and writes
-that each touch one row in one transaction. A PostgreSQL store for several hosts belongs
-beside it, behind the same contract. Timestamps are seconds since the epoch (wall clock),
-because they must survive a restart. The retry backoff the records use lives here too.
+that each touch one row in one transaction. A database error after opening (disk full, I/O
+error) is a `StoreError`, and the write it interrupted changed nothing. A PostgreSQL store
+for several hosts belongs beside it, behind the same contract. Timestamps are seconds since
+the epoch (wall clock), because they must survive a restart. The retry backoff the records
+use lives here too.
 """
 
 from __future__ import annotations
@@ -24,20 +34,23 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from maasflow.common.backoff import Backoff
+from maasflow.common.errors import StoreError
 from maasflow.common.sqlite import Migration, Schema, open_database, transaction
+from maasflow.common.supervision import RunHandle
 from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
 from maasflow.daemon.retry_budget import Recovery, RetryStore
 from maasflow.daemon.setbacks import Setback, SetbackStore
 
 TEXT_LIMIT = 4096  # bytes-ish bound on last_error / output_tail kept per record
-INTERRUPTED = "interrupted by restart"
 
 
 class ProvisionMode(StrEnum):
@@ -80,17 +93,27 @@ CREATE TABLE recovery (
     quarantined INTEGER NOT NULL DEFAULT 0
 )
 """
+_DEPLOY_AND_RUN = (
+    "ALTER TABLE provision ADD COLUMN deploy_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE provision ADD COLUMN run_pid INTEGER",
+    "ALTER TABLE provision ADD COLUMN run_pgid INTEGER",
+    "ALTER TABLE provision ADD COLUMN run_start_ticks INTEGER",
+    "ALTER TABLE provision ADD COLUMN run_file TEXT NOT NULL DEFAULT ''",
+)
 SCHEMA = Schema(
     (
         Migration(1, "the provision table", (_SCHEMA,)),
         Migration(2, "per-machine setbacks and retry counts", (_SETBACK, _RECOVERY)),
+        Migration(3, "each record's deploy id and its script run", _DEPLOY_AND_RUN),
     )
 )
 SCHEMA_VERSION = SCHEMA.version
 _COLUMNS = (
     "system_id, state, mode, attempts, started_at, updated_at, finished_at, "
-    "next_attempt_at, last_error, output_tail, hostname"
+    "next_attempt_at, last_error, output_tail, hostname, deploy_id, "
+    "run_pid, run_pgid, run_start_ticks, run_file"
 )
+_NO_RUN = "run_pid = NULL, run_pgid = NULL, run_start_ticks = NULL, run_file = ''"
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,18 @@ class ProvisionRecord:
     last_error: str
     output_tail: str
     hostname: str
+    deploy_id: str = ""
+    run_pid: int | None = None
+    run_pgid: int | None = None
+    run_start_ticks: int | None = None
+    run_file: str = ""
+
+    @property
+    def run(self) -> RunHandle | None:
+        """The recorded script run of this attempt, or None (none yet, or URL mode)."""
+        if self.run_pid is None or self.run_pgid is None or self.run_start_ticks is None:
+            return None
+        return RunHandle(self.run_pid, self.run_pgid, self.run_start_ticks, self.run_file)
 
 
 def retry_delay(
@@ -140,7 +175,9 @@ class ProvisionStore(SetbackStore, RetryStore, Protocol):
     - times are the store's clock (wall-clock seconds), text is clipped to its last
       TEXT_LIMIT characters, and `mode` is a `ProvisionMode` (anything else: ValueError);
     - a database the store cannot use (unreachable, not its schema, a newer schema) is a
-      `ConfigError` when the store is opened, never later.
+      `ConfigError` when the store is opened, never later; a read or write that fails after
+      that (disk full, I/O error, connection lost) is a `StoreError` and changes nothing;
+    - a record's `deploy_id` is set by its first `start` and kept until `clear`.
     """
 
     def get(self, system_id: str) -> ProvisionRecord | None:
@@ -152,7 +189,12 @@ class ProvisionStore(SetbackStore, RetryStore, Protocol):
         ...
 
     def start(self, system_id: str, hostname: str, mode: str) -> ProvisionRecord:
-        """Begin an attempt: running, attempts + 1, timing reset; keeps the last error."""
+        """Begin an attempt: running, attempts + 1, timing and run reset; keeps the last
+        error and the deploy id (a new record gets a new one)."""
+        ...
+
+    def set_run(self, system_id: str, run: RunHandle) -> ProvisionRecord | None:
+        """Record the running attempt's script run; None (nothing written) when cleared."""
         ...
 
     def complete(self, system_id: str, output_tail: str) -> ProvisionRecord | None:
@@ -167,10 +209,6 @@ class ProvisionStore(SetbackStore, RetryStore, Protocol):
 
     def clear(self, system_id: str) -> bool:
         """Forget `system_id`'s record; True when there was one."""
-        ...
-
-    def mark_interrupted_scripts(self) -> int:
-        """Script runs a crash left running become failed (INTERRUPTED), due now; how many."""
         ...
 
     def close(self) -> None:
@@ -188,8 +226,18 @@ class SqliteStore(ProvisionStore):
         self._db = open_database(path, SCHEMA, label=f"state file {self.path}")
         self._db.row_factory = sqlite3.Row
 
-    def get(self, system_id: str) -> ProvisionRecord | None:
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection, to one caller at a time; SQLite's errors become StoreErrors."""
         with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                reason = " ".join(str(exc).split())
+                raise StoreError(f"state file {self.path}: {reason}") from exc
+
+    def get(self, system_id: str) -> ProvisionRecord | None:
+        with self._locked():
             return self._get(system_id)
 
     def _get(self, system_id: str) -> ProvisionRecord | None:
@@ -199,25 +247,37 @@ class SqliteStore(ProvisionStore):
 
     def all(self) -> list[ProvisionRecord]:
         sql = f"SELECT {_COLUMNS} FROM provision ORDER BY system_id"  # noqa: S608 - constant columns
-        with self._lock:
-            return [ProvisionRecord(**dict(row)) for row in self._db.execute(sql)]
+        with self._locked() as db:
+            return [ProvisionRecord(**dict(row)) for row in db.execute(sql)]
 
     def start(self, system_id: str, hostname: str, mode: str) -> ProvisionRecord:
         checked = _mode(mode)
         now = self._clock()
-        with self._lock, transaction(self._db):
-            self._db.execute(
-                "INSERT INTO provision (system_id, state, mode, attempts, started_at, updated_at,"
-                " hostname) VALUES (?, 'running', ?, 1, ?, ?, ?)"
+        with self._locked() as db, transaction(db):
+            db.execute(
+                "INSERT INTO provision (system_id, state, mode, attempts, started_at, updated_at,"  # noqa: S608 - constant text
+                " hostname, deploy_id) VALUES (?, 'running', ?, 1, ?, ?, ?, ?)"
                 " ON CONFLICT (system_id) DO UPDATE SET state = 'running', mode = excluded.mode,"
                 " attempts = attempts + 1, started_at = excluded.started_at,"
                 " updated_at = excluded.updated_at, finished_at = NULL, next_attempt_at = NULL,"
-                " output_tail = '', hostname = excluded.hostname",
-                (system_id, checked, now, now, hostname),
+                " output_tail = '', hostname = excluded.hostname,"
+                " deploy_id = CASE provision.deploy_id WHEN '' THEN excluded.deploy_id"
+                f" ELSE provision.deploy_id END, {_NO_RUN}",
+                (system_id, checked, now, now, hostname, new_deploy_id()),
             )
             record = self._get(system_id)
         assert record is not None  # we just wrote it in this transaction
         return record
+
+    def set_run(self, system_id: str, run: RunHandle) -> ProvisionRecord | None:
+        now = self._clock()
+        with self._locked() as db, transaction(db):
+            db.execute(
+                "UPDATE provision SET run_pid = ?, run_pgid = ?, run_start_ticks = ?,"
+                " run_file = ?, updated_at = ? WHERE system_id = ? AND state = 'running'",
+                (run.pid, run.pgid, run.start_ticks, run.result_file, now, system_id),
+            )
+            return self._get(system_id)
 
     def complete(self, system_id: str, output_tail: str) -> ProvisionRecord | None:
         return self._finish(system_id, ProvisionState.COMPLETE, "", output_tail, None)
@@ -231,39 +291,30 @@ class SqliteStore(ProvisionStore):
         self, system_id: str, state: ProvisionState, error: str, tail: str, next_at: float | None
     ) -> ProvisionRecord | None:
         now = self._clock()
-        with self._lock, transaction(self._db):
-            self._db.execute(
-                "UPDATE provision SET state = ?, last_error = ?, output_tail = ?,"
-                " next_attempt_at = ?, finished_at = ?, updated_at = ? WHERE system_id = ?",
+        with self._locked() as db, transaction(db):
+            db.execute(
+                "UPDATE provision SET state = ?, last_error = ?, output_tail = ?,"  # noqa: S608 - constant text
+                f" next_attempt_at = ?, finished_at = ?, updated_at = ?, {_NO_RUN}"
+                " WHERE system_id = ?",
                 (state, _clip(error), _clip(tail), next_at, now, now, system_id),
             )
             return self._get(system_id)
 
     def clear(self, system_id: str) -> bool:
-        with self._lock:
-            cursor = self._db.execute("DELETE FROM provision WHERE system_id = ?", (system_id,))
+        with self._locked() as db:
+            cursor = db.execute("DELETE FROM provision WHERE system_id = ?", (system_id,))
             return cursor.rowcount > 0
-
-    def mark_interrupted_scripts(self) -> int:
-        now = self._clock()
-        with self._lock:
-            cursor = self._db.execute(
-                "UPDATE provision SET state = 'failed', last_error = ?, next_attempt_at = ?,"
-                " finished_at = ?, updated_at = ? WHERE state = 'running' AND mode = 'script'",
-                (INTERRUPTED, now, now, now),
-            )
-            return cursor.rowcount
 
     # -- setbacks and retry counts (see the module docstring) --------------------------------
 
     def setbacks(self) -> list[Setback]:
         sql = "SELECT system_id, action, failures, retry_at, last_error FROM setback"
-        with self._lock:
-            return [Setback(**dict(row)) for row in self._db.execute(sql)]
+        with self._locked() as db:
+            return [Setback(**dict(row)) for row in db.execute(sql)]
 
     def save_setback(self, setback: Setback) -> None:
-        with self._lock:
-            self._db.execute(
+        with self._locked() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO setback (system_id, action, failures, retry_at,"
                 " last_error) VALUES (?, ?, ?, ?, ?)",
                 (setback.system_id, setback.action, setback.failures, setback.retry_at,
@@ -271,26 +322,26 @@ class SqliteStore(ProvisionStore):
             )  # fmt: skip
 
     def clear_setback(self, system_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM setback WHERE system_id = ?", (system_id,))
+        with self._locked() as db:
+            db.execute("DELETE FROM setback WHERE system_id = ?", (system_id,))
 
     def recoveries(self) -> list[Recovery]:
         sql = "SELECT system_id, retries, quarantined FROM recovery"
-        with self._lock:
-            rows = list(self._db.execute(sql))
+        with self._locked() as db:
+            rows = list(db.execute(sql))
         return [Recovery(r["system_id"], r["retries"], bool(r["quarantined"])) for r in rows]
 
     def save_recovery(self, recovery: Recovery) -> None:
-        with self._lock:
-            self._db.execute(
+        with self._locked() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO recovery (system_id, retries, quarantined)"
                 " VALUES (?, ?, ?)",
                 (recovery.system_id, recovery.retries, int(recovery.quarantined)),
             )
 
     def clear_recovery(self, system_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM recovery WHERE system_id = ?", (system_id,))
+        with self._locked() as db:
+            db.execute("DELETE FROM recovery WHERE system_id = ?", (system_id,))
 
     def close(self) -> None:
         with self._lock:
@@ -298,6 +349,11 @@ class SqliteStore(ProvisionStore):
 
 
 Store = SqliteStore  # the name the wiring and the tests construct; SQLite is the default
+
+
+def new_deploy_id() -> str:
+    """A fresh id for one deploy's provisioning: 32 hex digits, unique without coordination."""
+    return uuid.uuid4().hex
 
 
 def _mode(mode: str) -> ProvisionMode:

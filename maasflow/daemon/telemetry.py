@@ -3,9 +3,10 @@
 Three read-only routes, all GET (HEAD works too):
 
 - `/healthz` — 200 `{"status": "ok", "reason": "ok"}` while a pass succeeded within the
-  last three periods; otherwise 503 `{"status": "unhealthy", "reason": ...}` where the
-  reason is what the daemon reported (`MAAS unreachable: ...`, `API key rejected by MAAS:
-  ...`), `loop stuck: no pass for N s`, or `starting` before the first pass.
+  last three periods and the state store takes every write; otherwise 503 `{"status":
+  "unhealthy", "reason": ...}` where the reason is what the daemon reported (`state store:
+  state file ...: database or disk is full`, `MAAS unreachable: ...`, `API key rejected by
+  MAAS: ...`), `loop stuck: no pass for N s`, or `starting` before the first pass.
 - `/metrics` — Prometheus text exposition of `maasflow.daemon.metrics.Metrics`.
 - `/state` — the daemon's snapshot as JSON, read by `maasflow status`. Schema::
 
@@ -71,6 +72,7 @@ class Health:
         self.last_error: str | None = None
         self.problem: str | None = None
         self.request_error: str | None = None
+        self.store_errors: dict[str, str] = {}  # what the store refused (key) -> why
 
     def pass_ok(self, now: float | None = None) -> None:
         """A pass succeeded: healthy again, whatever went wrong before."""
@@ -90,6 +92,17 @@ class Health:
         """
         self.request_error = reason
 
+    def store_failed(self, key: str, reason: str) -> None:
+        """The store refused a read or write named `key`: unhealthy until `store_ok(key)`.
+
+        A successful pass does not clear it: MAAS answering says nothing about the disk.
+        """
+        self.store_errors[key] = reason
+
+    def store_ok(self, key: str) -> None:
+        """The store took the read or write named `key` after all."""
+        self.store_errors.pop(key, None)
+
     def set_problem(self, reason: str | None) -> None:
         """Unhealthy now with `reason` (e.g. the key was rejected) until a pass succeeds."""
         self.problem = reason
@@ -98,6 +111,8 @@ class Health:
         """(healthy, reason): healthy while a pass succeeded within the last three periods."""
         now = self._now(now)
         window = HEALTHY_PERIODS * self.period
+        if self.store_errors:
+            return False, f"state store: {next(iter(self.store_errors.values()))}"
         if self.problem:
             return False, self.problem
         if self.last_success_at is not None and now - self.last_success_at <= window:

@@ -10,8 +10,11 @@ import threading
 
 import pytest
 
-from maasflow.daemon.store import INTERRUPTED, TEXT_LIMIT, ProvisionStore
+from maasflow.common.supervision import RunHandle
+from maasflow.daemon.store import TEXT_LIMIT, ProvisionStore
 from tests.store.conftest import Clock, OpenStore
+
+RUN = RunHandle(pid=4242, pgid=4242, start_ticks=123456, result_file="/state/runs/x.json")
 
 
 def test_start_creates_a_running_record(store: ProvisionStore, clock: Clock) -> None:
@@ -87,9 +90,9 @@ def test_finishing_a_cleared_record_writes_nothing(store: ProvisionStore) -> Non
 
 
 def test_an_empty_store_has_nothing_to_say(store: ProvisionStore) -> None:
-    """A new store lists nothing, finds nothing, clears nothing and recovers nothing."""
+    """A new store lists nothing, finds nothing, clears nothing and records no run."""
     assert (store.all(), store.get("a"), store.clear("a")) == ([], None, False)
-    assert store.mark_interrupted_scripts() == 0
+    assert store.set_run("a", RUN) is None
 
 
 def test_all_lists_records_by_system_id(store: ProvisionStore) -> None:
@@ -116,25 +119,61 @@ def test_records_survive_reopening(open_store: OpenStore, clock: Clock) -> None:
     assert second.get("abc") == written
 
 
-def test_interrupted_scripts_become_due_failures(open_store: OpenStore, clock: Clock) -> None:
-    """After a crash, script runs left running are failed and due now; others are untouched."""
+def test_a_script_run_a_crash_left_running_is_found_after_reopening(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """The run recorded for a running attempt is read back, whole, by a restarted store."""
     crashed = open_store(clock)
     crashed.start("script-running", "a", "script")
+    recorded = crashed.set_run("script-running", RUN)
     crashed.start("url-running", "b", "url")
-    crashed.start("script-done", "c", "script")
-    crashed.complete("script-done", "ok")
     crashed.close()  # the daemon died here
-    clock.now += 300
     restarted = open_store(clock)
-    assert restarted.mark_interrupted_scripts() == 1
     record = restarted.get("script-running")
-    assert record is not None
-    assert (record.state, record.last_error, record.next_attempt_at) == (
-        "failed",
-        INTERRUPTED,
-        clock.now,
-    )
-    assert [r.state for r in restarted.all()] == ["complete", "failed", "running"]
+    assert record is not None and record == recorded
+    assert (record.state, record.run) == ("running", RUN)
+    assert [(r.state, r.run) for r in restarted.all()] == [("running", RUN), ("running", None)]
+
+
+def test_a_new_attempt_or_its_end_forgets_the_run(store: ProvisionStore, clock: Clock) -> None:
+    """start(), complete() and fail() drop the recorded run: it belonged to the last attempt."""
+    store.start("a", "n", "script")
+    store.set_run("a", RUN)
+    again = store.start("a", "n", "script")
+    assert again.run is None and again.run_file == ""
+    store.set_run("a", RUN)
+    done = store.complete("a", "ok")
+    assert done is not None and done.run is None
+    store.start("a", "n", "script")
+    store.set_run("a", RUN)
+    failed = store.fail("a", "boom", "", clock.now)
+    assert failed is not None and failed.run is None
+
+
+def test_a_run_is_only_recorded_for_a_running_attempt(store: ProvisionStore) -> None:
+    """set_run() on a finished or cleared record writes nothing."""
+    store.start("a", "n", "script")
+    store.complete("a", "ok")
+    finished = store.set_run("a", RUN)
+    assert finished is not None and finished.run is None
+    store.clear("a")
+    assert store.set_run("a", RUN) is None and store.get("a") is None
+
+
+def test_a_deploy_id_is_given_once_and_kept_for_every_attempt(
+    store: ProvisionStore, clock: Clock
+) -> None:
+    """The first start() names the deploy; retries keep the name; only clear() forgets it."""
+    first = store.start("a", "n", "url")
+    store.fail("a", "lost answer", "", clock.now)
+    second = store.start("a", "n", "url")
+    store.complete("a", "")
+    other = store.start("b", "n", "url")
+    assert len(first.deploy_id) >= 16 and first.deploy_id == second.deploy_id
+    assert other.deploy_id != first.deploy_id
+    store.clear("a")
+    redeploy = store.start("a", "n", "url")
+    assert redeploy.deploy_id not in ("", first.deploy_id) and redeploy.attempts == 1
 
 
 def test_concurrent_starts_lose_no_update(store: ProvisionStore) -> None:

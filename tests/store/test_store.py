@@ -13,13 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maasflow.common.errors import ConfigError
+from maasflow.common.errors import ConfigError, StoreError
 from maasflow.daemon.store import (
     SCHEMA_VERSION,
     ProvisionRecord,
     Store,
     retry_delay,
 )
+from tests.common.full_disk import fill, small_filesystem
 from tests.store.conftest import Clock
 
 # The provision table exactly as maasflow created it before migrations existed.
@@ -55,7 +56,7 @@ def write_todays_file(path: Path, version: int) -> None:
             db.execute(f"PRAGMA user_version = {version}")
         db.executemany(
             "INSERT INTO provision VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [tuple(vars(row).values()) for row in TODAYS_ROWS],
+            [tuple(vars(row).values())[:11] for row in TODAYS_ROWS],  # the 11 columns of then
         )
 
 
@@ -134,3 +135,20 @@ def test_reopening_a_current_file_writes_nothing(tmp_path: Path, clock: Clock) -
     before = path.read_bytes()
     Store(path, clock=clock).close()
     assert path.read_bytes() == before
+
+
+def test_a_full_disk_is_a_store_error_and_the_record_is_unchanged(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """On a full filesystem a write raises StoreError naming the file; the row stays as it was."""
+    with small_filesystem(tmp_path / "state") as state:
+        store = Store(state / "maasflow.sqlite", clock=clock)
+        running = store.start("abc", "node1", "script")
+        filler = fill(state)
+        with pytest.raises(StoreError, match=r"^state file .*maasflow\.sqlite: .*full"):
+            store.complete("abc", "the script's last words")
+        assert store.get("abc") == running
+        filler.unlink()
+        done = store.complete("abc", "the script's last words")
+        assert done is not None and done.state == "complete"
+        store.close()
