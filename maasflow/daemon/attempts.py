@@ -8,9 +8,10 @@ provisioning so that the store is always the truth a restarted daemon can act on
   recorded, then the run's result file removed. Killed anywhere in between, the next daemon
   finds the record running and *adopts* the run (`poll`): it waits while the run lives and
   takes its result, or records a failed attempt ("interrupted") when it left none.
-- a URL: the POST carries the record's `deploy_id`. Before POSTing again for the same
-  deploy (a retry after a lost answer, a failure), the provisioner is asked first and a
-  job of this deploy it already has is adopted.
+- a URL: the POST carries the record's `deploy_id`. A POST whose answer was lost leaves
+  the record running: the next pass asks (GET) and POSTs again only on a 404. Before
+  POSTing again after a failed attempt, the provisioner is asked too, and a job of this
+  deploy it already has (running, or done) is adopted.
 - the store: a write that must not be lost (the run's handle before release, a finished
   result) is retried with `common.backoff` until it succeeds, while `Health` names the store;
   a cancelled retry (shutdown) leaves the run and its result file for the next daemon.
@@ -35,6 +36,7 @@ from maasflow.common.errors import ProvisionError, StoreError
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.outcome import Outcome
 from maasflow.daemon.provisioning import (
+    AnswerLost,
     Found,
     HttpProvisioner,
     PollResult,
@@ -88,6 +90,8 @@ class Attempts:
             if isinstance(self.provisioner, HttpProvisioner):
                 return await self._post(machine, record, self.provisioner, target)
             return await self._run_script(machine, record, self.provisioner, target)
+        except AnswerLost as exc:  # it may have the job: the next pass asks, never re-POSTs
+            return Outcome("running", f"{exc}; asking the provisioner next pass")
         except ProvisionError as exc:
             return await self._failed(machine, record, exc)
 

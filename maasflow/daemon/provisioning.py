@@ -278,6 +278,15 @@ class ProvisionerTrouble(ProvisionError):
     """
 
 
+class AnswerLost(ProvisionerTrouble):
+    """A POST was sent but its answer never came (cut off, or slower than the timeout): the
+    provisioner may have the job. The next pass asks it (GET) instead of POSTing again."""
+
+
+# Failures after the request was written: the provisioner may have received it and acted.
+_ANSWER_LOST = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+
+
 def _same_deploy(response: httpx.Response, deploy_id: str) -> bool:
     """False when the record names a deploy id other than `deploy_id` (in `request`)."""
     try:
@@ -358,7 +367,9 @@ class HttpProvisioner:
         except httpx.HTTPError as exc:
             shown = _redacted(httpx.URL(url))
             reason = self._scrub(f"{type(exc).__name__}: {exc}")
-            raise ProvisionerTrouble(f"{method} {shown}: {reason}") from None
+            lost = method == "POST" and isinstance(exc, _ANSWER_LOST)
+            error = AnswerLost if lost else ProvisionerTrouble
+            raise error(f"{method} {shown}: {reason}") from None
 
     def _scrub(self, text: str) -> str:
         """`text` with the token, should a provisioner echo it, replaced by ***."""
@@ -376,7 +387,8 @@ class HttpProvisioner:
         )
 
     async def submit(self, target: Target, deploy_id: str = "") -> None:
-        """POST the job (with `deploy_id` when given); any 2xx is accepted, else ProvisionError."""
+        """POST the job (with `deploy_id` when given); any 2xx is accepted, else ProvisionError
+        (AnswerLost when the request went out but no answer came back)."""
         body = {"id": target.system_id, "name": target.hostname, "ip": target.ip, "mac": target.mac}
         if deploy_id:
             body["deploy_id"] = deploy_id

@@ -1,7 +1,8 @@
 """The ASGI app of `maasflow serve`: its configuration, routes, error shapes and lifespan.
 
-`build_app(config, power)` opens the record store (turning jobs a dead service left pending or
-running into failed ones, "interrupted by restart"), builds the job pool and mounts:
+`build_app(config, power)` opens the record store, builds the job pool and lets it take over
+what a dead service left (`JobPool.recover`: runs still alive are adopted and waited for,
+results they left are recorded, the rest fail "interrupted by restart"), and mounts:
 
     /provision/...   the provisioning API (`provision_api`), behind `config.provision_token`
                      when one is set (`provision_auth`)
@@ -100,9 +101,9 @@ class ServiceConfig:
 def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> FastAPI:
     """The app for `config`, with `power`'s routes when given; see the module docstring."""
     store = RecordStore(config.db)
-    store.fail_unfinished("interrupted by restart")
     hidden = power.secret_env_names() if power is not None else ()
-    pool = JobPool(store, config.picker(), config.limits(), hidden)
+    pool = JobPool(store, config.picker(), config.limits(), hidden, runs_dir(config.db))
+    pool.recover()
     app = FastAPI(
         title="maasflow serve",
         version=_version(),
@@ -120,6 +121,15 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
     app.add_middleware(BodyLimit, limit=config.max_body)
     app.add_middleware(AccessLog)
     return app
+
+
+def runs_dir(db: Path | str) -> Path | None:
+    """Where jobs' result files wait for the records: beside `db` (`serve-runs/` for
+    `serve.sqlite`); None (a temporary one) when records are kept in memory."""
+    if str(db) == MEMORY:
+        return None
+    path = Path(db)
+    return path.with_name(f"{path.stem}-runs")
 
 
 def _version() -> str:

@@ -1,27 +1,32 @@
 """The provisioning API of `maasflow serve`, compatible with the opencord provisioner.
 
-    POST   /provision/            {"id", "name", "ip", "mac", "role"?, "script"?} → 202 + record
+    POST   /provision/            {"id", "name", "ip", "mac", "role"?, "script"?, "deploy_id"?}
+                                  → 202 + record (200 + record: that deploy is complete)
     GET    /provision/            every record (a list)
     GET    /provision/{id}        202 while pending or running, 200 once complete or failed
     DELETE /provision/{id}        200; a running job's process group is killed first
     GET    /provision/{id}/log    the job's output so far (text/plain, last 64 KiB)
 
-A POST for an id that is pending or running answers 202 with the record and starts nothing;
-a POST for a finished id starts a new run whose record replaces the old one. Past the queue
-limit a POST answers 429 with `Retry-After`.
+A POST for an id that is pending or running answers 202 with the record and starts nothing.
+`deploy_id` (optional; the daemon sends one per deploy, new at each redeploy) makes a POST
+idempotent: repeated for a deploy whose job completed, it answers 200 with that record and
+starts nothing. Otherwise a POST for a finished id (a failed one of the same deploy: a
+retry) starts a new run whose record replaces the old one. Past the queue limit a POST
+answers 429 with `Retry-After`.
 
 Validation, and what it means for safety: every value ends up as one argv element of the
 script (never a shell), so it may contain `;` or spaces, but not control characters (a NUL
-cannot even be passed). `id` and `role` are names (letters, digits, `. _ : -`) because they
-appear in URLs, file names and script look-ups; `name` is stripped, and must not be empty
-nor start with `-` (a script would take it for an option); `ip` must parse as an IP address
-and is passed in canonical form; `mac` may be missing or empty (the daemon has no MAC for
-some machines) and is otherwise passed as lowercase `aa:bb:cc:dd:ee:ff`. `script` is only ever the
-NAME of a script configured on the service, never a path. Unknown fields are ignored, as the
-Go provisioner's JSON decoding did. With a token configured (`provision_auth`) every route
-answers 401 without `Authorization: Bearer <token>`. Invalid requests get 400
-`{"error": "..."}` (the app maps FastAPI's 422 to 400 on these paths), and so does any path
-holding a control character (`/provision/%0A` is no listing; see `asgi.PlainPaths`).
+cannot even be passed). `id`, `deploy_id` and `role` are names (letters, digits, `. _ : -`)
+because they appear in URLs, file names and script look-ups; `name` is stripped, and must
+not be empty nor start with `-` (a script would take it for an option); `ip` must parse as
+an IP address and is passed in canonical form; `mac` may be missing or empty (the daemon has
+no MAC for some machines) and is otherwise passed as lowercase `aa:bb:cc:dd:ee:ff`. `script`
+is only ever the NAME of a script configured on the service, never a path. Unknown fields
+are ignored, as the Go provisioner's JSON decoding did. With a token configured
+(`provision_auth`) every route answers 401 without `Authorization: Bearer <token>`. Invalid
+requests get 400 `{"error": "..."}` (the app maps FastAPI's 422 to 400 on these paths), and
+so does any path holding a control character (`/provision/%0A` is no listing; see
+`asgi.PlainPaths`).
 
 What this module stops at: HTTP shapes only; the pool runs jobs, the store keeps records.
 """
@@ -60,6 +65,10 @@ class ProvisionBody(BaseModel):
     role: Annotated[str | None, Field(max_length=64, description="overrides role selection")] = None
     script: Annotated[
         str | None, Field(max_length=64, description="the NAME of a script configured here")
+    ] = None
+    deploy_id: Annotated[
+        str | None,
+        Field(pattern=ID_PATTERN, description="names one deploy: a repeated POST is idempotent"),
     ] = None
 
     @field_validator("name")
@@ -103,7 +112,9 @@ class ProvisionBody(BaseModel):
         return value
 
     def to_request(self) -> JobRequest:
-        return JobRequest(self.id, self.name, self.ip, self.mac, self.role, self.script)
+        return JobRequest(
+            self.id, self.name, self.ip, self.mac, self.role, self.script, self.deploy_id
+        )
 
 
 class RequestOut(BaseModel):
@@ -113,6 +124,7 @@ class RequestOut(BaseModel):
     mac: str
     role: str | None
     script: str | None
+    deploy_id: str | None = Field(None, description="present when the request carried one")
 
 
 class RecordOut(BaseModel):
@@ -168,6 +180,7 @@ def provision_router(pool: JobPool, token: str | None = None) -> APIRouter:
 def _add_submit(router: APIRouter, pool: JobPool) -> None:
     responses: dict[int | str, dict[str, Any]] = {
         **_ERRORS,
+        200: {"model": RecordOut, "description": "this deploy_id's job completed: its record"},
         202: {"model": RecordOut, "description": "accepted, or already pending or running"},
         429: {"model": ErrorOut, "description": "queue full; see Retry-After"},
     }
@@ -181,7 +194,7 @@ def _add_submit(router: APIRouter, pool: JobPool) -> None:
         except QueueFull:
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
             return error(429, "too many pending jobs; retry later", headers)
-        return JSONResponse(record.to_json(), status_code=202)
+        return JSONResponse(record.to_json(), status_code=_code(record))
 
     router.add_api_route("", submit, methods=["POST"], status_code=202, include_in_schema=False)
 

@@ -1,17 +1,19 @@
 """Provisioning records of `maasflow serve`, kept in SQLite.
 
-One record per machine id: the request as accepted, where its job stands (pending, running,
-complete, failed), which worker ran it, a one-line message, when it last changed, and the tail
-of the job's output. A new run for an id replaces the old record.
+One record per machine id: the request as accepted (with the deploy id a client sent, the
+key of idempotent POSTs), where its job stands (pending, running, complete, failed), which
+worker ran it, a one-line message, when it last changed, the tail of the job's output, and
+while it runs, its supervised run (`common.supervision`: pid, group, start time, result
+file). A new run for an id replaces the old record.
 
-The store is the service's memory across restarts. Opening it turns every record that was
-still pending or running into a failed one ("interrupted by restart"): a job the service lost
-track of is reported, never silently dropped or silently re-run.
+The store is the service's memory across restarts: the pool (`jobs`) reads the unfinished
+records when it starts, adopts the runs that outlived the last service, and fails the rest
+("interrupted by restart"): a job is never silently dropped, nor silently run twice.
 
 The file is opened by `maasflow.common.sqlite`: WAL, schema version in `PRAGMA user_version`,
 migrations applied at start-up, a file from a newer maasflow refused. Version 1 is the table
 as it was before versioning, word for word, so an unversioned records file is adopted with
-every row.
+every row; version 2 adds the run's columns.
 
 What this module stops at: it knows nothing of HTTP or processes. It is synchronous and used
 from one event-loop thread; each write is one statement, so one small transaction.
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from maasflow.common.sqlite import MEMORY, Migration, Schema, open_database
+from maasflow.common.supervision import RunHandle
 
 __all__ = ["MEMORY", "SCHEMA", "JobRequest", "Record", "RecordStore", "Status"]
 
@@ -42,12 +45,24 @@ CREATE TABLE IF NOT EXISTS records (
     output TEXT NOT NULL DEFAULT ''
 )
 """
-SCHEMA = Schema((Migration(1, "the records table", (_SCHEMA,)),))
-_INSERT = (
-    "INSERT OR REPLACE INTO records (id, request, role, worker, status, message, timestamp, output)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_RUN = (
+    "ALTER TABLE records ADD COLUMN run_pid INTEGER",
+    "ALTER TABLE records ADD COLUMN run_pgid INTEGER",
+    "ALTER TABLE records ADD COLUMN run_start_ticks INTEGER",
+    "ALTER TABLE records ADD COLUMN run_file TEXT NOT NULL DEFAULT ''",
 )
-_SELECT = "SELECT id, request, role, worker, status, message, timestamp, output FROM records"
+SCHEMA = Schema(
+    (
+        Migration(1, "the records table", (_SCHEMA,)),
+        Migration(2, "the supervised run of a running job", _RUN),
+    )
+)
+_FIELDS = (
+    "id, request, role, worker, status, message, timestamp, output,"
+    " run_pid, run_pgid, run_start_ticks, run_file"
+)
+_INSERT = f"INSERT OR REPLACE INTO records ({_FIELDS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608 - constant text
+_SELECT = f"SELECT {_FIELDS} FROM records"  # noqa: S608 - constant text
 
 
 class Status(IntEnum):
@@ -69,9 +84,14 @@ class JobRequest:
     mac: str
     role: str | None = None
     script: str | None = None
+    deploy_id: str | None = None  # a repeated POST with it answers the record it made
 
     def to_json(self) -> dict[str, str | None]:
-        return asdict(self)
+        """The request as the API shows it; `deploy_id` only when the client sent one."""
+        data = asdict(self)
+        if data["deploy_id"] is None:
+            del data["deploy_id"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobRequest:
@@ -82,6 +102,7 @@ class JobRequest:
             mac=str(data.get("mac") or ""),
             role=_optional(data.get("role")),
             script=_optional(data.get("script")),
+            deploy_id=_optional(data.get("deploy_id")),
         )
 
 
@@ -96,6 +117,7 @@ class Record:
     timestamp: int = 0
     role: str | None = None
     output: str = ""
+    run: RunHandle | None = None  # while running: how a restarted service finds the run
 
     @property
     def id(self) -> str:
@@ -147,7 +169,10 @@ class RecordStore:
 
     def fail_unfinished(self, message: str) -> int:
         """Mark every pending or running record failed with `message`; return how many."""
-        sql = "UPDATE records SET status = ?, message = ?, timestamp = ? WHERE status IN (?, ?)"
+        sql = (
+            "UPDATE records SET status = ?, message = ?, timestamp = ?, run_pid = NULL,"
+            " run_pgid = NULL, run_start_ticks = NULL, run_file = '' WHERE status IN (?, ?)"
+        )
         args = (Status.FAILED, message, int(time.time()), Status.PENDING, Status.RUNNING)
         return self._write(sql, args)
 
@@ -164,6 +189,7 @@ def _optional(value: Any) -> str | None:
 
 def _row(record: Record) -> tuple[Any, ...]:
     request = json.dumps(record.request.to_json())
+    run = record.run
     return (
         record.id,
         request,
@@ -173,11 +199,16 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.message,
         record.timestamp,
         record.output,
+        None if run is None else run.pid,
+        None if run is None else run.pgid,
+        None if run is None else run.start_ticks,
+        "" if run is None else run.result_file,
     )
 
 
 def _record(row: tuple[Any, ...]) -> Record:
-    job_id, request, role, worker, status, message, timestamp, output = row
+    job_id, request, role, worker, status, message, timestamp, output = row[:8]
+    pid, pgid, ticks, run_file = row[8:]
     data = json.loads(request)
     data["id"] = job_id
     return Record(
@@ -188,4 +219,5 @@ def _record(row: tuple[Any, ...]) -> Record:
         timestamp=timestamp,
         role=role,
         output=output,
+        run=None if None in (pid, pgid, ticks) else RunHandle(pid, pgid, ticks, run_file),
     )

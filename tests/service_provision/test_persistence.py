@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -100,6 +101,16 @@ def _listening_url(proc: subprocess.Popen[str]) -> str:
     pytest.fail(f"maasflow serve exited {proc.wait()} before listening")
 
 
+async def wait_status(url: str, job_id: str, status: int) -> dict[str, Any]:
+    """Poll the service until `job_id` has `status`; its record."""
+    deadline = time.monotonic() + 20
+    while (record := httpx.get(f"{url}/provision/{job_id}").json())["status"] != status:
+        assert time.monotonic() < deadline, f"{job_id} never reached {status}: {record}"
+        await asyncio.sleep(0.02)
+    body: dict[str, Any] = record
+    return body
+
+
 def wait_running(url: str, job_id: str) -> None:
     """Poll the service until `job_id` is running (its script started)."""
     deadline = time.monotonic() + 20
@@ -108,10 +119,59 @@ def wait_running(url: str, job_id: str) -> None:
         time.sleep(0.02)
 
 
+async def test_serve_sigkilled_mid_job_adopts_the_run_and_never_runs_it_twice(
+    kit: Any, orphan_pids: list[int]
+) -> None:
+    """A job running when `maasflow serve` is SIGKILLed runs on; the restarted service
+    adopts it (202), records its real end, and a repeated POST starts no second run."""
+    db = kit.tmp / "serve.sqlite"
+    script = kit.gated_script("held.sh", "echo provisioned $1\n")
+    with serve_cli("--db", str(db), "--script", str(script)) as (proc, url):
+        httpx.post(f"{url}/provision/", json=kit.machine(deploy_id="d1"))
+        wait_running(url, "abc123")
+        await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
+        orphan_pids.append(int((kit.tmp / "held.sh.pid").read_text()))
+        proc.kill()
+    assert kit.alive(orphan_pids[0])  # the run outlived the service
+    with serve_cli("--db", str(db), "--script", str(script)) as (proc, url):
+        adopted = httpx.get(f"{url}/provision/abc123")
+        again = httpx.post(f"{url}/provision/", json=kit.machine(deploy_id="d1"))
+        kit.release("held.sh")
+        done = await wait_status(url, "abc123", COMPLETE)
+        log = httpx.get(f"{url}/provision/abc123/log").text
+        proc.kill()
+    assert (adopted.status_code, adopted.json()["status"]) == (202, RUNNING)
+    assert again.status_code == 202 and again.json()["status"] == RUNNING
+    assert done["message"] == "completed" and log == "provisioned abc123\n"
+    assert len(kit.runs("held.sh")) == 1
+
+
+async def test_a_job_that_ended_while_serve_was_dead_keeps_its_result(
+    kit: Any, orphan_pids: list[int]
+) -> None:
+    """A job that finishes while the service is down is recorded with its real outcome."""
+    db = kit.tmp / "serve.sqlite"
+    script = kit.gated_script("held.sh", "echo broke >&2\nexit 7\n")
+    with serve_cli("--db", str(db), "--script", str(script)) as (proc, url):
+        httpx.post(f"{url}/provision/", json=kit.machine())
+        wait_running(url, "abc123")
+        await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
+        pid = int((kit.tmp / "held.sh.pid").read_text())
+        orphan_pids.append(pid)
+        proc.kill()
+    kit.release("held.sh")
+    await kit.wait_until(lambda: not kit.alive(pid), "the script to end")
+    async with kit.running(ServiceConfig(script=script, db=db)) as client:
+        record = await kit.wait_record(client, "abc123", FAILED)
+    assert record["message"] == "exit status 7: broke"
+    assert len(kit.runs("held.sh")) == 1
+
+
 async def test_job_of_a_killed_service_is_failed_after_restart(
     kit: Any, orphan_pids: list[int]
 ) -> None:
-    """A job running when the service is SIGKILLed is failed "interrupted by restart"."""
+    """A job whose run died with the SIGKILLed service (as in a container stop) is failed
+    "interrupted by restart"."""
     db = kit.tmp / "serve.sqlite"
     script = kit.gated_script("held.sh")
     with serve_cli("--db", str(db), "--script", str(script)) as (proc, url):
@@ -120,6 +180,14 @@ async def test_job_of_a_killed_service_is_failed_after_restart(
         await kit.wait_until(lambda: (kit.tmp / "held.sh.pid").exists(), "the script's pid")
         orphan_pids.append(int((kit.tmp / "held.sh.pid").read_text()))
         proc.kill()
+        proc.wait()
+    store = RecordStore(db)
+    running = store.get("abc123")
+    store.close()
+    assert running is not None and running.run is not None
+    for pgid in (running.run.pgid, orphan_pids[0]):  # the run's supervisor, then the script
+        os.killpg(pgid, signal.SIGKILL)
+    await kit.wait_until(lambda: not running.run.alive(), "the supervisor to be gone")
     async with kit.running(ServiceConfig(script=script, db=db)) as client:
         record = await client.get("/provision/abc123")
     assert record.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from typing import Any
@@ -176,6 +177,9 @@ async def test_log_of_a_running_job_shows_output_so_far(kit: Any) -> None:
         await kit.wait_record(client, "abc123", RUNNING)
         await kit.wait_until(lambda: kit.runs("chatty.sh"), "the script to start")
         log = await client.get("/provision/abc123/log")
+        while not log.text:  # the output travels through the run's supervisor: a moment
+            await asyncio.sleep(0.02)
+            log = await client.get("/provision/abc123/log")
         kit.release("chatty.sh")
     assert log.text == "hello from abc123\n"
 
@@ -313,6 +317,8 @@ BAD_BODIES: list[tuple[str, Any]] = [
     ("role with path", {"id": "a", "name": "n", "ip": "10.0.0.1", "role": "../x"}),
     ("script as a path", {"id": "a", "name": "n", "ip": "10.0.0.1", "script": "/bin/sh"}),
     ("unconfigured script", {"id": "a", "name": "n", "ip": "10.0.0.1", "script": "wipe"}),
+    ("deploy_id with a slash", {"id": "a", "name": "n", "ip": "10.0.0.1", "deploy_id": "a/b"}),
+    ("deploy_id of wrong type", {"id": "a", "name": "n", "ip": "10.0.0.1", "deploy_id": 5}),
     ("JSON array", [1, 2]),
     ("JSON string", "id"),
     ("JSON null", None),
