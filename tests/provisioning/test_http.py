@@ -213,3 +213,13 @@ def test_provisioner_for_rejects_bad_settings(url: str, ttl: float, message: str
     """A bad scheme, a URL without host or a negative TTL is a ConfigError naming the input."""
     with pytest.raises(ConfigError, match=message):
         provisioner_for(url, ttl)
+
+
+async def test_submit_sends_the_deploy_id_when_it_has_one(provisioner: Any) -> None:
+    """With a deploy id the POST body carries it, so the provisioner can tell a repeat."""
+    provisioner.script("POST", "/provision", (202, ""))
+    client = HttpProvisioner(provisioner.url, ttl=60)
+    await client.submit(TARGET, deploy_id="0123abcd")
+    await client.aclose()
+    (seen,) = provisioner.requests
+    assert seen.json()["deploy_id"] == "0123abcd"

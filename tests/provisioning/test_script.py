@@ -208,3 +208,10 @@ async def test_unrunnable_script_is_a_provision_error(tmp_path: Path) -> None:
     script.chmod(0o755)
     with pytest.raises(ProvisionError, match="cannot start"):
         await ScriptProvisioner(str(script), ttl=30).run(TARGET)
+
+
+async def test_the_deploy_id_reaches_the_script(tmp_path: Path) -> None:
+    """MAASFLOW_DEPLOY_ID names the deploy, so a script can make its own work idempotent."""
+    script = write_script(tmp_path, 'echo "deploy=$MAASFLOW_DEPLOY_ID"\n')
+    output = await ScriptProvisioner(script, ttl=30).run(TARGET, deploy_id="0123abcd")
+    assert output == "deploy=0123abcd\n"
