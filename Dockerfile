@@ -3,6 +3,7 @@
 #
 #   docker build -t maasflow .
 #   docker run -d --name maasflow -p 127.0.0.1:9410:9410 \
+#       -v maasflow-state:/var/lib/maasflow \
 #       -e MAAS_URL=http://maas.example:5240/MAAS \
 #       -v /etc/maasflow/maas_api_key:/secrets/maas_api_key:ro maasflow
 #   docker exec maasflow maasflow status          # what it is doing, per machine
@@ -14,7 +15,9 @@
 # /run/secrets/maas_api_key) both land on that file. MAAS_API_KEY works too, but shows in
 # `docker inspect`.
 # The filter samples and mappings.json live in /etc/maasflow (HOST_FILTER_SPEC=@/etc/...).
-# State (the provisioning store) goes to /var/lib/maasflow: mount a volume there to keep it.
+# State (the provisioning records, script results) goes to /var/lib/maasflow, a VOLUME: name
+# it (-v maasflow-state:/var/lib/maasflow) to keep it across containers; lost, every Deployed
+# machine is provisioned again (the daemon warns how many at its first pass).
 # Other sub-commands: `docker run ... maasflow serve --host 0.0.0.0` (then point the health
 # check at it: -e MAASFLOW_STATUS_URL=http://127.0.0.1:9420), `... maasflow sim`.
 
@@ -59,6 +62,9 @@ RUN groupadd --system --gid 10001 maasflow \
     && install -d -o maasflow -g maasflow -m 0750 /var/lib/maasflow \
     && install -d -m 0755 /run/secrets \
     && ln -s /run/secrets /secrets
+
+# The state directory outlives the container: records say what is provisioned already.
+VOLUME ["/var/lib/maasflow"]
 
 COPY --from=builder /opt/maasflow /opt/maasflow
 COPY filters/ /etc/maasflow/filters/

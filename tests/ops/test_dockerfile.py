@@ -185,6 +185,22 @@ def test_runtime_copies_the_builders_virtualenv(dockerfile: list[list[Instructio
     assert env["PATH"].startswith(f"{venv}/bin:")
 
 
+def test_the_state_directory_is_a_volume_the_readme_example_mounts(
+    dockerfile: list[list[Instruction]],
+) -> None:
+    """STATE_DIRECTORY is a VOLUME, and the README's docker run keeps it in a named volume:
+    a container without its records would provision every Deployed machine again."""
+    runtime = dockerfile[-1]
+    env = {k: v for ins in find(runtime, "ENV") for k, v in pairs(ins.value).items()}
+    state = env["STATE_DIRECTORY"]
+    volumes = [path for ins in find(runtime, "VOLUME") for path in json.loads(ins.value)]
+    assert volumes == [state]
+    readme = (REPO / "README.md").read_text()
+    docker_section = readme.split("### docker", 1)[1].split("\n## ", 1)[0]
+    example = docker_section.split("```sh", 1)[1].split("```", 1)[0]
+    assert re.search(rf"-v [\w.-]+:{re.escape(state)}(\s|\\)", example)
+
+
 # -- the slow one: run the builder's steps for real ---------------------------------------
 
 _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
