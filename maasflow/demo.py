@@ -249,7 +249,7 @@ def _daemon(
         url, bearer = service
         provisioner = HttpProvisioner(url, ttl=120, token=bearer)
     else:
-        provisioner = ScriptProvisioner(str(script), ttl=120)
+        provisioner = ScriptProvisioner(str(script), ttl=120, runs_dir=work / "runs")
     actuator = Actuator(client, Store(work / "maasflow.sqlite"), provisioner)
     return Daemon(
         client,

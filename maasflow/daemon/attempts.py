@@ -53,7 +53,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 Provisioner = ScriptProvisioner | HttpProvisioner
 STORE_BACKOFF = Backoff(0.5, 15.0)
-NEVER_RELEASED = "provisioning script was interrupted before it started; starting it again"
+NEVER_RELEASED = "provisioning script was interrupted before its run was recorded and released"
 
 
 class Attempts:
@@ -159,7 +159,7 @@ class Attempts:
         self, machine: Machine, record: ProvisionRecord, script: ScriptProvisioner
     ) -> Outcome:
         run = record.run
-        if run is None:  # recorded before its release: the script never began
+        if run is None:  # the daemon died before it recorded (so released) a run: none began
             return await self._failed(machine, record, ProvisionError(NEVER_RELEASED))
         try:
             ended = await _result(script, lambda: script.adopt(run))

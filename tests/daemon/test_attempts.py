@@ -151,7 +151,7 @@ async def test_a_run_recorded_but_never_released_fails_interrupted_and_waits_its
     await passes(daemon, 1)
     record = store.get("a")
     assert record is not None and record.state == "failed"
-    assert "interrupted before it started" in record.last_error
+    assert "interrupted before its run was recorded" in record.last_error
     assert record.next_attempt_at is not None and record.next_attempt_at > clock.time()
     assert not runs.exists()
     clock.advance(record.next_attempt_at - clock.time() + 1)
