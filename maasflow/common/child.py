@@ -275,10 +275,13 @@ class Child:
     async def _terminate(self) -> None:
         """SIGTERM the group, SIGKILL it after the grace (always, even when interrupted)."""
         signal_group(self.pgid, signal.SIGTERM)
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # arrives as the process exits, and the cancelled caller would carry on as if not.
+        exited = asyncio.ensure_future(self._proc.wait())
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._proc.wait(), self._limits.grace)
+            await asyncio.wait({exited}, timeout=self._limits.grace)
         finally:
+            exited.cancel()
             signal_group(self.pgid, signal.SIGKILL)
         await self._proc.wait()
 

@@ -94,6 +94,9 @@ class Attempts:
             return Outcome("running", f"{exc}; asking the provisioner next pass")
         except ProvisionError as exc:
             return await self._failed(machine, record, exc)
+        except Exception as exc:  # an OSError (say, no runs directory) must not leave it running
+            error = ProvisionError(f"{type(exc).__name__}: {exc}")
+            return await self._failed(machine, record, error)
 
     async def poll(self, machine: Machine) -> Outcome:
         """A running record no task of ours owns: poll its job, or adopt its script run."""
