@@ -57,7 +57,7 @@ NEVER_RELEASED = "provisioning script was interrupted before its run was recorde
 
 
 class Attempts:
-    """Starts, adopts and records provisioning attempts; one instance per daemon."""
+    """Starts, adopts and records provisioning attempts; cheap, so one per action."""
 
     def __init__(
         self,
@@ -106,12 +106,12 @@ class Attempts:
             return Outcome("failed", str(exc))
         if record is None or record.state != "running":
             return Outcome("failed", "no running provisioning record to poll")
-        http, script = self.provisioner, self.provisioner
+        provisioner = self.provisioner
         try:
-            if isinstance(http, HttpProvisioner) and record.mode == ProvisionMode.URL:
-                return await self._poll_job(machine, record, http)
-            if isinstance(script, ScriptProvisioner) and record.mode == ProvisionMode.SCRIPT:
-                return await self._adopt(machine, record, script)
+            if record.mode == ProvisionMode.URL and isinstance(provisioner, HttpProvisioner):
+                return await self._poll_job(machine, record, provisioner)
+            if record.mode == ProvisionMode.SCRIPT and isinstance(provisioner, ScriptProvisioner):
+                return await self._adopt(machine, record, provisioner)
         except ProvisionerTrouble as exc:
             return Outcome("failed", f"{exc}; asking again next pass")  # record stays running
         except ProvisionError as exc:
