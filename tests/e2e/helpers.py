@@ -17,9 +17,11 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -192,3 +194,48 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+class InstantProvisioner:
+    """An HTTP provisioner on 127.0.0.1 whose jobs are done the moment they are POSTed.
+
+    Each POST appends a line to `runs` in the recording script's format, so `read_runs`
+    witnesses it the same way; GET answers 200 complete, DELETE 200. For tests that judge
+    something else than provisioning and must not pay for script processes.
+    """
+
+    def __init__(self, runs: Path) -> None:
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                job = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock, runs.open("a") as out:
+                    out.write(f"{job['id']}|unset|{job['id']} {job['name']} {job['ip']}\n")
+                self._answer(202)
+
+            def do_GET(self) -> None:
+                self._answer(200)
+
+            def do_DELETE(self) -> None:
+                self._answer(200)
+
+            def _answer(self, code: int) -> None:
+                body = json.dumps({"status": 2, "status_name": "complete"}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/provision/"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
