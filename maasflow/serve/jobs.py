@@ -78,7 +78,8 @@ class Job:
     run: Run | None = None  # started by this service
     adopted: RunHandle | None = None  # started by the service before a restart
     stop_reason: str | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False  # its final record is written
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # and its run let go of
 
     def stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
@@ -111,6 +112,7 @@ class JobPool:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._adopted: list[Job] = []  # found by recover(), watched once start() runs
+        self._closing: set[Job] = set()  # recorded, their supervisors being reaped
 
     @property
     def pending(self) -> int:
@@ -158,7 +160,8 @@ class JobPool:
             if job.record.status is Status.PENDING:
                 self._finish(job, Status.FAILED, reason)
             job.stop(reason)
-        waits = [asyncio.create_task(job.done.wait()) for job in self._jobs.values()]
+        jobs = [*self._jobs.values(), *self._closing]  # those being let go of too
+        waits = [asyncio.create_task(job.done.wait()) for job in jobs]
         if waits:
             grace = supervision.stop_time(self.limits.child()) + supervision.ADOPT_POLL
             await asyncio.wait(waits, timeout=grace)
@@ -237,9 +240,14 @@ class JobPool:
             log.exception("job.crashed", id=job.record.id)
             message = f"internal error: {type(exc).__name__}"
         finally:
-            self._finish(job, status, message, output)
-        if job.run is not None:  # recorded: its supervisor and result file may go
-            await job.run.close()
+            self._closing.add(job)
+            try:
+                self._record_end(job, status, message, output)
+                if job.run is not None:  # recorded: its supervisor and result file may go
+                    await job.run.close()
+            finally:  # only now: a shutdown waiting for it must not cut the reaping short
+                self._closing.discard(job)
+                job.done.set()
 
     async def _watch(self, job: Job) -> None:
         """Wait for a run a previous service started; record how it ended."""
@@ -320,14 +328,23 @@ class JobPool:
         self.store.put(record)
 
     def _finish(self, job: Job, status: Status, message: str, output: str | None = None) -> None:
-        if job.done.is_set():
-            return
+        """Record how the job ended and let go of it, unless it ended already."""
+        if self._record_end(job, status, message, output):
+            job.done.set()
+
+    def _record_end(
+        self, job: Job, status: Status, message: str, output: str | None = None
+    ) -> bool:
+        """Write the job's final record, once; False when it was written already."""
+        if job.ended:
+            return False
+        job.ended = True
         output = job.output() if output is None else output
         self._update(job, job.record.moved(status, message, output=output, run=None))
         if self._jobs.get(job.record.id) is job:
             del self._jobs[job.record.id]
-        job.done.set()
         log.info("job.finished", id=job.record.id, status=status.name.lower(), message=message)
+        return True
 
 
 def child_env(request: JobRequest, role: str, hidden: Collection[str] = ()) -> dict[str, str]:

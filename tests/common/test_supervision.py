@@ -68,6 +68,8 @@ def parents() -> Iterator[list[subprocess.Popen[str]]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def start_parent(
@@ -235,17 +237,20 @@ async def test_a_full_disk_holds_the_result_until_it_can_be_saved(
             gated_program(tmp_path, "echo ok\n"), result_file=run_file, limits=LIMITS
         )
         run.release()
-        assert await wait_until(lambda: len(starts(tmp_path)) == 1)
-        filler = fill(state)
-        run_file.unlink(missing_ok=True)  # the "running" note; now nothing fits in its place
-        filler_two = fill(state)
-        (tmp_path / "go").touch()
-        done = await asyncio.wait_for(run.wait(), 20)
-        assert (done.exit_code, done.output) == (0, "ok\n")
-        await asyncio.sleep(0.3)
-        assert run.handle.alive() and not run_file.exists()  # holding the result
-        run.detach()  # the parent could not store it either, and dies
-        filler.unlink()
-        filler_two.unlink()
-        adopted = await asyncio.wait_for(supervision.adopt(run.handle, poll=0.02), 30)
-        assert (adopted.exit_code, adopted.output) == (0, "ok\n")
+        try:
+            assert await wait_until(lambda: len(starts(tmp_path)) == 1)
+            filler = fill(state)
+            run_file.unlink(missing_ok=True)  # the "running" note; now nothing fits its place
+            filler_two = fill(state)
+            (tmp_path / "go").touch()
+            done = await asyncio.wait_for(run.wait(), 20)
+            assert (done.exit_code, done.output) == (0, "ok\n")
+            await asyncio.sleep(0.3)
+            assert run.handle.alive() and not run_file.exists()  # holding the result
+            run.detach()  # the parent could not store it either, and dies
+            filler.unlink()
+            filler_two.unlink()
+            adopted = await asyncio.wait_for(supervision.adopt(run.handle, poll=0.02), 30)
+            assert (adopted.exit_code, adopted.output) == (0, "ok\n")
+        finally:  # a failed assertion must not leave the supervisor retrying for ever
+            child.signal_group(run.handle.pgid, signal.SIGKILL)
