@@ -3,7 +3,8 @@
 Under a `Type=notify` unit systemd sets `NOTIFY_SOCKET` (a filesystem path, or `@name` for
 an abstract socket) and, with `WatchdogSec=`, `WATCHDOG_USEC` (and `WATCHDOG_PID`). The
 daemon tells systemd it is up (`READY=1`), what it is doing (`STATUS=...`), that it is
-alive (`WATCHDOG=1`, at least every half of `WATCHDOG_USEC`) and that it is going down
+alive (`WATCHDOG=1`, at least every half of `WATCHDOG_USEC`), that it is reloading its
+configuration (`RELOADING=1`, then `READY=1` again) and that it is going down
 (`STOPPING=1`). Outside systemd every call is a no-op.
 
 This module only sends; deciding *when* the loop counts as alive is the daemon's job
@@ -62,6 +63,10 @@ class SystemdNotifier:
     def status(self, text: str) -> None:
         """Set the one-line status shown by `systemctl status`."""
         self.notify(f"STATUS={_one_line(text)}")
+
+    def reloading(self, monotonic_usec: int) -> None:
+        """Tell systemd a reload began (`READY=1` ends it); `monotonic_usec` is CLOCK_MONOTONIC."""
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec}")
 
     def stopping(self) -> None:
         """Tell systemd the daemon is shutting down on purpose."""

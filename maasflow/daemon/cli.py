@@ -20,7 +20,8 @@ import math
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,8 @@ from maasflow.daemon.maas.client import MaasClient, RequestRecord
 from maasflow.daemon.metrics import Metrics
 from maasflow.daemon.preview import make_plan, print_plan
 from maasflow.daemon.provisioning import ScriptProvisioner, provisioner_for
+from maasflow.daemon.reload import reload_settings
+from maasflow.daemon.setting_sources import Given
 from maasflow.daemon.settings import Settings, load_settings
 from maasflow.daemon.store import Store
 from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemetry
@@ -195,6 +198,7 @@ async def _run(settings: Settings) -> int:
 
 
 async def _once(daemon: Daemon, settings: Settings) -> int:
+    reload_on_sighup(daemon, settings.reload_from, SystemdNotifier())
     await daemon.identify(retry=False)
     try:
         await daemon.run_pass()
@@ -205,12 +209,33 @@ async def _once(daemon: Daemon, settings: Settings) -> int:
     return 0
 
 
+def reload_on_sighup(
+    daemon: Daemon, sources: Mapping[str, Given], notifier: SystemdNotifier
+) -> None:
+    """From now on SIGHUP reloads the filter and mappings files (`daemon.reload`).
+
+    SIGHUP's default action ends the process, and systemd counts that as a clean exit and
+    does not restart it: so this is installed before the first request to MAAS.
+    """
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, _reload, daemon, sources, notifier)
+
+
+def _reload(daemon: Daemon, sources: Mapping[str, Given], notifier: SystemdNotifier) -> None:
+    notifier.reloading(time.monotonic_ns() // 1000)
+    try:
+        reload_settings(daemon, sources)
+    finally:
+        notifier.ready()
+
+
 async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     notifier = SystemdNotifier()
+    reload_on_sighup(daemon, settings.reload_from, notifier)
     async with _telemetry(daemon, settings, metrics):
         notifier.ready()
         watchdog = asyncio.create_task(notifier.keepalive(daemon.loop_alive))

@@ -66,6 +66,7 @@ _NO_KEY = (
 )
 
 
+RELOADABLE = ("filter", "mappings")  # the settings SIGHUP reads again (`daemon.reload`)
 _OLD_API = "MAAS 2.0+ has no 1.0 API (it answers 410 Gone); using 2.0"
 _KEY_NOT_SHOWN = (
     "the API key is never shown in logs: whoever reads them could act on MAAS as its user; "
@@ -152,6 +153,9 @@ class Settings(BaseSettings):
     db: Annotated[Path, checked(check.path)] = Field(Path(), validate_default=True)  # see below
     grace: Annotated[float, checked(check.non_negative_duration)] = 30.0
     max_answer_bytes: Annotated[int, checked(check.answer_size)] = 256 * 1024 * 1024
+    # Where the filter and the mappings were given (setting name -> its Given), so SIGHUP
+    # can read an @file again (`daemon.reload`); derived, like api_key_origin.
+    reload_from: dict[str, Given] = Field(default_factory=dict, repr=False)
 
     @classmethod
     def settings_customise_sources(
@@ -170,6 +174,15 @@ class Settings(BaseSettings):
     def _key_origin(cls, data: Any) -> Any:
         key = data.get("api_key") if isinstance(data, dict) else None
         return {**data, "api_key_origin": key.where} if isinstance(key, Given) else data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reload_from(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = {name: data.get(name) for name in RELOADABLE}
+        found = {name: value for name, value in given.items() if isinstance(value, Given)}
+        return {**data, "reload_from": found}
 
     @model_validator(mode="before")
     @classmethod
@@ -233,7 +246,7 @@ class Settings(BaseSettings):
         shown = {name: _shown(getattr(self, name)) for name in type(self).model_fields}
         # Named so that the log's secret redaction (any key containing "api_key") keeps them:
         # the shape, origin and file of the key are safe and what an operator needs to see.
-        del shown["api_key"], shown["api_key_origin"], shown["api_key_file"]
+        del shown["api_key"], shown["api_key_origin"], shown["api_key_file"], shown["reload_from"]
         shown["key_shape"] = mask_api_key(self.api_key.get_secret_value())
         shown["key_from"] = self.api_key_origin
         shown["key_file"] = str(self.api_key_file)

@@ -21,9 +21,11 @@ One `serve` per records file: it holds `<db>.lock` (`common.instance_lock`) whil
 and a second one on the same file exits 2 naming the holder's pid.
 
 Bad flags raise `ConfigError` (one line, exit 2). Under systemd (`Type=notify`) the service
-sends READY=1 once listening and WATCHDOG=1 pings while its workers are alive. A signal stops
-the server gracefully: the running jobs are killed and recorded as failed ("interrupted by
-shutdown"), then exit 0.
+sends READY=1 once listening and WATCHDOG=1 pings while its workers are alive. SIGTERM or
+SIGINT stops the server gracefully: the running jobs are killed and recorded as failed
+("interrupted by shutdown"), then exit 0. SIGHUP changes nothing and is logged: the service
+has nothing it can reload in place yet (its flags, scripts and power config need a restart),
+and SIGHUP's default action would end it for good under systemd.
 
 What this module stops at: flag parsing and the signal-driven run; `server` does the serving.
 """
@@ -37,6 +39,8 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 
+import structlog
+
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.instance_lock import InstanceLock
@@ -48,6 +52,8 @@ from maasflow.serve.power_api import add_power_arguments, power_router_from_args
 from maasflow.serve.provision_auth import TOKEN_ENV, TOKEN_FLAG, token_from
 from maasflow.serve.roles import ROLE_PATTERN, executable, named_scripts, selector_url
 from maasflow.serve.server import serve_service
+
+log = structlog.get_logger(__name__)
 
 DESCRIPTION = (
     "Run the provisioning service (the opencord provisioner's POST-plus-poll API that the "
@@ -168,6 +174,7 @@ async def _serve_until_signal(config: ServiceConfig, args: argparse.Namespace) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _hangup)
     power = power_router_from_args(args)
     notifier = SystemdNotifier()
     async with serve_service(config, host=args.host, port=args.port, power=power) as svc:
@@ -179,6 +186,14 @@ async def _serve_until_signal(config: ServiceConfig, args: argparse.Namespace) -
         finally:
             notifier.stopping()
             keepalive.cancel()
+
+
+def _hangup() -> None:
+    """SIGHUP reloads nothing yet, and must not end the service (systemd would not restart it)."""
+    log.warning(
+        "SIGHUP ignored: maasflow serve reloads nothing; restart it to apply changed flags, "
+        "scripts or power config"
+    )
 
 
 def _role(value: str) -> str:

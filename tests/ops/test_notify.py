@@ -164,3 +164,12 @@ async def test_keepalive_withholds_pings_when_the_loop_is_stuck(
 async def test_keepalive_returns_at_once_without_a_watchdog() -> None:
     """Without WATCHDOG_USEC keepalive() has nothing to do and returns."""
     await asyncio.wait_for(SystemdNotifier({}).keepalive(lambda: True), 5)
+
+
+def test_reloading_then_ready_reach_the_socket(notify_socket: tuple[socket.socket, str]) -> None:
+    """A reload is RELOADING=1 with the monotonic time in one datagram, then READY=1."""
+    sock, path = notify_socket
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": path})
+    notifier.reloading(123456)
+    notifier.ready()
+    assert _received(sock) == ["RELOADING=1\nMONOTONIC_USEC=123456", "READY=1"]

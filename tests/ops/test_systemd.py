@@ -152,6 +152,13 @@ def test_daemon_unit_gives_a_graceful_stop_time_to_finish() -> None:
     assert service["ExecStart"] == [f"{INSTALLED_BINARY} $MAASFLOW_ARGS"]
 
 
+def test_daemon_unit_reloads_with_sighup_and_serve_has_no_reload() -> None:
+    """`systemctl reload maasflow` sends SIGHUP (the daemon reloads its filter and mappings);
+    serve reloads nothing, so its unit offers no reload that would pretend to."""
+    assert _unit("maasflow.service")["Service"]["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert "ExecReload" not in _unit("maasflow-serve.service")["Service"]
+
+
 def test_serve_unit_passes_the_power_token_as_a_credential_file() -> None:
     """The serve unit runs `maasflow serve` with the token credential, a flag serve accepts."""
     service = _unit("maasflow-serve.service")["Service"]
@@ -226,7 +233,8 @@ def test_example_environment_file_documents_every_setting_commented_out() -> Non
     documented = set(re.findall(r"^#([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
     settings_env = {name for _, names, _, _ in settings_reference() for name in names}
     units = " ".join((UNITS / n).read_text() for n in UNIT_NAMES)
-    unit_vars = set(re.findall(r"\$([A-Z][A-Z0-9_]*)", units)) - {"CREDENTIALS_DIRECTORY"}
+    set_by_systemd = {"CREDENTIALS_DIRECTORY", "MAINPID"}
+    unit_vars = set(re.findall(r"\$([A-Z][A-Z0-9_]*)", units)) - set_by_systemd
     assert settings_env - documented == set()
     assert unit_vars - documented == set()
     active = [line for line in text.splitlines() if re.match(r"\s*[A-Za-z_]+=", line)]
