@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
@@ -91,8 +91,15 @@ class SystemdNotifier:
             return False
         return True
 
-    async def keepalive(self, is_alive: Callable[[], bool]) -> None:
-        """Ping the watchdog every interval while `is_alive()`; return at once without one."""
+    async def keepalive(
+        self,
+        is_alive: Callable[[], bool],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Ping the watchdog every interval while `is_alive()`; return at once without one.
+
+        `sleep` waits out an interval: the caller's clock, so a test can step it.
+        """
         interval = self.watchdog_interval()
         if interval is None or not self.enabled:
             return
@@ -101,7 +108,7 @@ class SystemdNotifier:
                 self.watchdog()
             else:
                 log.error("loop looks stuck; withholding watchdog pings so systemd restarts us")
-            await asyncio.sleep(interval)
+            await sleep(interval)
 
     def _warn(self, exc: OSError) -> None:
         if not self._warned:

@@ -27,14 +27,16 @@ from pathlib import Path
 import httpx
 import structlog
 
+from maasflow.common.clock import SYSTEM_CLOCK
 from maasflow.common.errors import MaasError
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import configure_logging
 from maasflow.common.notify import SystemdNotifier
 from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
+from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.loop import Daemon
-from maasflow.daemon.maas.client import MaasClient, RequestRecord
+from maasflow.daemon.maas.client import MaasClient, RequestRecord, longest_silence
 from maasflow.daemon.metrics import Metrics
 from maasflow.daemon.preview import make_plan, print_plan
 from maasflow.daemon.provisioning import ScriptProvisioner, provisioner_for
@@ -108,7 +110,8 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
             answer = "no response" if record.status is None else f"HTTP {record.status}"
             health.request_failed(f"MAAS unreachable: {record.method} {record.path}: {answer}")
 
-    client = maas_client(settings, on_response=on_response)
+    liveness = Liveness(longest_silence(), SYSTEM_CLOCK)  # the client's default timeouts
+    client = maas_client(settings, on_response=on_response, on_progress=liveness.progressed)
     token = settings.provision_token
     provisioner = provisioner_for(
         settings.provision_url,
@@ -142,6 +145,7 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         quarantine_tag=settings.quarantine_tag,
         metrics=metrics,
         health=health,
+        liveness=liveness,
     )
 
 
@@ -149,16 +153,21 @@ def maas_client(
     settings: Settings,
     *,
     on_response: Callable[[RequestRecord], None] | None = None,
+    on_progress: Callable[[], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> MaasClient:
-    """The daemon's MAAS client (`transport` and `sleep` are for tests)."""
+    """The daemon's MAAS client (`transport` and `sleep` are for tests).
+
+    `on_progress` hears every sign that a call moves (the watchdog's `Liveness`).
+    """
     return MaasClient(
         settings.maas_url,
         settings.api_key.get_secret_value(),
         api_version=settings.api_version,
         read_only=settings.preview,
         on_response=on_response,
+        on_progress=on_progress,
         max_answer_bytes=settings.max_answer_bytes,
         transport=transport,
         sleep=sleep,
@@ -238,7 +247,7 @@ async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
     reload_on_sighup(daemon, settings.reload_from, notifier)
     async with _telemetry(daemon, settings, metrics):
         notifier.ready()
-        watchdog = asyncio.create_task(notifier.keepalive(daemon.loop_alive))
+        watchdog = asyncio.create_task(notifier.keepalive(daemon.loop_alive, daemon.clock.sleep))
         try:
             await run_identified(daemon, stop, lambda: notifier.status(daemon.status_line()))
         finally:

@@ -8,10 +8,11 @@ hammer: an action still in flight, a write MAAS accepted that no listing shows y
 costs one request per backoff step and never a slot while it waits). With `-retry-failed N`
 it hands the lifecycle each machine's retry budget (`retry_budget`). The loop owns the
 period, the backoff after a failed pass (`maasflow.common.backoff`), health, metrics, the
-systemd watchdog and shutdown. Its time comes from one injected `Clock` (wall time for
-timestamps, monotonic time for durations and the stuck check, sleeps), so tests move time
-instead of waiting for it. It does not speak HTTP to MAAS itself (the client does), decide
-anything (the lifecycle does) or carry out actions (the actuator does).
+systemd watchdog's answer (every step marks its progress in `liveness`) and shutdown. Its
+time comes from one injected `Clock` (wall time for timestamps, monotonic time for durations
+and the stuck check, sleeps), so tests move time instead of waiting for it. It does not
+speak HTTP to MAAS itself (the client does), decide anything (the lifecycle does) or carry
+out actions (the actuator does).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from maasflow.daemon.lifecycle import (
     ProvisionState,
     ProvisionView,
 )
-from maasflow.daemon.maas.client import AnswerLost, MaasClient
+from maasflow.daemon.liveness import Liveness
+from maasflow.daemon.maas.client import AnswerLost, MaasClient, longest_silence
 from maasflow.daemon.maas.decoding import UnreadableAnswer
 from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.mappings import Mappings
@@ -68,7 +70,6 @@ from maasflow.daemon.views import MachineViews
 log = structlog.get_logger(__name__)
 
 BACKOFF_CAP_S = 300.0
-STUCK_AFTER_S = 600.0  # a listing with all its retries (5 x (30 s timeout + backoff)) fits
 # MAAS's answers that mean "this name is refused" (taken, bad domain, not admin): the name is
 # not asked for again. Anything else (a 500, a 401 during a key rotation) is retried.
 REFUSED_NAME = (BadRequest, Forbidden, Conflict)
@@ -102,6 +103,7 @@ class Daemon:
         health: Health | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
+        liveness: Liveness | None = None,
     ) -> None:
         self.client = client
         self.actuator = actuator
@@ -112,6 +114,8 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.health = health or Health(period)
         self.clock = clock
+        self.liveness = liveness or Liveness(longest_silence(), clock)
+        self._stuck_logged = False
         self._pass_backoff = Backoff(period, max(BACKOFF_CAP_S, period), rand=rand)
         self._identify_backoff = Backoff(period, BACKOFF_CAP_S, rand=rand)
         self._retry_in = period  # the wait drawn when the last pass failed
@@ -133,7 +137,7 @@ class Daemon:
         self.failed_actions = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
-        self._pass_started: float | None = None
+        self._pass_started: float | None = None  # monotonic start of the pass under way
         self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
         self._refused_names: dict[str, str] = {}  # system_id -> a hostname MAAS refused
 
@@ -149,6 +153,7 @@ class Daemon:
         """
         attempt = 0
         while True:
+            self.liveness.progressed()
             try:
                 user = await self.client.whoami()
             except MaasError as exc:
@@ -165,6 +170,7 @@ class Daemon:
     async def _identify_later(self, attempt: int, exc: MaasError) -> None:
         delay = self._identify_backoff.delay(attempt)
         log.error("cannot identify to MAAS; retrying", reason=_problem(exc), retry_in_s=delay)
+        self.liveness.progressed(then_idle=delay)
         await self.clock.sleep(delay)
 
     def _identified(self, user: User) -> str:
@@ -182,6 +188,7 @@ class Daemon:
         """List once, decide per selected machine, start actions; never waits for them."""
         started_at = self.clock.time()
         listed_at = self._pass_started = self.clock.monotonic()
+        self.liveness.progressed()
         try:
             machines = await self.client.list_machines()
         except MaasError as exc:
@@ -189,6 +196,7 @@ class Daemon:
             raise
         finally:
             self._pass_started = None
+            self.liveness.progressed()
         records = self._records()
         if records is None:  # deciding without them would provision everything again
             return PassSummary(len(machines), 0, 0, {}, self.views.phase_counts())
@@ -505,7 +513,9 @@ class Daemon:
                 return
             if on_pass is not None:
                 on_pass()
-            await interruptible_sleep(self.next_delay(), stop, self.clock.sleep)
+            delay = self.next_delay()
+            self.liveness.progressed(then_idle=delay)
+            await interruptible_sleep(delay, stop, self.clock.sleep)
 
     async def _pass_unless_stopped(self, stop: asyncio.Event) -> bool:
         """Run one pass; abandon it when `stop` is set first (it only reads, so that is safe).
@@ -527,11 +537,19 @@ class Daemon:
         return True
 
     def loop_alive(self) -> bool:
-        """False once a pass has been running far longer than any retry could explain."""
-        if self._pass_started is None:
-            return True
-        stuck_after = max(3 * self.period, STUCK_AFTER_S)
-        return self.clock.monotonic() - self._pass_started < stuck_after
+        """False once the loop's next step is overdue (`daemon.liveness`): it hangs somewhere.
+
+        Logs once when that happens, and once when the loop moves again.
+        """
+        alive = self.liveness.alive()
+        if alive == self._stuck_logged:  # it changed since the last check
+            self._stuck_logged = not alive
+            if alive:
+                log.warning("loop moves again")
+            else:
+                overdue = round(self.liveness.overdue_s(), 1)
+                log.error("loop stuck: a step is overdue", overdue_s=overdue)
+        return alive
 
     async def shutdown(self, grace: float) -> None:
         """Stop starting actions; let running ones finish within `grace` seconds."""

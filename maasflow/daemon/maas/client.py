@@ -19,8 +19,10 @@ garbled. A machine entry that does not validate is skipped with a warning, not t
 `read_only=True` refuses every non-GET before it is sent (preview's defence in depth).
 Answers are read as a stream and refused (`AnswerTooLarge`, permanent) once larger than
 `max_answer_bytes` (decoded, so a gzip bomb counts at its real size), before the rest is
-read: a 200 MB listing cost 846 MB of memory. The client knows nothing of filters, the
-lifecycle or provisioning.
+read: a 200 MB listing cost 846 MB of memory. `on_progress` is called whenever a call moves
+(an attempt starts, a piece of an answer arrives, a pause begins), never more than
+`longest_silence_s` apart while it works: the daemon's watchdog counts on that. The client
+knows nothing of filters, the lifecycle or provisioning.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ FormValue = str | int | bool | Sequence[str]
 SUPPORTED_API_VERSION = "2.0"
 # A real machine object is ~8.7 KB, so 10,000 machines list in ~87 MB: room for ~30,000.
 DEFAULT_MAX_ANSWER_BYTES = 256 * 1024 * 1024
+REQUEST_TIMEOUT_S = 30.0  # httpx's limit on each of: a pooled connection, connect, send, a read
+BACKOFF_CAP_S = 30.0  # the longest pause between attempts (a Retry-After is capped to it)
+# Before the first byte of an answer an attempt may wait for each of those four in turn.
+_STEPS_BEFORE_AN_ANSWER = 4
 _CAP_SETTING = "-max-answer-size, MAAS_MAX_ANSWER_SIZE"
 # MAAS system_ids are short [0-9a-z] strings; anything else is refused rather than put in a
 # URL path (a hostile "../" must never reach another endpoint).
@@ -148,13 +154,14 @@ class MaasClient:
         api_key: str,
         *,
         api_version: str = SUPPORTED_API_VERSION,
-        timeout: float = 30.0,
+        timeout: float = REQUEST_TIMEOUT_S,
         max_attempts: int = 5,
         write_attempts: int | None = None,
         backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
+        backoff_cap: float = BACKOFF_CAP_S,
         transport: httpx.AsyncBaseTransport | None = None,
         on_response: Callable[[RequestRecord], None] | None = None,
+        on_progress: Callable[[], None] | None = None,
         read_only: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
@@ -174,6 +181,8 @@ class MaasClient:
         self._write_attempts = write_attempts
         self._backoff = Backoff(backoff_base, backoff_cap)
         self._on_response = on_response
+        self._on_progress = on_progress or _nothing
+        self.longest_silence_s = longest_silence(timeout, backoff_cap)
         self._sleep = sleep
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
@@ -367,6 +376,7 @@ class MaasClient:
         shown = path if op is None else f"{path}?op={op}"
         query = {**({"op": op} if op else {}), **(params or {})}
         started = time.perf_counter()
+        self._on_progress()
         try:
             request = self._http.build_request(method, path, params=query, data=data or None)
             response = await self._receive(request, shown)
@@ -387,7 +397,7 @@ class MaasClient:
         """Send `request` and read its answer, refusing one over `max_answer_bytes` early."""
         response = await self._http.send(request, stream=True)
         try:
-            body = await _capped_body(response, self._max_answer_bytes, shown)
+            body = await _capped_body(response, self._max_answer_bytes, shown, self._on_progress)
         finally:
             await response.aclose()
         headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
@@ -404,6 +414,7 @@ class MaasClient:
             delay_s=round(delay, 3),
             problem=exc.message,
         )
+        self._on_progress()
         await self._sleep(delay)
 
     def _record(
@@ -433,14 +444,20 @@ class AnswerTooLarge(PermanentMaasError):
     """MAAS's answer is larger than `max_answer_bytes`; asking again would fetch it again."""
 
 
-async def _capped_body(response: httpx.Response, limit: int, shown: str) -> bytes:
-    """The decoded body, or AnswerTooLarge as soon as it (or its Content-Length) passes `limit`."""
+async def _capped_body(
+    response: httpx.Response, limit: int, shown: str, on_chunk: Callable[[], None]
+) -> bytes:
+    """The decoded body, or AnswerTooLarge as soon as it (or its Content-Length) passes `limit`.
+
+    `on_chunk` is called as each piece arrives: a long answer that keeps coming is progress.
+    """
     announced = response.headers.get("content-length", "")
     if announced.isdigit() and int(announced) > limit:
         raise _too_large(response, limit, shown)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
+        on_chunk()
         size += len(chunk)
         if size > limit:
             raise _too_large(response, limit, shown)
@@ -456,6 +473,23 @@ def _too_large(response: httpx.Response, limit: int, shown: str) -> AnswerTooLar
         f"the answer from {response.url} is larger than {limit} bytes; if the region really "
         f"lists that much, raise the cap ({_CAP_SETTING})",
     )
+
+
+def longest_silence(
+    timeout: float = REQUEST_TIMEOUT_S, backoff_cap: float = BACKOFF_CAP_S
+) -> float:
+    """The longest a call that still works goes without progress (`on_progress`), in seconds.
+
+    Progress is an attempt starting, a piece of an answer arriving, a pause before the next
+    attempt beginning. Between two, httpx may wait `timeout` for each of a pooled connection,
+    the connection, sending and the answer's first byte; a pause lasts at most `backoff_cap`.
+    Longer, and something below the client hangs without a timeout.
+    """
+    return max(_STEPS_BEFORE_AN_ANSWER * timeout, backoff_cap)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _never_sent(exc: httpx.RequestError) -> bool:
