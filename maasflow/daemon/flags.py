@@ -104,7 +104,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", ("log-level",), ("LOG_LEVEL",), "info",
            "debug, info, warning or error"),
     Option("log_format", ("log-format",), ("LOG_FORMAT",), "text",
-           "text (key=value) or json (one object per line)"),
+           "text (logfmt: key=value) or json (one object per line)"),
     Option("verbose", ("verbose",), (), "false",
            "maas-flow's flag: same as -log-level debug", boolean=True),
     Option("distro", ("distro",), ("DISTRO_SERIES",), "(MAAS default)",

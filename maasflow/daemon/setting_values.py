@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, urlsplit
 from pydantic import SecretStr
 
 from maasflow.common.errors import ConfigError
+from maasflow.common.logs import format_named, level_named
 from maasflow.common.options import (
     STATE_DIRECTORY,
     Bound,
@@ -151,18 +152,11 @@ def _is_ip(text: str) -> bool:
 
 
 def log_level(text: str, origin: str, _env: Mapping[str, str]) -> str:
-    value = text.strip().lower()
-    value = "warning" if value == "warn" else value
-    if value not in LOG_LEVELS:
-        raise ConfigError(f"{origin}: log level {text[:20]!r}; use one of {', '.join(LOG_LEVELS)}")
-    return value
+    return level_named(text, origin)  # one rule for all three programs
 
 
 def log_format(text: str, origin: str, _env: Mapping[str, str]) -> str:
-    value = text.strip().lower()
-    if value not in ("text", "json"):
-        raise ConfigError(f"{origin}: log format {text[:20]!r}; use text or json")
-    return value
+    return format_named(text, origin)
 
 
 def distro(text: str, origin: str, _env: Mapping[str, str]) -> str:

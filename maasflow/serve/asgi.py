@@ -7,9 +7,11 @@ Up to 1 MiB of the excess is read and dropped first, so that the client gets the
 than a connection reset.
 
 `AccessLog` writes one `http.request` event per request: method, path, status, duration and
-client. It never logs headers (so never `Authorization`) nor query strings (which may carry
-tokens); the path is cut short and its control characters replaced, so a hostile URL cannot
-forge log lines.
+client; at info, except a health probe or a metrics scrape that succeeded (`/healthz`,
+`/metrics`, answered below 400), which monitoring repeats every few seconds: at debug. It
+never logs headers (so never `Authorization`) nor query strings (which may carry tokens);
+the path is cut short and its control characters replaced, so a hostile URL cannot forge
+log lines.
 
 `PlainPaths` answers 400 to a path holding a control character. Starlette anchors its route
 patterns with `$`, which in Python also matches before a trailing newline, so `GET
@@ -37,6 +39,7 @@ DRAIN_LIMIT = 1024 * 1024  # bytes read and dropped after a 413, beyond which we
 _PATH_LIMIT = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_IN_PATH = "the path holds a control character; no name here does"
+PROBE_PATHS = frozenset({"/healthz", "/metrics"})  # asked every few seconds by monitoring
 
 
 class BodyLimit:
@@ -124,7 +127,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
-            log.info(
+            emit = log.debug if _probe(scope, status) else log.info
+            emit(
                 "http.request",
                 method=scope.get("method", ""),
                 path=safe_path(scope.get("path", "")),
@@ -132,6 +136,11 @@ class AccessLog:
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 client=_client(scope),
             )
+
+
+def _probe(scope: Scope, status: int) -> bool:
+    """A health check or metrics scrape that went well: logged at debug, not per request."""
+    return scope.get("path") in PROBE_PATHS and status < 400
 
 
 def safe_path(path: str) -> str:

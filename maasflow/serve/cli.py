@@ -44,7 +44,7 @@ import structlog
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.instance_lock import InstanceLock
-from maasflow.common.logs import FORMATS, LEVELS, configure_logging
+from maasflow.common.logs import FORMATS, LEVELS, configure_logging, logging_options
 from maasflow.common.notify import SystemdNotifier
 from maasflow.common.options import Bound, duration_type, state_directory
 from maasflow.serve.app import DEFAULT_PORT, ServiceConfig
@@ -72,8 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLite file of records (default $STATE_DIRECTORY/serve.sqlite, else "
         "~/.local/state/maasflow/serve.sqlite; ':memory:' keeps nothing)",
     )
-    parser.add_argument("--log-level", choices=sorted(LEVELS), default="info")
-    parser.add_argument("--log-format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--log-level", metavar="LEVEL", help=f"{', '.join(LEVELS)} (else LOG_LEVEL, else info)"
+    )
+    parser.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help=f"{' or '.join(FORMATS)} (else LOG_FORMAT, else text)",
+    )
     add_power_arguments(parser)
     return parser
 
@@ -163,8 +169,9 @@ def main(argv: list[str]) -> int:
     """Run `maasflow serve` until a signal; 0 after a clean shutdown."""
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    level, fmt = logging_options(args.log_level, args.log_format, os.environ)
     with InstanceLock.hold(config.db, hint="give this one its own --db"):
-        configure_logging(args.log_level, args.log_format)
+        configure_logging(level, fmt)
         asyncio.run(_serve_until_signal(config, args))
     return 0
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
+from typing import TextIO
 
 import pytest
 import structlog
 
-from maasflow.common.logs import configure_logging, get_logger, is_secret_key, redact_secrets
+from maasflow.common.errors import ConfigError
+from maasflow.common.logs import (
+    configure_logging,
+    get_logger,
+    is_secret_key,
+    logging_options,
+    redact_secrets,
+)
 
 SECRET = "cccccccccccccccccccccccccccccccc"
 
@@ -239,3 +250,126 @@ def test_json_tracebacks_carry_no_local_variables() -> None:
         get_logger().exception("failed")
     assert api_key not in out.getvalue()
     assert json.loads(out.getvalue())["exception"][0]["exc_type"] == "ValueError"
+
+
+# --- logfmt and the journal's priorities ----------------------------------------------------
+
+_PAIR = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?:\s|$)')
+
+
+def parse_logfmt(line: str) -> dict[str, str]:
+    """A logfmt reader as go-logfmt reads: bare or quoted values, `\\` and `\"` inside quotes."""
+    pairs = _PAIR.findall(line)
+    assert " ".join(f"{k}={v}" for k, v in pairs) == line, f"not logfmt: {line!r}"
+    return {k: re.sub(r"\\(.)", r"\1", v[1:-1]) if v.startswith('"') else v for k, v in pairs}
+
+
+def test_text_format_is_logfmt_that_reads_back_to_the_values() -> None:
+    """Spaces, quotes, `=`, backslashes, empty text, null, booleans, numbers and JSON survive
+    a logfmt reader; timestamp, level and event come first."""
+    out = io.StringIO()
+    configure_logging("info", "text", out)
+    values = {
+        "spaced": "MAAS unreachable: no answer",
+        "quoted": 'say "hi"',
+        "pair": "a=b",
+        "path": "C:\\dir\\",
+        "empty": "",
+        "bare": "Ready",
+    }
+    get_logger().info("pass done", **values, none=None, ok=True, seen=3, rate=1.5, by={"New": 2})
+    (line,) = _lines(out)
+    record = parse_logfmt(line)
+    assert list(record)[:3] == ["timestamp", "level", "event"]
+    assert (record["level"], record["event"]) == ("info", "pass done")
+    assert {k: record[k] for k in values} == values
+    assert (record["none"], record["ok"], record["seen"], record["rate"]) == (
+        "null",
+        "true",
+        "3",
+        "1.5",
+    )
+    assert json.loads(record["by"]) == {"New": 2}
+    assert "bare=Ready " in line and 'spaced="MAAS unreachable: no answer"' in line
+
+
+def test_a_logfmt_key_cannot_break_the_line() -> None:
+    """A key with a space or `=` (a stdlib `extra`, a hostile dict) is written with `_`."""
+    out = io.StringIO()
+    configure_logging("info", "text", out)
+    get_logger().info("odd", **{"a b=c": "v"})
+    assert "a_b_c=v" in out.getvalue()
+    assert parse_logfmt(_lines(out)[0])["a_b_c"] == "v"
+
+
+def _journal_file(tmp_path: Path) -> tuple[TextIO, dict[str, str]]:
+    handle = (tmp_path / "journal").open("w")
+    found = os.fstat(handle.fileno())
+    return handle, {"JOURNAL_STREAM": f"{found.st_dev}:{found.st_ino}"}
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_on_the_journal_every_line_carries_its_syslog_priority(fmt: str, tmp_path: Path) -> None:
+    """With JOURNAL_STREAM naming the stream, lines start <7>/<6>/<4>/<3>, tracebacks too."""
+    handle, environ = _journal_file(tmp_path)
+    with handle:
+        configure_logging("debug", fmt, handle, environ)
+        log = get_logger()
+        log.debug("d")
+        log.info("i")
+        log.warning("w")
+        logging.getLogger("uvicorn.error").error("e from the standard library")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("x")
+    lines = (tmp_path / "journal").read_text().splitlines()
+    assert [line[:3] for line in lines[:4]] == ["<7>", "<6>", "<4>", "<3>"]
+    assert all(line.startswith("<3>") for line in lines[4:])
+    assert len(lines) > (5 if fmt == "text" else 4)  # the text traceback has lines of its own
+
+
+def test_journal_stream_naming_another_file_adds_no_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that inherited JOURNAL_STREAM but writes elsewhere (a file) writes plain lines;
+    the variable is read from os.environ by default."""
+    journal, environ = _journal_file(tmp_path)
+    monkeypatch.setenv("JOURNAL_STREAM", environ["JOURNAL_STREAM"])
+    with journal, (tmp_path / "other").open("w") as other:
+        configure_logging("info", "text", other)
+        get_logger().warning("w")
+        configure_logging("info", "text", journal)
+        get_logger().warning("w")
+    assert (tmp_path / "other").read_text().startswith("timestamp=")
+    assert (tmp_path / "journal").read_text().startswith("<4>timestamp=")
+
+
+def test_a_stream_without_a_file_is_never_the_journal() -> None:
+    """A StringIO has no device and inode: no prefix, whatever JOURNAL_STREAM says."""
+    out = io.StringIO()
+    configure_logging("info", "text", out, {"JOURNAL_STREAM": "8:1234"})
+    get_logger().info("i")
+    assert out.getvalue().startswith("timestamp=")
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        ((None, None), {}, ("info", "text")),
+        ((None, None), {"LOG_LEVEL": "WARN", "LOG_FORMAT": "JSON"}, ("warning", "json")),
+        ((None, None), {"LOG_LEVEL": "debug", "AUTOMATION_LOG_LEVEL": "error"}, ("error", "text")),
+        (("debug", "text"), {"LOG_LEVEL": "error", "LOG_FORMAT": "json"}, ("debug", "text")),
+    ],
+)
+def test_logging_options_take_the_flag_then_the_environment_then_the_default(
+    flags: tuple[str | None, str | None], env: dict[str, str], expected: tuple[str, str]
+) -> None:
+    """The same precedence as the daemon's settings: flag, AUTOMATION_ variable, variable."""
+    assert logging_options(*flags, env) == expected
+
+
+def test_a_bad_log_level_variable_is_named_in_a_config_error() -> None:
+    """LOG_LEVEL=loud is one ConfigError line naming the variable and the choices."""
+    with pytest.raises(ConfigError, match=r"^LOG_LEVEL: log level 'loud'; use one of debug"):
+        logging_options(None, None, {"LOG_LEVEL": "loud"})

@@ -258,3 +258,21 @@ async def test_a_path_ending_in_a_newline_is_refused_not_answered_as_a_listing()
     )
     assert all(set(answer.json()) == {"error"} for answer in answers.values())
     assert listing.status_code == 200 and isinstance(listing.json(), list)
+
+
+async def test_health_probes_are_logged_at_debug_and_a_failing_one_at_info(kit: Any) -> None:
+    """A /healthz that answers 200 is a debug line (probes come every few seconds); other
+    requests, and a health path that fails, stay at info."""
+    async with kit.running(ServiceConfig()) as client:
+        with capture_logs() as logs:
+            await client.get("/healthz")
+            await client.get("/provision/x")
+            await client.post("/healthz")  # 405: not a probe that went well
+    levels = [
+        (e["path"], e["status"], e["log_level"]) for e in logs if e["event"] == "http.request"
+    ]
+    assert levels == [
+        ("/healthz", 200, "debug"),
+        ("/provision/x", 404, "info"),
+        ("/healthz", 405, "info"),
+    ]
