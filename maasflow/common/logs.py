@@ -24,6 +24,7 @@ module formats logs; it decides nothing about what is logged.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
@@ -244,6 +245,13 @@ def format_named(text: str, origin: str) -> str:
     if value not in FORMATS:
         raise ConfigError(f"{origin}: log format {text[:20]!r}; use text or json")
     return value
+
+
+def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--log-level` and `--log-format`, for a sub-command that `logging_options` resolves."""
+    levels, formats = ", ".join(LEVELS), " or ".join(FORMATS)
+    parser.add_argument("--log-level", metavar="LEVEL", help=f"{levels} (else LOG_LEVEL, info)")
+    parser.add_argument("--log-format", metavar="FORMAT", help=f"{formats} (else LOG_FORMAT, text)")
 
 
 def logging_options(

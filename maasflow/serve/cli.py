@@ -44,7 +44,7 @@ import structlog
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.instance_lock import InstanceLock
-from maasflow.common.logs import FORMATS, LEVELS, configure_logging, logging_options
+from maasflow.common.logs import add_logging_arguments, configure_logging, logging_options
 from maasflow.common.notify import SystemdNotifier
 from maasflow.common.options import Bound, duration_type, state_directory
 from maasflow.serve.app import DEFAULT_PORT, ServiceConfig
@@ -72,14 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLite file of records (default $STATE_DIRECTORY/serve.sqlite, else "
         "~/.local/state/maasflow/serve.sqlite; ':memory:' keeps nothing)",
     )
-    parser.add_argument(
-        "--log-level", metavar="LEVEL", help=f"{', '.join(LEVELS)} (else LOG_LEVEL, else info)"
-    )
-    parser.add_argument(
-        "--log-format",
-        metavar="FORMAT",
-        help=f"{' or '.join(FORMATS)} (else LOG_FORMAT, else text)",
-    )
+    add_logging_arguments(parser)
     add_power_arguments(parser)
     return parser
 

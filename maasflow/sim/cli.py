@@ -1,8 +1,10 @@
 """`maasflow sim`: run the MAAS simulator from the command line until SIGINT/SIGTERM.
 
 Prints the API URL and the keys to use (they are this simulator's own keys, so printing
-them is the point), then serves until stopped and exits 0. Bad flags raise `ConfigError`
-with one line naming the flag, which the top-level CLI turns into exit status 2. Durations
+them is the point), then serves until stopped and exits 0. Its log lines (to stderr) follow
+`--log-level` and `--log-format`, else LOG_LEVEL and LOG_FORMAT, as every maasflow
+program's do. Bad flags raise `ConfigError` with one line naming the flag, which the
+top-level CLI turns into exit status 2. Durations
 (`--latency`, `--retry-after-503`, `--retry-after-409`) take the syntax every maasflow
 program takes (`maasflow.common.options`: `50ms`, `1m`, or a bare number of seconds);
 `--latency-ms` keeps taking a plain number of milliseconds.
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
+from maasflow.common.logs import add_logging_arguments, configure_logging, logging_options
 from maasflow.common.options import Bound, duration_type
 from maasflow.sim.config import SimConfig
 from maasflow.sim.faults import Faults
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="added to every API answer, as a duration (50ms); the same as --latency-ms",
     )
+    add_logging_arguments(parser)
     return parser
 
 
@@ -131,6 +136,7 @@ def main(argv: list[str]) -> int:
     """Entry point of `maasflow sim`."""
     args = build_parser().parse_args(argv)
     config = config_from(args)
+    configure_logging(*logging_options(args.log_level, args.log_format, os.environ))
     asyncio.run(_serve(config, args.host, args.port))
     return 0
 

@@ -90,6 +90,21 @@ def test_top_level_cli_turns_bad_flag_into_exit_2(capsys: pytest.CaptureFixture[
     assert err.startswith("maasflow: sim:")
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [(["--log-level", "loud"], {}, "--log-level"), ([], {"LOG_FORMAT": "xml"}, "LOG_FORMAT")],
+)
+def test_the_simulator_takes_the_shared_log_options(
+    argv: list[str], env: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its log level and format are resolved like serve's and the daemon's: flag, then
+    LOG_LEVEL/LOG_FORMAT; a bad one is a ConfigError naming it, before anything listens."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"^{named}: log"):
+        cli.main(["--port", "0", *argv])
+
+
 def test_runs_prints_url_and_key_and_stops_on_sigterm() -> None:
     """The process announces its URL and admin key, answers, and exits 0 on SIGTERM."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
