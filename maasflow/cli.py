@@ -3,7 +3,8 @@
 `maasflow [flags]` runs the daemon (maas-flow's Go-style flags, see `daemon/flags.py`);
 `maasflow <sub-command> ...` runs one of the tools below. Every sub-command module exposes
 `main(argv: list[str]) -> int`. `maasflow -h` (wherever Go's flag parser would see the help
-flag) prints the sub-commands, then the daemon's flags. Whatever the command, a
+flag) prints the sub-commands, then the daemon's flags; `maasflow --version` (or `-version`,
+and `--version` after any sub-command) prints `maasflow <version>`. Whatever the command, a
 `ConfigError` becomes one line on stderr and exit status 2, never a traceback.
 """
 
@@ -14,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from maasflow.common.command_parser import VERSION_LINE
 from maasflow.common.errors import ConfigError
 from maasflow.daemon.flags import help_requested, help_text
 
@@ -24,6 +26,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("maasflow.demo", "simulator + service + daemon on loopback, with a live view"),
     "status": ("maasflow.daemon.report", "show what the daemon knows about each machine"),
 }
+
+
+VERSION_FLAGS = frozenset({"--version", "-version"})
 
 
 def _load(name: str) -> Callable[[list[str]], int]:
@@ -37,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args and args[0] in SUBCOMMANDS:
             return _load(args[0])(args[1:])
+        if VERSION_FLAGS.intersection(args):
+            print(VERSION_LINE)
+            return 0
         if help_requested(args):
             sys.stdout.write(help_text({name: text for name, (_, text) in SUBCOMMANDS.items()}))
             return 0
