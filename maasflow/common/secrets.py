@@ -9,6 +9,7 @@ It does not log and does not decide where a secret comes from: settings do that.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -44,6 +45,14 @@ def read_secret_file(path: Path, origin: str, what: str) -> str:
     file's path, and none quotes the file's content.
     """
     label = file_origin(origin, path)
+    text = _stripped_text(path, label, what)
+    if not text:
+        raise ConfigError(f"{label}: the file is empty; put the {what} in it")
+    return _one_line(text, label, what)
+
+
+def _stripped_text(path: Path, label: str, what: str) -> str:
+    """The file's text, stripped, after the size and UTF-8 checks; errors start with `label`."""
     try:
         with path.open("rb") as handle:
             data = handle.read(SECRET_FILE_LIMIT + 1)
@@ -53,12 +62,45 @@ def read_secret_file(path: Path, origin: str, what: str) -> str:
     if len(data) > SECRET_FILE_LIMIT:
         raise ConfigError(f"{label}: larger than 4 KiB, too large to hold a {what}")
     try:
-        text = data.decode("utf-8").strip()
+        return data.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ConfigError(f"{label}: not UTF-8 text; write the {what} as UTF-8") from None
-    if not text:
-        raise ConfigError(f"{label}: the file is empty; put the {what} in it")
-    return _one_line(text, label, what)
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether users other than the file's owner and group may read `path` (mode o+r)."""
+    try:
+        return bool(path.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return False
+
+
+# --- credentials ----------------------------------------------------------------------------
+# A credential is a secret file named by its purpose in one directory, $CREDENTIALS_DIRECTORY:
+# systemd's LoadCredential= puts it there under the unit's dynamic user, and the docker
+# image's entrypoint copies docker secrets there before dropping root. Names: maas_api_key,
+# provision_token, power_token, power_pass, power_ack_pass. A blank credential (whitespace
+# only) means "none": the units' `SetCredential=<name>:\n` default, which lets a unit start
+# when the optional file /etc/maasflow/<name> is absent. Anything else follows the file rule.
+
+CREDENTIALS_VARIABLE = "CREDENTIALS_DIRECTORY"
+
+
+def credential_path(name: str, environ: Mapping[str, str]) -> Path | None:
+    """$CREDENTIALS_DIRECTORY/<name> when that directory is set and the file exists."""
+    directory = environ.get(CREDENTIALS_VARIABLE)
+    path = Path(directory) / name if directory else None
+    return path if path is not None and path.is_file() else None
+
+
+def read_credential(name: str, what: str, environ: Mapping[str, str]) -> str | None:
+    """The credential `name` by the file rule, or None: no such credential, or a blank one."""
+    path = credential_path(name, environ)
+    if path is None:
+        return None
+    label = file_origin(CREDENTIALS_VARIABLE, path)
+    text = _stripped_text(path, label, what)
+    return _one_line(text, label, what) if text else None
 
 
 def parse_secret(text: str, origin: str, what: str) -> str:

@@ -32,6 +32,7 @@ from maasflow.common.errors import MaasError
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import configure_logging
 from maasflow.common.notify import SystemdNotifier
+from maasflow.common.secrets import read_secret_file, readable_by_others
 from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.liveness import Liveness
@@ -59,6 +60,7 @@ def main(argv: list[str]) -> int:
         log.info("starting maasflow", **settings.describe())
         for setting, instead in settings.warnings:
             log.warning(instead, setting=setting)
+        _warn_if_key_file_is_open(settings)
         try:
             return asyncio.run(_run(settings))
         except MaasError as exc:
@@ -99,6 +101,29 @@ def _without_key(argv: list[str]) -> list[str]:
         elif not sep:
             next(args, None)  # the key itself
     return rest
+
+
+def _warn_if_key_file_is_open(settings: Settings) -> None:
+    """A key file every local user can read lets any of them act on MAAS as the key's user."""
+    path = settings.api_key_path
+    if path is not None and readable_by_others(path):
+        log.warning(
+            "the MAAS API key file is readable by every user on this host",
+            file=str(path),
+            fix=f"chmod 600 {path} (or 640 with a group the daemon's user is in)",
+        )
+
+
+def key_source(settings: Settings) -> Callable[[], str] | None:
+    """Where the client reads the key again after a 401: its file (none for a flag or variable).
+
+    Under systemd the file is LoadCredential='s copy, made at start: a key rotated in
+    /etc/maasflow/maas_api_key reaches it at the next `systemctl restart maasflow`.
+    """
+    path = settings.api_key_path
+    if path is None:
+        return None
+    return lambda: read_secret_file(path, "the MAAS API key", "MAAS API key")
 
 
 def _build(settings: Settings, metrics: Metrics) -> Daemon:
@@ -175,6 +200,7 @@ def maas_client(
         # that answers 503 for a doomed machine would fill them all); the per-machine
         # backoff (daemon/setbacks.py) sends it again on a later pass. Reads keep retrying.
         write_attempts=1,
+        key_source=key_source(settings),
     )
 
 

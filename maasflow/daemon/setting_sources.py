@@ -3,8 +3,9 @@
 `setting_sources(settings_cls, argv, environ)` is the chain `settings.Settings` is built
 from, highest precedence first (the table in `settings`' docstring): Go-style flags, a token
 file a flag names, the environment (each field's validation aliases: `AUTOMATION_<NAME>`,
-then `<NAME>`), a token file a variable names, systemd's credential, the API key file, the
-state directory nobody named. Each source hands the model a `Given` (text, origin,
+then `<NAME>`), a token file a variable names, systemd's credentials (the provisioning
+token, used only with an http(s) PROVISION_URL; the API key), the API key file, the state
+directory nobody named. Each source hands the model a `Given` (text, origin,
 environment) and leaves checking to the model's validators; secret files are read here, by
 `maasflow.common.secrets`' one rule. The sources read the environment mapping they are given,
 never `os.environ` behind the caller's back.
@@ -23,7 +24,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from pydantic_settings.sources import PydanticBaseEnvSettingsSource
 
 from maasflow.common.options import state_directory
-from maasflow.common.secrets import file_origin, read_secret_file
+from maasflow.common.secrets import (
+    CREDENTIALS_VARIABLE,
+    credential_path,
+    file_origin,
+    read_credential,
+    read_secret_file,
+)
 from maasflow.daemon import flags
 from maasflow.daemon import setting_values as check
 from maasflow.daemon.flags import BY_FIELD
@@ -126,6 +133,43 @@ class SecretFileSource(PydanticBaseSettingsSource):
         return {self.secret: Given(text, file_origin(origin, path), self.environ, file=path)}
 
 
+class CredentialSource(PydanticBaseSettingsSource):
+    """An optional secret from $CREDENTIALS_DIRECTORY (blank = none) when none is given above
+    and `wanted` says the settings found so far have a use for it."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        environ: Mapping[str, str],
+        secret: str,
+        what: str,
+        wanted: Callable[[Mapping[str, Any]], bool],
+    ) -> None:
+        super().__init__(settings_cls)
+        self.environ, self.secret, self.what, self.wanted = environ, secret, what, wanted
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: `__call__` reads the one credential this source knows."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.secret in self.current_state or not self.wanted(self.current_state):
+            return {}
+        text = read_credential(self.secret, self.what, self.environ)
+        path = credential_path(self.secret, self.environ)
+        if text is None or path is None:
+            return {}
+        origin = file_origin(CREDENTIALS_VARIABLE, path)
+        return {self.secret: Given(text, origin, self.environ, file=path)}
+
+
+def _provisions_over_http(state: Mapping[str, Any]) -> bool:
+    """Whether the PROVISION_URL given so far is an http(s) URL (a token goes only there)."""
+    url = state.get("provision_url")
+    text = url.text if isinstance(url, Given) else str(url or "")
+    return "://" in text
+
+
 def _named_file(name: str) -> Locate:
     """The file the setting `name` names, wherever (flag, variable, code) it was given."""
 
@@ -177,6 +221,7 @@ def setting_sources(
         SecretFileSource(settings_cls, environ, "provision_token", token, token_file),
         EnvironmentSource(settings_cls, environ),
         SecretFileSource(settings_cls, environ, "provision_token", token, token_file),
+        CredentialSource(settings_cls, environ, "provision_token", token, _provisions_over_http),
         SecretFileSource(settings_cls, environ, "api_key", key, _credential),
         SecretFileSource(settings_cls, environ, "api_key", key, _key_file),
         StateDirectorySource(settings_cls, environ),

@@ -9,6 +9,8 @@ from is a chain of pydantic-settings sources (`daemon.setting_sources`, the same
     environment    AUTOMATION_<NAME>, then <NAME> (each field's validation_alias); an empty
                    variable counts as unset, except LISTEN where "" turns the endpoint off
     token file     the file PROVISION_TOKEN_FILE names, when no token was given above
+    credential     $CREDENTIALS_DIRECTORY/provision_token, only with an http(s) PROVISION_URL
+                   (blank = none: the unit's SetCredential= default)
     credential     $CREDENTIALS_DIRECTORY/maas_api_key (systemd LoadCredential=)
     key file       the file -api-key-file / MAAS_API_KEY_FILE names, else /secrets/maas_api_key
                    when it exists
@@ -124,6 +126,7 @@ class Settings(BaseSettings):
     maas_url: Annotated[str, checked(check.maas_url)] = DEFAULT_MAAS_URL
     api_key: Annotated[SecretStr, checked(check.api_key)]
     api_key_origin: str = "argument"
+    api_key_path: Path | None = None  # the file the key was read from, read again after a 401
     api_key_file: Annotated[Path, checked(check.path)] = Path(flags.DEFAULT_KEY_FILE)
     api_version: Annotated[str, checked(check.api_version)] = "2.0"
     api_version_asked: str = ""  # "<where>=1.0" when maas-flow's 1.0 was taken as 2.0
@@ -173,7 +176,9 @@ class Settings(BaseSettings):
     @classmethod
     def _key_origin(cls, data: Any) -> Any:
         key = data.get("api_key") if isinstance(data, dict) else None
-        return {**data, "api_key_origin": key.where} if isinstance(key, Given) else data
+        if not isinstance(key, Given):
+            return data
+        return {**data, "api_key_origin": key.where, "api_key_path": key.file}
 
     @model_validator(mode="before")
     @classmethod
@@ -247,9 +252,11 @@ class Settings(BaseSettings):
         # Named so that the log's secret redaction (any key containing "api_key") keeps them:
         # the shape, origin and file of the key are safe and what an operator needs to see.
         del shown["api_key"], shown["api_key_origin"], shown["api_key_file"], shown["reload_from"]
+        del shown["api_key_path"]
         shown["key_shape"] = mask_api_key(self.api_key.get_secret_value())
         shown["key_from"] = self.api_key_origin
         shown["key_file"] = str(self.api_key_file)
+        shown["key_read_from"] = None if self.api_key_path is None else str(self.api_key_path)
         shown["maas_url"] = display_url(self.maas_url)
         shown["provision_url"] = display_url(self.provision_url)
         shown["mappings"] = f"{len(self.mappings)} MAC(s)"

@@ -580,6 +580,12 @@ def add_power_arguments(parser: argparse.ArgumentParser) -> None:
         help="file holding the /power/acks page's own Basic password, so a person can "
         "acknowledge power-offs in a browser (or env MAASFLOW_POWER_ACK_PASS)",
     )
+    group.add_argument(
+        "--require-power-auth",
+        action="store_true",
+        help="with --power-config, refuse to start without power credentials instead of "
+        "warning (the systemd unit sets it: its token credential is optional)",
+    )
 
 
 def default_state_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path:
@@ -588,6 +594,13 @@ def default_state_path(args: argparse.Namespace, env: Mapping[str, str]) -> Path
     if db and str(db) != ":memory:":
         return Path(db).parent / "power-state.json"
     return state_directory(env) / "power-state.json"
+
+
+_NO_POWER_AUTH = (
+    "--power-config needs power credentials here (--require-power-auth): put MAAS's "
+    "power_token in /etc/maasflow/power_token (the unit's credential), or give "
+    "--power-token-file or --power-user with --power-pass-file"
+)
 
 
 def power_router_from_args(args: argparse.Namespace) -> PowerComponent | None:
@@ -602,6 +615,8 @@ def power_router_from_args(args: argparse.Namespace) -> PowerComponent | None:
         ack_user=args.power_ack_user,
         ack_pass_file=args.power_ack_pass_file,
     )
+    if auth.is_open and getattr(args, "require_power_auth", False):
+        raise ConfigError(_NO_POWER_AUTH)
     state_path = args.power_state or default_state_path(args, os.environ)
     if state_path.is_dir():
         raise ConfigError(f"--power-state {state_path}: is a directory; name a file in it")

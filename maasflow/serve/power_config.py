@@ -40,7 +40,13 @@ from pydantic import (
 
 from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
-from maasflow.common.secrets import file_origin, parse_token, read_secret_file
+from maasflow.common.secrets import (
+    CREDENTIALS_VARIABLE,
+    file_origin,
+    parse_token,
+    read_credential,
+    read_secret_file,
+)
 from maasflow.serve.system_id import SHAPE, is_system_id
 
 # MAAS's defaults for the webhook driver's regexes (webhook.py, 3.6); our query answers match them.
@@ -346,7 +352,9 @@ def load_power_auth(
     ack_pass_file: Path | None = None,
 ) -> PowerAuth:
     """Credentials from files, else `MAASFLOW_POWER_TOKEN` / `MAASFLOW_POWER_PASS` (and the
-    acknowledgement page's password from `ack_pass_file`, else `MAASFLOW_POWER_ACK_PASS`).
+    acknowledgement page's password from `ack_pass_file`, else `MAASFLOW_POWER_ACK_PASS`),
+    else the credentials `power_token`, `power_pass`, `power_ack_pass` in
+    $CREDENTIALS_DIRECTORY (systemd's LoadCredential=, the docker image's secrets).
 
     `complete` (serving) insists that a user comes with a password and the other way round.
     """
@@ -354,10 +362,11 @@ def load_power_auth(
     user = user or os.environ.get("MAASFLOW_POWER_USER") or None
     password = read_secret_file(pass_file, "--power-pass-file", _PASS) if pass_file else None
     password = password or os.environ.get("MAASFLOW_POWER_PASS") or None
+    password = password or read_credential("power_pass", _PASS, os.environ)
     if complete and (user is None) != (password is None):
         raise ConfigError(
-            "--power-user and a password (--power-pass-file or MAASFLOW_POWER_PASS) "
-            "go together: give both or neither"
+            "--power-user and a password (--power-pass-file, MAASFLOW_POWER_PASS or the "
+            "credential power_pass) go together: give both or neither"
         )
     if user is not None and ":" in user:
         raise ConfigError("--power-user: a Basic auth user name cannot contain ':'")
@@ -370,6 +379,7 @@ def _ack_credentials(
 ) -> tuple[str | None, str | None]:
     """The acknowledgement page's own Basic user (default `ack`) and password, or neither."""
     password: str | None = os.environ.get("MAASFLOW_POWER_ACK_PASS") or None
+    password = password or read_credential("power_ack_pass", _ACK_PASS, os.environ)
     if pass_file is not None:
         password = read_secret_file(pass_file, "--power-ack-pass-file", _ACK_PASS)
     if password is None:
@@ -391,7 +401,10 @@ def _power_token(path: Path | None) -> str | None:
         text = read_secret_file(path, "--power-token-file", _TOKEN)
         return parse_token(text, file_origin("--power-token-file", path), _TOKEN)
     value = os.environ.get("MAASFLOW_POWER_TOKEN")
-    return parse_token(value, "MAASFLOW_POWER_TOKEN", _TOKEN) if value else None
+    if value:
+        return parse_token(value, "MAASFLOW_POWER_TOKEN", _TOKEN)
+    value = read_credential("power_token", _TOKEN, os.environ)
+    return parse_token(value, f"{CREDENTIALS_VARIABLE}/power_token", _TOKEN) if value else None
 
 
 def add_config_argument(parser: argparse._ActionsContainer, help_text: str) -> None:

@@ -6,8 +6,10 @@ the comparison is constant-time (`hmac.compare_digest`). A missing or wrong toke
 exception handler gives the JSON shape on provisioning paths). The scheme is declared in
 OpenAPI through FastAPI's `HTTPBearer`, so `/openapi.json` tells clients to send it.
 
-Where the token comes from: `--provision-token-file PATH` or the env `MAASFLOW_PROVISION_TOKEN`
-(`token_from`), read and checked once at start-up by `maasflow.common.secrets`. The token
+Where the token comes from: `--provision-token-file PATH`, else the env
+`MAASFLOW_PROVISION_TOKEN`, else the credential `provision_token` in $CREDENTIALS_DIRECTORY
+(systemd's LoadCredential=, the docker image's secrets; blank = none) (`token_from`), read
+and checked once at start-up by `maasflow.common.secrets`. The token
 never appears in logs, errors or reprs.
 
 What this module stops at: it checks a header; `provision_api` defines the routes it guards.
@@ -23,10 +25,17 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from maasflow.common.secrets import file_origin, parse_token, read_secret_file
+from maasflow.common.secrets import (
+    CREDENTIALS_VARIABLE,
+    file_origin,
+    parse_token,
+    read_credential,
+    read_secret_file,
+)
 
 TOKEN_ENV = "MAASFLOW_PROVISION_TOKEN"  # noqa: S105  # the variable's name, not a secret
 TOKEN_FLAG = "--provision-token-file"  # noqa: S105  # a flag's name, not a secret
+CREDENTIAL = "provision_token"  # its name in $CREDENTIALS_DIRECTORY
 REALM = 'Bearer realm="maasflow-provision"'
 _WHAT = "provisioning token"
 
@@ -38,7 +47,8 @@ _bearer = HTTPBearer(
 
 
 def token_from(path: str | None, env: Mapping[str, str]) -> str | None:
-    """The token of `--provision-token-file` (first) or `MAASFLOW_PROVISION_TOKEN`, or None.
+    """The token of `--provision-token-file`, `MAASFLOW_PROVISION_TOKEN` or the credential
+    `provision_token` (the first given), or None.
 
     Read and checked by `maasflow.common.secrets`, as the daemon's side of the same token
     is: one line of printable ASCII without spaces, from a file of at most 4 KiB.
@@ -48,7 +58,10 @@ def token_from(path: str | None, env: Mapping[str, str]) -> str | None:
         text = read_secret_file(file, TOKEN_FLAG, _WHAT)
         return parse_token(text, file_origin(TOKEN_FLAG, file), _WHAT)
     value = env.get(TOKEN_ENV)
-    return None if value is None else parse_token(value, TOKEN_ENV, _WHAT)
+    if value is not None:
+        return parse_token(value, TOKEN_ENV, _WHAT)
+    value = read_credential(CREDENTIAL, _WHAT, env)
+    return None if value is None else parse_token(value, f"{CREDENTIALS_VARIABLE}/{CREDENTIAL}")
 
 
 def token_dependencies(token: str | None) -> list[Any]:

@@ -348,6 +348,7 @@ def test_describe_is_one_json_line_with_masked_urls(env: dict[str, str]) -> None
     assert shown["provision_url"] == "https://u:***@prov.test/p?***"
     assert shown["filter"] == {"zones": {"include": ["^default$"]}}
     renamed = {"api_key": "key_shape", "api_key_origin": "key_from", "api_key_file": "key_file"}
+    renamed["api_key_path"] = "key_read_from"
     renamed["provision_token"] = "provision_bearer"
     derived = set(Settings.model_fields) - {"reload_from"}  # where SIGHUP reads them again
     assert set(shown) == {renamed.get(f, f) for f in derived}
@@ -363,9 +364,10 @@ def test_display_url_leaves_plain_urls_alone() -> None:
 
 
 def test_reference_covers_every_field() -> None:
-    """Every Settings field except the derived ones (key origin, asked API, reload sources) has
-    one reference row."""
-    fields = set(Settings.model_fields) - {"api_key_origin", "api_version_asked", "reload_from"}
+    """Every Settings field except the derived ones (key origin, key path, asked API, reload
+    sources) has one reference row."""
+    derived = {"api_key_origin", "api_key_path", "api_version_asked", "reload_from"}
+    fields = set(Settings.model_fields) - derived
     assert sorted(o.field for o in OPTIONS) == sorted(fields)
     assert len(settings_reference()) == len(fields)
 

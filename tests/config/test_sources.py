@@ -16,6 +16,7 @@ from pydantic import AliasChoices, SecretStr, ValidationError
 from maasflow.common.errors import ConfigError
 from maasflow.daemon.flags import OPTIONS
 from maasflow.daemon.setting_sources import (
+    CredentialSource,
     EnvironmentSource,
     FlagSource,
     SecretFileSource,
@@ -58,6 +59,7 @@ def test_the_chain_runs_flags_then_environment_then_files_then_defaults() -> Non
         SecretFileSource,  # a token file a flag names
         EnvironmentSource,
         SecretFileSource,  # a token file a variable names
+        CredentialSource,  # $CREDENTIALS_DIRECTORY/provision_token (http(s) URL only)
         SecretFileSource,  # $CREDENTIALS_DIRECTORY/maas_api_key
         SecretFileSource,  # the key file
         StateDirectorySource,

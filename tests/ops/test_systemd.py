@@ -21,7 +21,7 @@ from maasflow.serve.power_config import load_power_auth
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 UNIT_NAMES = ("maasflow.service", "maasflow-serve.service")
-INSTALLED_BINARY = "/usr/local/bin/maasflow"
+INSTALLED_BINARY = "/opt/maasflow/bin/maasflow"  # the virtualenv packaging/install.sh makes
 KEY = "aaaaaaaaaaaaaaaaaa:bbbbbbbbbbbbbbbbbb:cccccccccccccccccccccccccccccccc"
 
 Unit = dict[str, dict[str, list[str]]]
@@ -111,8 +111,11 @@ COMMON = {
     "ProtectControlGroups": "yes",
     "LockPersonality": "yes",
     "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
-    "SystemCallFilter": "@system-service",
+    "SystemCallFilter": "~@privileged @resources",  # the last line; @system-service before it
     "CapabilityBoundingSet": "",
+    "PrivateUsers": "yes",
+    "PrivateMounts": "yes",
+    "ProcSubset": "pid",
 }
 
 
@@ -122,6 +125,7 @@ def test_unit_sets_notify_user_state_restart_and_hardening(name: str) -> None:
     unit = _unit(name)
     service = {key: values[-1] for key, values in unit["Service"].items()}
     assert {key: service.get(key) for key in COMMON} == COMMON
+    assert unit["Service"]["SystemCallFilter"][0] == "@system-service"
     assert int(service["WatchdogSec"]) >= 30
     assert {"StartLimitIntervalSec", "StartLimitBurst"} <= unit["Unit"].keys()
     assert service["ExecStart"].startswith(f"{INSTALLED_BINARY} ")
@@ -137,7 +141,7 @@ def test_unit_raises_the_open_file_limit_above_systemds_1024(name: str) -> None:
 
 def test_daemon_unit_loads_the_api_key_as_a_credential_settings_reads(tmp_path: Path) -> None:
     """LoadCredential's name is the file settings reads from $CREDENTIALS_DIRECTORY."""
-    (credential,) = _unit("maasflow.service")["Service"]["LoadCredential"]
+    credential, *_optional = _unit("maasflow.service")["Service"]["LoadCredential"]
     name, _, source = credential.partition(":")
     assert source == "/etc/maasflow/maas_api_key"
     (tmp_path / name).write_text(KEY + "\n")
@@ -159,32 +163,51 @@ def test_daemon_unit_reloads_with_sighup_and_serve_has_no_reload() -> None:
     assert "ExecReload" not in _unit("maasflow-serve.service")["Service"]
 
 
-def test_serve_unit_passes_the_power_token_as_a_credential_file() -> None:
-    """The serve unit runs `maasflow serve` with the token credential, a flag serve accepts."""
+def test_serve_unit_loads_every_power_and_provisioning_secret_as_a_credential() -> None:
+    """The serve unit runs `maasflow serve --require-power-auth` and loads the power token, the
+    ack page's password, the Basic password and the provisioning token as credentials."""
     service = _unit("maasflow-serve.service")["Service"]
     (execstart,) = service["ExecStart"]
     argv = execstart.split()
-    assert argv[:2] == [INSTALLED_BINARY, "serve"]
-    token_flag = argv.index("--power-token-file")
-    assert argv[token_flag + 1] == "%d/power_token"
+    assert argv[:3] == [INSTALLED_BINARY, "serve", "--require-power-auth"]
+    assert "--power-token-file" not in argv  # found by name in $CREDENTIALS_DIRECTORY
     assert service["LoadCredential"] == [
         "power_token:/etc/maasflow/power_token",
         "power_ack_pass:/etc/maasflow/power_ack_pass",
+        "power_pass:/etc/maasflow/power_pass",
+        "provision_token:/etc/maasflow/provision_token",
     ]
-    args = build_parser().parse_args(["--power-token-file", "/run/credentials/x/power_token"])
-    assert str(args.power_token_file).endswith("power_token")
+    args = build_parser().parse_args([word for word in argv[2:] if not word.startswith("$")])
+    assert args.require_power_auth
 
 
-def test_serve_unit_gives_the_ack_page_a_password_serve_reads(tmp_path: Path) -> None:
-    """Both credentials land where the unit's flags point: serve reads the token and the
-    acknowledgement page's password from the credentials directory, so a browser can ack."""
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_every_optional_credential_has_a_blank_default_so_the_unit_starts_without_it(
+    name: str,
+) -> None:
+    """Each credential but the daemon's key has `SetCredential=<name>:\\n` (systemd uses it
+    when the file is missing; maasflow reads a blank credential as none): a host with no
+    power config starts maasflow-serve without /etc/maasflow/power_token."""
+    service = _unit(name)["Service"]
+    loaded = [c.partition(":")[0] for c in service["LoadCredential"]]
+    optional = [c for c in loaded if c != "maas_api_key"]
+    assert service["SetCredential"] == [f"{c}:\\n" for c in optional]
+    assert ("maas_api_key" in loaded) == (name == "maasflow.service")
+
+
+def test_serve_unit_gives_the_ack_page_a_password_serve_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both credentials land where serve reads them: the token and the acknowledgement
+    page's password from the credentials directory, so a browser can ack."""
     service = _unit("maasflow-serve.service")["Service"]
     (execstart,) = service["ExecStart"]
-    for credential in service["LoadCredential"]:
+    for credential in service["LoadCredential"][:2]:
         name, _, source = credential.partition(":")
         assert source == f"/etc/maasflow/{name}"
         (tmp_path / name).write_text(f"{name}-secret\n")
-    argv = execstart.replace("%d", str(tmp_path)).split()[2:]
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    argv = execstart.split()[2:]
     args = build_parser().parse_args([word for word in argv if not word.startswith("$")])
     auth = load_power_auth(
         args.power_token_file,
@@ -196,6 +219,26 @@ def test_serve_unit_gives_the_ack_page_a_password_serve_reads(tmp_path: Path) ->
     assert auth.token == "power_token-secret"
     assert (auth.ack_user, auth.ack_password) == ("ack", "power_ack_pass-secret")
     assert auth.browser_can_ack
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_unit_exposure_is_at_most_1_1_by_systemd_analyze_security(
+    name: str, tmp_path: Path
+) -> None:
+    """`systemd-analyze security --offline=yes` rates each unit 1.1 or better (was 1.7), and
+    reads every line of it (no "Invalid syntax, ignoring")."""
+    binary = Path(sys.executable).parent / "maasflow"
+    copy = tmp_path / name
+    copy.write_text((UNITS / name).read_text().replace(INSTALLED_BINARY, str(binary)))
+    done = subprocess.run(
+        [_systemd_analyze(), "security", "--offline=yes", "--no-pager", str(copy)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
+    assert found is not None, output
+    assert float(found.group(1)) <= 1.1, output
+    assert "ignoring" not in output.lower(), output
 
 
 NON_OBVIOUS = (
@@ -210,6 +253,9 @@ NON_OBVIOUS = (
     "SystemCallFilter",
     "StartLimitIntervalSec",
     "LimitNOFILE",
+    "SetCredential",
+    "PrivateUsers",
+    "ProcSubset",
 )
 
 

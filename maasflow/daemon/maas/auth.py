@@ -33,6 +33,7 @@ class MaasAuth(httpx.Auth):
     def __init__(self, api_key: str) -> None:
         consumer_key, token_key, token_secret = parse_api_key(api_key)
         self.masked = mask_api_key(api_key)
+        self._parts = (consumer_key, token_key, token_secret)
         self._secrets = tuple(
             p for p in (token_secret, token_key, consumer_key) if len(p) >= _MIN_REDACTED_LEN
         )
@@ -46,6 +47,10 @@ class MaasAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"MaasAuth(key={self.masked})"
+
+    def signs_with(self, api_key: str) -> bool:
+        """Whether `api_key` is the key this auth signs with (a malformed one raises)."""
+        return parse_api_key(api_key) == self._parts
 
     __str__ = __repr__
 

@@ -21,8 +21,12 @@ Answers are read as a stream and refused (`AnswerTooLarge`, permanent) once larg
 `max_answer_bytes` (decoded, so a gzip bomb counts at its real size), before the rest is
 read: a 200 MB listing cost 846 MB of memory. `on_progress` is called whenever a call moves
 (an attempt starts, a piece of an answer arrives, a pause begins), never more than
-`longest_silence_s` apart while it works: the daemon's watchdog counts on that. The client
-knows nothing of filters, the lifecycle or provisioning.
+`longest_silence_s` apart while it works: the daemon's watchdog counts on that. Given a
+`key_source` (a callable returning the key as it is now, e.g. read again from its file), a 401
+makes the client ask it once: a different key replaces the old one and the request is sent
+again with it (a 401 means MAAS did nothing, so even a write may be repeated), so a rotated
+key needs no restart. The client knows nothing of filters, the lifecycle or provisioning, nor
+where the key comes from.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from maasflow.common.errors import (
     NotFound,
     PermanentMaasError,
     TemporaryMaasError,
+    Unauthorized,
 )
 from maasflow.daemon.maas.auth import MaasAuth
 from maasflow.daemon.maas.decoding import (
@@ -165,6 +170,7 @@ class MaasClient:
         read_only: bool = False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        key_source: Callable[[], str] | None = None,
     ) -> None:
         write_attempts = max_attempts if write_attempts is None else write_attempts
         if (
@@ -175,6 +181,7 @@ class MaasClient:
             raise ValueError("attempts >= 1, timeout > 0 and backoffs >= 0 are required")
         self._max_answer_bytes = max_answer_bytes
         self._auth = MaasAuth(api_key)
+        self._key_source = key_source
         self.base_url, self.api_url = api_urls(base_url, api_version)
         self.read_only = read_only
         self._max_attempts = max_attempts
@@ -351,6 +358,25 @@ class MaasClient:
             raise MaasflowError(
                 f"read-only MAAS client refused {method} {shown}: preview sends only GETs"
             )
+        try:
+            return await self._attempts(method, path, op, params, data, decode, attempts)
+        except Unauthorized:
+            if not self._renew_key():
+                raise
+        return await self._attempts(method, path, op, params, data, decode, attempts)
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        op: str | None,
+        params: Mapping[str, Any] | None,
+        data: Mapping[str, Any] | None,
+        decode: Decoder[T],
+        attempts: int | None,
+    ) -> T:
+        """`_call`'s attempts with the current key: retry what is temporary, up to `attempts`."""
+        shown = path if op is None else f"{path}?op={op}"
         if attempts is None:
             attempts = self._max_attempts if method == "GET" else self._write_attempts
         for attempt in range(1, attempts + 1):
@@ -362,6 +388,22 @@ class MaasClient:
                     raise
                 await self._pause(exc, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _renew_key(self) -> bool:
+        """After a 401: take the key `key_source` gives now; True when it is a new one."""
+        if self._key_source is None:
+            return False
+        try:
+            key = self._key_source()
+            if self._auth.signs_with(key):
+                return False
+            self._auth = MaasAuth(key)
+        except ConfigError as exc:  # unreadable or malformed: keep the old key, say why
+            log.warning("maas.key_reread_failed", reason=str(exc))
+            return False
+        self._http.auth = self._auth
+        log.warning("maas.key_renewed", key_shape=self._auth.masked)
+        return True
 
     async def _send(
         self,
