@@ -83,7 +83,8 @@ OPTIONS: tuple[Option, ...] = (
            "as in maas-flow"),
     Option("provision_token_file", ("provision-token-file",), ("PROVISION_TOKEN_FILE",),
            "(none)", "file holding the Bearer token an http(s) PROVISION_URL requires "
-           "(maasflow serve --provision-token-file)"),
+           "(maasflow serve --provision-token-file); without it and PROVISION_TOKEN, "
+           "$CREDENTIALS_DIRECTORY/provision_token when not blank"),
     Option("provision_token", (), ("PROVISION_TOKEN",), "(none)",
            "the Bearer token itself (environment only; a token file named by flag wins)"),
     Option("preview", ("preview",), ("PREVIEW_ONLY",), "false",

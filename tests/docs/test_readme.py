@@ -49,6 +49,9 @@ def test_files_the_readme_names_exist() -> None:
         "systemd/maasflow-serve.service",
         "systemd/maasflow.default",
         "Dockerfile",
+        "constraints.txt",
+        "packaging/install.sh",
+        "packaging/docker-entrypoint.sh",
         ".ci/run",
         "dev",
     ):
@@ -74,6 +77,10 @@ def help_texts() -> str:
 def test_every_double_dash_flag_the_readme_names_exists() -> None:
     """`--workers`, `--power-token-file`, `--healthz`...: each is a real sub-command flag."""
     external = {"--username", "--name"}  # `maas apikey --username`, `docker run --name`
+    external |= {"--now", "--offline"}  # `systemctl enable --now`, `systemd-analyze security`
+    external |= {"--root", "--wheel"}  # packaging/install.sh's, checked below
+    install = (ROOT / "packaging" / "install.sh").read_text()
+    assert all(f"{flag})" in install or f"{flag}|" in install for flag in ("--root", "--wheel"))
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*[a-z])", README)) - external
     helps = help_texts()
     missing = sorted(flag for flag in named if flag not in helps)

@@ -106,13 +106,24 @@ def test_base_images_are_slim_python_pinned_by_tag(dockerfile: list[list[Instruc
         assert re.fullmatch(r"3\.\d+-slim-[a-z]+", tag), image
 
 
-def test_runtime_runs_as_non_root_maasflow(dockerfile: list[list[Instruction]]) -> None:
-    """The final stage's USER is not root, and ENTRYPOINT/CMD are maasflow in exec form."""
+def test_runtime_runs_maasflow_under_tini_through_the_entrypoint(
+    dockerfile: list[list[Instruction]],
+) -> None:
+    """PID 1 is Debian's tini (it reaps orphans), which runs the entrypoint that drops root
+    and execs maasflow; ENTRYPOINT and CMD are in exec form; no USER root is set."""
     runtime = dockerfile[-1]
-    user = find(runtime, "USER")[-1].value.split(":")[0]
-    assert user not in {"root", "0", ""}
-    assert json.loads(find(runtime, "ENTRYPOINT")[-1].value) == ["maasflow"]
+    assert [ins.value.split(":")[0] for ins in find(runtime, "USER")] in ([], ["10001"])
+    assert json.loads(find(runtime, "ENTRYPOINT")[-1].value) == [
+        "/usr/bin/tini", "--", "/usr/local/bin/maasflow-entrypoint"
+    ]  # fmt: skip
     assert json.loads(find(runtime, "CMD")[-1].value) == []
+    runs = " ".join(ins.value for ins in find(runtime, "RUN"))
+    assert re.search(r"apt-get install -y --no-install-recommends tini\b", runs)
+    copies = [ins.value for ins in find(runtime, "COPY")]
+    assert "packaging/docker-entrypoint.sh /usr/local/bin/maasflow-entrypoint" in copies
+    entrypoint = (REPO / "packaging" / "docker-entrypoint.sh").read_text()
+    assert 'exec setpriv --reuid="$user" --regid="$user" --clear-groups' in entrypoint
+    assert os.access(REPO / "packaging" / "docker-entrypoint.sh", os.X_OK)
 
 
 def test_runtime_has_healthcheck_labels_port_and_stop_signal(
@@ -131,17 +142,21 @@ def test_runtime_has_healthcheck_labels_port_and_stop_signal(
     assert [ins.value for ins in find(runtime, "STOPSIGNAL")] == ["SIGTERM"]
 
 
-def test_runtime_listens_outside_and_reads_the_key_from_both_secret_paths(
+def test_runtime_listens_on_loopback_and_reads_the_key_from_both_secret_paths(
     dockerfile: list[list[Instruction]],
 ) -> None:
-    """LISTEN=0.0.0.0:9410; the key file is /secrets/..., which links to /run/secrets."""
+    """LISTEN=127.0.0.1:9410 (the health check and `docker exec` reach it; the README says how
+    to publish it); the key file is /secrets/..., which links to /run/secrets."""
     runtime = dockerfile[-1]
     env = {k: v for ins in find(runtime, "ENV") for k, v in pairs(ins.value).items()}
-    assert env["LISTEN"] == "0.0.0.0:9410"
+    assert env["LISTEN"] == "127.0.0.1:9410"
     assert env["MAAS_API_KEY_FILE"] == "/secrets/maas_api_key"
     assert env["MAASFLOW_STATUS_URL"] == "http://127.0.0.1:9410"
     runs = " ".join(ins.value for ins in find(runtime, "RUN"))
     assert "ln -s /run/secrets /secrets" in runs
+    readme = (REPO / "README.md").read_text()
+    docker_section = readme.split("### docker", 1)[1].split("\n## ", 1)[0]
+    assert "-e LISTEN=0.0.0.0:9410 -p 127.0.0.1:9410:9410" in docker_section
 
 
 def test_dependencies_are_installed_before_the_code_is_copied(
