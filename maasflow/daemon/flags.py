@@ -242,6 +242,7 @@ def help_text(commands: Mapping[str, str] | None = None) -> str:
         "",
         "Drive MAAS machines from New to Deployed, then provision them. Flags take one or two",
         "dashes, -flag value or -flag=value; bool flags are bare or -flag=false.",
+        "-version prints maasflow's version.",
         "",
     ]
     if commands:

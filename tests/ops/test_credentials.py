@@ -8,12 +8,13 @@ import argparse
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from maasflow.common.errors import ConfigError
+from maasflow.common.errors import ConfigError, Unauthorized
 from maasflow.common.secrets import read_credential, readable_by_others
-from maasflow.daemon.cli import _warn_if_key_file_is_open, key_source
+from maasflow.daemon.cli import _warn_if_key_file_is_open, key_source, maas_client
 from maasflow.daemon.settings import load_settings
 from maasflow.serve.cli import build_parser, config_from_args
 from maasflow.serve.power_api import power_router_from_args
@@ -162,3 +163,28 @@ def test_a_key_file_every_user_can_read_is_warned_about(
         if warned:
             assert lines[0]["file"] == str(key_file) and "chmod 600" in lines[0]["fix"]
             assert KEY not in repr(lines)
+
+
+async def test_the_daemons_client_takes_a_rotated_key_from_its_file_without_a_restart(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The daemon's MAAS client (as `maasflow` builds it): a 401 for the old key, the file
+    rewritten with the new one, and the next call succeeds with it; no new client."""
+    key_file = tmp_path / "maas_api_key"
+    key_file.write_text(KEY + "\n")
+    del env["CREDENTIALS_DIRECTORY"]
+    accepted = KEY2.split(":")[1]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if f'oauth_token="{accepted}"' not in request.headers["authorization"]:
+            return httpx.Response(401, text="Authorization Error: 'Invalid access token'")
+        return httpx.Response(200, json={"username": "admin", "is_superuser": True})
+
+    settings = load_settings(
+        ["-api-key-file", str(key_file), "-maas", "http://127.0.0.1:9/MAAS"], env
+    )
+    async with maas_client(settings, transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(Unauthorized):
+            await client.whoami()
+        key_file.write_text(KEY2 + "\n")
+        assert (await client.whoami()).username == "admin"
