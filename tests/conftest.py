@@ -12,3 +12,6 @@ from hypothesis import settings
 
 settings.register_profile("maasflow", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("maasflow")
+
+# A real PostgreSQL for the tests that need one (`postgres_server`, `postgres_database`).
+pytest_plugins = ("tests.postgres_cluster",)
