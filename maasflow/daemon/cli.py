@@ -32,6 +32,7 @@ from maasflow.common.errors import MaasError
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import configure_logging
 from maasflow.common.notify import SystemdNotifier
+from maasflow.common.postgres import PostgresUrl, read_password
 from maasflow.common.secrets import read_secret_file, readable_by_others
 from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
@@ -39,12 +40,13 @@ from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.client import MaasClient, RequestRecord, longest_silence
 from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.preview import make_plan, print_plan
 from maasflow.daemon.provisioning import ScriptProvisioner, provisioner_for
 from maasflow.daemon.reload import reload_settings
 from maasflow.daemon.setting_sources import Given
 from maasflow.daemon.settings import Settings, load_settings
-from maasflow.daemon.store import Store
+from maasflow.daemon.store import ProvisionStore, Store
 from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemetry
 
 log = structlog.get_logger(__name__)
@@ -71,7 +73,7 @@ def main(argv: list[str]) -> int:
 
 def _instance_lock(settings: Settings) -> contextlib.AbstractContextManager[object]:
     """One daemon per state file (a second one exits 2); a preview only reads, so takes none."""
-    if settings.preview:
+    if settings.preview or isinstance(settings.db, PostgresUrl):
         return contextlib.nullcontext()
     return InstanceLock.hold(settings.db, hint="give this one its own -db or -state-dir")
 
@@ -204,12 +206,16 @@ def maas_client(
     )
 
 
-def _open_store(settings: Settings) -> Store:
+def _open_store(settings: Settings) -> ProvisionStore:
     """The provisioning store; a preview reads an existing one and never creates a file.
 
-    Script runs a previous daemon left running are not touched here: the first pass adopts
-    them (`attempts`), waiting for those still alive.
+    A `postgresql://` -db opens the PostgreSQL store, with the password from
+    -db-password-file or systemd's credential. Script runs a previous daemon left running
+    are not touched here: the first pass adopts them (`attempts`), waiting for those alive.
     """
+    if isinstance(settings.db, PostgresUrl):
+        password = read_password(settings.db_password_file, "-db-password-file")
+        return PostgresStore(settings.db, password)
     path = Path(settings.db)
     if settings.preview and not path.exists():
         return Store(":memory:")

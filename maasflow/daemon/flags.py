@@ -125,7 +125,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("state_dir", ("state-dir",), ("STATE_DIRECTORY",), "~/.local/state/maasflow",
            "directory for state ($XDG_STATE_HOME/maasflow when that is set)"),
     Option("db", ("db",), ("MAASFLOW_DB",), "<state-dir>/maasflow.sqlite",
-           "SQLite file of provisioning records"),
+           "SQLite file of provisioning records, or postgresql://user@host/database "
+           "(more than one host; no password in it)"),
+    Option("db_password_file", ("db-password-file",), ("MAASFLOW_DB_PASSWORD_FILE",),
+           "(none)", "file holding the PostgreSQL password; $CREDENTIALS_DIRECTORY/"
+           "maasflow_db_password (systemd LoadCredential=) when unset; else ~/.pgpass"),
     Option("grace", ("grace",), ("SHUTDOWN_GRACE",), "30s",
            "on SIGTERM, how long running actions may take to finish"),
     Option("max_answer_bytes", ("max-answer-size",), ("MAAS_MAX_ANSWER_SIZE",), "256MiB",

@@ -27,6 +27,7 @@ from maasflow.common.options import (
     first_state_directory,
     parse_duration,
 )
+from maasflow.common.postgres import PostgresUrl, is_postgres_url
 from maasflow.common.secrets import parse_api_key, parse_token
 from maasflow.daemon.flags import MAX_CONCURRENCY, parse_bool
 from maasflow.daemon.mappings import Mappings
@@ -242,6 +243,13 @@ def path(text: str, origin: str, env: Mapping[str, str]) -> Path:
     if not text.strip():
         raise ConfigError(f"{origin}: the path is empty")
     return expand_path(text.strip(), origin, env)
+
+
+def database(text: str, origin: str, env: Mapping[str, str]) -> Path | PostgresUrl:
+    """Where the records live: a PostgreSQL URL (no password in it), else an SQLite file."""
+    if is_postgres_url(text):
+        return PostgresUrl.parse(text, origin)
+    return path(text, origin, env)
 
 
 def state_dir(text: str, origin: str, env: Mapping[str, str]) -> Path:

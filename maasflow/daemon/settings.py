@@ -52,6 +52,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from maasflow.common.errors import ConfigError
+from maasflow.common.postgres import PostgresUrl
 from maasflow.common.secrets import mask_api_key
 from maasflow.daemon import flags
 from maasflow.daemon import setting_values as check
@@ -153,7 +154,10 @@ class Settings(BaseSettings):
     quarantine_tag: Annotated[str, checked(check.quarantine_tag)] = "maasflow-quarantine"
     listen: Annotated[str, checked(check.listen)] = "127.0.0.1:9410"
     state_dir: Annotated[Path, checked(check.state_dir)] = Path()  # StateDirectorySource sets it
-    db: Annotated[Path, checked(check.path)] = Field(Path(), validate_default=True)  # see below
+    db: Annotated[Path | PostgresUrl, checked(check.database)] = Field(
+        Path(), validate_default=True
+    )  # see below
+    db_password_file: Annotated[Path | None, checked(check.path)] = None
     grace: Annotated[float, checked(check.non_negative_duration)] = 30.0
     max_answer_bytes: Annotated[int, checked(check.answer_size)] = 256 * 1024 * 1024
     # Where the filter and the mappings were given (setting name -> its Given), so SIGHUP
@@ -213,7 +217,9 @@ class Settings(BaseSettings):
 
     @field_validator("db", mode="after")
     @classmethod
-    def _db_in_state_dir(cls, value: Path, info: ValidationInfo) -> Path:
+    def _db_in_state_dir(
+        cls, value: Path | PostgresUrl, info: ValidationInfo
+    ) -> Path | PostgresUrl:
         if value == Path() and "state_dir" in info.data:
             return Path(info.data["state_dir"]) / "maasflow.sqlite"
         return value
@@ -269,7 +275,7 @@ class Settings(BaseSettings):
 def _shown(value: object) -> object:
     if isinstance(value, FilterSpec):
         return value.to_json()
-    if isinstance(value, Path):
+    if isinstance(value, Path | PostgresUrl):
         return str(value)
     return value
 

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from maasflow.common.errors import ConfigError
+from maasflow.common.postgres import PostgresUrl
 from maasflow.daemon.flags import OPTIONS, render_reference_markdown, settings_reference
 from maasflow.daemon.provisioning import HttpProvisioner, ScriptProvisioner, provisioner_for
 from maasflow.daemon.settings import Settings, display_url, load_settings
@@ -302,6 +303,25 @@ def test_state_directory_from_systemd(env: dict[str, str], tmp_path: Path) -> No
     assert s.state_dir == tmp_path / "a"
     assert s.db == tmp_path / "a" / "maasflow.sqlite"
     assert load_settings(["-db", "/x/y.sqlite"], env).db == Path("/x/y.sqlite")
+
+
+def test_a_postgresql_db_is_a_url_not_a_path(env: dict[str, str], tmp_path: Path) -> None:
+    """-db postgresql://... (or MAASFLOW_DB) names a database as given, with its password file."""
+    url = "postgresql://maasflow@db.example:5432/maasflow"
+    settings = load_settings(["-db", url, "-db-password-file", str(tmp_path / "pw")], env)
+    assert settings.db == PostgresUrl(url) and str(settings.db) == url
+    assert settings.db_password_file == tmp_path / "pw"
+    assert settings.describe()["db"] == url
+    env["MAASFLOW_DB"] = "postgres://db.example/other"
+    assert load_settings([], env).db == PostgresUrl("postgres://db.example/other")
+
+
+def test_a_password_in_the_db_url_is_refused(env: dict[str, str]) -> None:
+    """A -db URL with a password is bad input: one line naming -db and the file to use."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(["-db", "postgresql://maasflow:hunter2@db/maasflow"], env)
+    assert str(caught.value).startswith("-db: the URL holds a password")
+    assert "hunter2" not in str(caught.value)
 
 
 def test_xdg_state_home(env: dict[str, str], tmp_path: Path) -> None:

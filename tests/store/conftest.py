@@ -6,6 +6,8 @@ database, the same database every time within a test, so a restart is a second c
 contract suite (test_contract.py) asks only for `store`, `open_store` and `clock`, so a new
 implementation runs it by adding its name to BACKENDS and a `<name>_backend` fixture (which
 may skip where its server is not configured). Every store opened is closed after the test.
+The PostgreSQL backend opens its stores on a new database of the session's real server
+(tests/postgres_cluster.py), with the password read from a file, as the daemon reads it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from maasflow.common.postgres import PostgresUrl, read_password
+from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.store import ProvisionStore, SqliteStore
+from tests.postgres_cluster import PostgresDatabase
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgresql")
 
 
 class Clock:
@@ -43,6 +48,16 @@ def sqlite_backend(tmp_path: Path) -> OpenStore:
     """SQLite stores on one file in a directory the store has to create."""
     path = tmp_path / "state" / "maasflow.sqlite"
     return lambda clock: SqliteStore(path, clock=clock)
+
+
+@pytest.fixture
+def postgresql_backend(postgres_database: PostgresDatabase) -> OpenStore:
+    """PostgreSQL stores on one new database, the password from a file."""
+    url = PostgresUrl.parse(postgres_database.url, "-db")
+    password_file = postgres_database.server.password_file
+    return lambda clock: PostgresStore(
+        url, read_password(password_file, "-db-password-file"), clock
+    )
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,6 +11,8 @@ import threading
 import pytest
 
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.retry_budget import Recovery
+from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import TEXT_LIMIT, ProvisionStore
 from tests.store.conftest import Clock, OpenStore
 
@@ -211,3 +213,34 @@ def test_two_stores_on_one_database_share_their_records(
     record = stores[0].get("abc")
     assert record is not None and record.attempts == 160
     assert stores[1].clear("abc") is True and stores[0].get("abc") is None
+
+
+def test_setbacks_are_kept_replaced_and_cleared(open_store: OpenStore, clock: Clock) -> None:
+    """A saved setback is read back after reopening, a second save replaces it, clear forgets."""
+    first = open_store(clock)
+    first.save_setback(Setback("a", "deploy", 1, clock.now + 30, "HTTP 503"))
+    first.save_setback(Setback("b", "commission", 2, clock.now + 60, "e" * TEXT_LIMIT + "end"))
+    first.save_setback(Setback("a", "deploy", 2, clock.now + 90, "HTTP 409"))
+    first.close()
+    second = open_store(clock)
+    kept = sorted(second.setbacks(), key=lambda s: s.system_id)
+    assert kept[0] == Setback("a", "deploy", 2, clock.now + 90, "HTTP 409")
+    assert len(kept[1].last_error) == TEXT_LIMIT and kept[1].last_error.endswith("end")
+    second.clear_setback("a")
+    assert [s.system_id for s in second.setbacks()] == ["b"]
+
+
+def test_retry_counts_are_kept_replaced_and_cleared(open_store: OpenStore, clock: Clock) -> None:
+    """A saved retry count (and quarantine) survives reopening; a save replaces; clear forgets."""
+    first = open_store(clock)
+    first.save_recovery(Recovery("a", 1, quarantined=False))
+    first.save_recovery(Recovery("a", 3, quarantined=True))
+    first.save_recovery(Recovery("b", 1, quarantined=False))
+    first.close()
+    second = open_store(clock)
+    assert sorted(second.recoveries(), key=lambda r: r.system_id) == [
+        Recovery("a", 3, quarantined=True),
+        Recovery("b", 1, quarantined=False),
+    ]
+    second.clear_recovery("b")
+    assert second.recoveries() == [Recovery("a", 3, quarantined=True)]

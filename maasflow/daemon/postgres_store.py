@@ -1,0 +1,224 @@
+"""The daemon's provisioning records in PostgreSQL: `ProvisionStore` for more than one host.
+
+The same three tables as the SQLite store (`daemon.store`: provision, setback, recovery),
+with the same columns and meaning, created by this module's own versioned migrations
+(`common.postgres.migrate`, component "daemon") when the store opens. One connection, used
+by one caller at a time (a lock), keeps the contract's "each call atomic": every write is
+one statement or one transaction, and `start`'s insert-or-count is one `INSERT ... ON
+CONFLICT DO UPDATE`, which PostgreSQL makes atomic across hosts too. A connection that broke
+(the server restarted, the network was cut) is a `StoreError` for the call that found it,
+and the next call connects again. Where the rows come from is all this module knows: who
+may write (leadership, fencing) is decided elsewhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from maasflow.common.postgres import Connection, PostgresUrl, connect, open_database, store_error
+from maasflow.common.sqlite import Migration, Schema
+from maasflow.common.supervision import RunHandle
+from maasflow.daemon.lifecycle import ProvisionState
+from maasflow.daemon.retry_budget import Recovery
+from maasflow.daemon.setbacks import Setback
+from maasflow.daemon.store import (
+    ProvisionRecord,
+    ProvisionStore,
+    _clip,  # one clipping rule for both stores
+    _mode,  # one check of `mode` for both stores
+    new_deploy_id,
+)
+
+COMPONENT = "daemon"
+_TABLES = (
+    """CREATE TABLE provision (
+        system_id       TEXT PRIMARY KEY,
+        state           TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed')),
+        mode            TEXT NOT NULL CHECK (mode IN ('script', 'url')),
+        attempts        INTEGER NOT NULL,
+        started_at      DOUBLE PRECISION NOT NULL,
+        updated_at      DOUBLE PRECISION NOT NULL,
+        finished_at     DOUBLE PRECISION,
+        next_attempt_at DOUBLE PRECISION,
+        last_error      TEXT NOT NULL DEFAULT '',
+        output_tail     TEXT NOT NULL DEFAULT '',
+        hostname        TEXT NOT NULL DEFAULT '',
+        deploy_id       TEXT NOT NULL DEFAULT '',
+        run_pid         INTEGER,
+        run_pgid        INTEGER,
+        run_start_ticks BIGINT,
+        run_file        TEXT NOT NULL DEFAULT ''
+    )""",
+    """CREATE TABLE setback (
+        system_id  TEXT PRIMARY KEY,
+        action     TEXT NOT NULL,
+        failures   INTEGER NOT NULL,
+        retry_at   DOUBLE PRECISION NOT NULL,
+        last_error TEXT NOT NULL DEFAULT ''
+    )""",
+    """CREATE TABLE recovery (
+        system_id   TEXT PRIMARY KEY,
+        retries     INTEGER NOT NULL,
+        quarantined BOOLEAN NOT NULL DEFAULT FALSE
+    )""",
+)
+SCHEMA = Schema(
+    (Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),)
+)
+_COLUMNS = (
+    "system_id, state, mode, attempts, started_at, updated_at, finished_at, "
+    "next_attempt_at, last_error, output_tail, hostname, deploy_id, "
+    "run_pid, run_pgid, run_start_ticks, run_file"
+)
+_NO_RUN = "run_pid = NULL, run_pgid = NULL, run_start_ticks = NULL, run_file = ''"
+_START = (
+    "INSERT INTO provision (system_id, state, mode, attempts, started_at, updated_at,"  # noqa: S608 - constant text
+    " hostname, deploy_id) VALUES (%s, 'running', %s, 1, %s, %s, %s, %s)"
+    " ON CONFLICT (system_id) DO UPDATE SET state = 'running', mode = excluded.mode,"
+    " attempts = provision.attempts + 1, started_at = excluded.started_at,"
+    " updated_at = excluded.updated_at, finished_at = NULL, next_attempt_at = NULL,"
+    " output_tail = '', hostname = excluded.hostname,"
+    " deploy_id = CASE provision.deploy_id WHEN '' THEN excluded.deploy_id"
+    f" ELSE provision.deploy_id END, {_NO_RUN} RETURNING {_COLUMNS}"
+)
+
+
+class PostgresStore(ProvisionStore):
+    """Provisioning records in one PostgreSQL database, shared by every host that opens it."""
+
+    def __init__(
+        self, url: PostgresUrl, password: str | None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.url = url
+        self._password = password
+        self._label = f"-db {url}"
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db: Connection = open_database(
+            url, password, SCHEMA, component=COMPONENT, label=self._label
+        )
+
+    @contextmanager
+    def _locked(self) -> Iterator[Connection]:
+        """The connection (again, if it broke), to one caller at a time; errors StoreErrors."""
+        with self._lock:
+            try:
+                if self._db.closed:
+                    self._db = connect(self.url, self._password, label=self._label)
+                yield self._db
+            except psycopg.Error as exc:
+                if self._db.broken:
+                    self._db.close()  # the next call connects again
+                raise store_error(self._label, exc) from exc
+
+    def _one(self, db: Connection, sql: str, params: tuple[Any, ...]) -> ProvisionRecord | None:
+        row = db.execute(sql, params).fetchone()
+        return None if row is None else ProvisionRecord(**row)
+
+    def get(self, system_id: str) -> ProvisionRecord | None:
+        with self._locked() as db:
+            return self._get(db, system_id)
+
+    def _get(self, db: Connection, system_id: str) -> ProvisionRecord | None:
+        sql = f"SELECT {_COLUMNS} FROM provision WHERE system_id = %s"  # noqa: S608 - constant columns
+        return self._one(db, sql, (system_id,))
+
+    def all(self) -> list[ProvisionRecord]:
+        sql = f'SELECT {_COLUMNS} FROM provision ORDER BY system_id COLLATE "C"'  # noqa: S608 - constant columns
+        with self._locked() as db:
+            return [ProvisionRecord(**row) for row in db.execute(sql)]
+
+    def start(self, system_id: str, hostname: str, mode: str) -> ProvisionRecord:
+        checked = _mode(mode)
+        now = self._clock()
+        params = (system_id, checked.value, now, now, hostname, new_deploy_id())
+        with self._locked() as db:
+            record = self._one(db, _START, params)
+        assert record is not None  # RETURNING gives the row just written
+        return record
+
+    def set_run(self, system_id: str, run: RunHandle) -> ProvisionRecord | None:
+        now = self._clock()
+        with self._locked() as db, db.transaction():
+            db.execute(
+                "UPDATE provision SET run_pid = %s, run_pgid = %s, run_start_ticks = %s,"
+                " run_file = %s, updated_at = %s WHERE system_id = %s AND state = 'running'",
+                (run.pid, run.pgid, run.start_ticks, run.result_file, now, system_id),
+            )
+            return self._get(db, system_id)
+
+    def complete(self, system_id: str, output_tail: str) -> ProvisionRecord | None:
+        return self._finish(system_id, ProvisionState.COMPLETE, "", output_tail, None)
+
+    def fail(
+        self, system_id: str, error: str, output_tail: str, next_attempt_at: float
+    ) -> ProvisionRecord | None:
+        return self._finish(system_id, ProvisionState.FAILED, error, output_tail, next_attempt_at)
+
+    def _finish(
+        self, system_id: str, state: ProvisionState, error: str, tail: str, next_at: float | None
+    ) -> ProvisionRecord | None:
+        now = self._clock()
+        sql = (
+            "UPDATE provision SET state = %s, last_error = %s, output_tail = %s,"  # noqa: S608 - constant text
+            f" next_attempt_at = %s, finished_at = %s, updated_at = %s, {_NO_RUN}"
+            f" WHERE system_id = %s RETURNING {_COLUMNS}"
+        )
+        params = (state.value, _clip(error), _clip(tail), next_at, now, now, system_id)
+        with self._locked() as db:
+            return self._one(db, sql, params)
+
+    def clear(self, system_id: str) -> bool:
+        with self._locked() as db:
+            cursor = db.execute("DELETE FROM provision WHERE system_id = %s", (system_id,))
+            return cursor.rowcount > 0
+
+    # -- setbacks and retry counts (as in `daemon.store`) -------------------------------------
+
+    def setbacks(self) -> list[Setback]:
+        sql = "SELECT system_id, action, failures, retry_at, last_error FROM setback"
+        with self._locked() as db:
+            return [Setback(**row) for row in db.execute(sql)]
+
+    def save_setback(self, setback: Setback) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT INTO setback (system_id, action, failures, retry_at, last_error)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (system_id) DO UPDATE SET"
+                " action = excluded.action, failures = excluded.failures,"
+                " retry_at = excluded.retry_at, last_error = excluded.last_error",
+                (setback.system_id, setback.action, setback.failures, setback.retry_at,
+                 _clip(setback.last_error)),
+            )  # fmt: skip
+
+    def clear_setback(self, system_id: str) -> None:
+        with self._locked() as db:
+            db.execute("DELETE FROM setback WHERE system_id = %s", (system_id,))
+
+    def recoveries(self) -> list[Recovery]:
+        sql = "SELECT system_id, retries, quarantined FROM recovery"
+        with self._locked() as db:
+            return [Recovery(**row) for row in db.execute(sql)]
+
+    def save_recovery(self, recovery: Recovery) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT INTO recovery (system_id, retries, quarantined) VALUES (%s, %s, %s)"
+                " ON CONFLICT (system_id) DO UPDATE SET retries = excluded.retries,"
+                " quarantined = excluded.quarantined",
+                (recovery.system_id, recovery.retries, recovery.quarantined),
+            )
+
+    def clear_recovery(self, system_id: str) -> None:
+        with self._locked() as db:
+            db.execute("DELETE FROM recovery WHERE system_id = %s", (system_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
