@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "power-config": ("maasflow.serve.power_config", "print MAAS power parameters for a machine"),
     "demo": ("maasflow.demo", "simulator + service + daemon on loopback, with a live view"),
     "status": ("maasflow.daemon.report", "show what the daemon knows about each machine"),
+    "migrate-store": (
+        "maasflow.daemon.store_transfer",
+        "move the daemon's records from SQLite into PostgreSQL",
+    ),
 }
 
 

@@ -13,6 +13,7 @@ may write (leadership, fencing) is decided elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -219,6 +220,46 @@ class PostgresStore(ProvisionStore):
         with self._locked() as db:
             db.execute("DELETE FROM recovery WHERE system_id = %s", (system_id,))
 
+    # -- filling a new store (`maasflow migrate-store`) ----------------------------------------
+
+    def fill(
+        self, records: list[ProvisionRecord], setbacks: list[Setback], recoveries: list[Recovery]
+    ) -> None:
+        """Write these rows, exactly as they are, into this empty store: all of them or none.
+
+        A store already holding a row is refused (ValueError) and left as it was, so two
+        installations are never mixed by accident.
+        """
+        with self._locked() as db, db.transaction():
+            db.execute("LOCK TABLE provision, setback, recovery IN EXCLUSIVE MODE")
+            held = _row_count(db)
+            if held:
+                raise ValueError(f"it already holds {held} rows; give an empty database")
+            _insert(db, "provision", _COLUMNS, [_values(r) for r in records])
+            _insert(db, "setback", "system_id, action, failures, retry_at, last_error",
+                    [_values(s) for s in setbacks])  # fmt: skip
+            _insert(db, "recovery", "system_id, retries, quarantined",
+                    [_values(r) for r in recoveries])  # fmt: skip
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _row_count(db: Connection) -> int:
+    row = db.execute(
+        "SELECT (SELECT count(*) FROM provision) + (SELECT count(*) FROM setback)"
+        " + (SELECT count(*) FROM recovery) AS n"
+    ).fetchone()
+    return 0 if row is None else int(row["n"])
+
+
+def _values(row: ProvisionRecord | Setback | Recovery) -> tuple[Any, ...]:
+    return dataclasses.astuple(row)
+
+
+def _insert(db: Connection, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    """COPY `rows` into `table` (constant names from this module)."""
+    with db.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
