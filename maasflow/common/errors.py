@@ -16,6 +16,7 @@ branch says one thing about retrying::
     ├── ProvisionError           provisioning failed; retried with capped exponential backoff
     ├── StoreError               a state store could not be read or written (disk full, I/O
     │                            error); the write is retried, health names the store
+    ├── NotLeader                this daemon does not lead (any more): the write is not sent
     └── PowerError               a power backend of `maasflow serve` failed
 
 Nothing here imports httpx: the MAAS client maps transport failures onto these types.
@@ -96,6 +97,10 @@ class ProvisionError(MaasflowError):
 
 class StoreError(MaasflowError):
     """A state store refused a read or a write (disk full, I/O error, locked); nothing changed."""
+
+
+class NotLeader(MaasflowError):
+    """Fencing: this daemon is not the leader, or its lease ran out; it must not write."""
 
 
 class PowerError(MaasflowError):

@@ -10,8 +10,8 @@ This module is the one place that knows how maasflow reaches it:
   `$CREDENTIALS_DIRECTORY/maasflow_db_password`, else none (libpq's own ~/.pgpass then
   applies), by `common.secrets`' one rule for secret files. It is handed to libpq as a
   connection parameter, never through the environment or a command line.
-- `connect` opens one autocommit connection (rows as dicts, TCP keepalives so that a cut
-  network is noticed); any failure is one `ConfigError` line naming the URL.
+- `connect` (and `connect_async`) opens one autocommit connection (rows as dicts, TCP
+  keepalives so that a cut network is noticed); any failure is one `ConfigError` line.
 - `migrate` brings one component's tables (the daemon's, serve's) up to its `Schema` (the
   same `Migration` steps `common.sqlite` uses), each step one transaction under an advisory
   lock, so processes starting at once never apply a step twice; the versions live in the
@@ -49,6 +49,7 @@ _VERSION_TABLE = (
 )
 
 Connection = psycopg.Connection[DictRow]
+AsyncConnection = psycopg.AsyncConnection[DictRow]
 
 
 def is_postgres_url(text: str) -> bool:
@@ -103,6 +104,18 @@ def connect(url: PostgresUrl, password: str | None, *, label: str) -> Connection
     extra: dict[str, Any] = {"password": password} if password is not None else {}
     try:
         return psycopg.connect(
+            url.url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S,
+            application_name="maasflow", **_keepalives(), **extra,
+        )  # fmt: skip
+    except psycopg.Error as exc:
+        raise ConfigError(f"{label}: cannot connect ({_reason(exc)})") from None
+
+
+async def connect_async(url: PostgresUrl, password: str | None, *, label: str) -> AsyncConnection:
+    """`connect`, for asyncio (the daemon's leadership session)."""
+    extra: dict[str, Any] = {"password": password} if password is not None else {}
+    try:
+        return await psycopg.AsyncConnection.connect(
             url.url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S,
             application_name="maasflow", **_keepalives(), **extra,
         )  # fmt: skip

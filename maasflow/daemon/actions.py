@@ -41,6 +41,7 @@ class Actuator:
         power_helper_args: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
         health: Health | None = None,
+        fence: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
         self.store = store
@@ -50,6 +51,7 @@ class Actuator:
         self.power_helper_args = power_helper_args  # before the MACs: maas-flow's USER HOST
         self.clock = clock
         self.health = health
+        self.fence = fence  # raises NotLeader in a daemon that must not act (`leadership`)
         self._ops: dict[ActionKind, Callable[[Machine, Action], Awaitable[Outcome]]] = {
             ActionKind.RENAME: self._rename,
             ActionKind.POWER_OFF: self._power_off,
@@ -69,6 +71,7 @@ class Actuator:
         op = self._ops.get(action.kind)
         if op is None:
             raise ValueError(f"unknown action kind {action.kind!r}")
+        self.fence()
         return await op(machine, action)
 
     async def _rename(self, machine: Machine, action: Action) -> Outcome:
@@ -120,7 +123,10 @@ class Actuator:
 
     def _attempts(self) -> Attempts:
         provisioner = self._require_provisioner()
-        return Attempts(self.store, provisioner, clock=lambda: self.clock(), health=self.health)
+        return Attempts(
+            self.store, provisioner, clock=lambda: self.clock(), health=self.health,
+            fence=self.fence,
+        )  # fmt: skip
 
     def _require_provisioner(self) -> Provisioner:
         if self.provisioner is None:

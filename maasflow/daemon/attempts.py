@@ -12,6 +12,9 @@ provisioning so that the store is always the truth a restarted daemon can act on
   the record running: the next pass asks (GET) and POSTs again only on a 404. Before
   POSTing again after a failed attempt, the provisioner is asked too, and a job of this
   deploy it already has (running, or done) is adopted.
+- fencing: `fence` (the daemon's leadership, when several daemons share a database) is
+  called right before a run is released and before each POST; it raises `NotLeader` in a
+  daemon that must not act, and nothing is started.
 - the store: a write that must not be lost (the run's handle before release, a finished
   result) is retried with `common.backoff` until it succeeds, while `Health` names the store;
   a cancelled retry (shutdown) leaves the run and its result file for the next daemon.
@@ -32,7 +35,7 @@ import structlog
 
 from maasflow.common import child
 from maasflow.common.backoff import Backoff
-from maasflow.common.errors import ProvisionError, StoreError
+from maasflow.common.errors import NotLeader, ProvisionError, StoreError
 from maasflow.daemon.maas.models import Machine
 from maasflow.daemon.outcome import Outcome
 from maasflow.daemon.provisioning import (
@@ -67,12 +70,14 @@ class Attempts:
         clock: Callable[[], float] = time.time,
         health: Health | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        fence: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.provisioner = provisioner
         self.clock = clock
         self.health = health
         self.sleep = sleep
+        self.fence = fence  # raises NotLeader when this daemon must not start anything
 
     # -- the actions ------------------------------------------------------------------
 
@@ -94,6 +99,8 @@ class Attempts:
             return Outcome("running", f"{exc}; asking the provisioner next pass")
         except ProvisionError as exc:
             return await self._failed(machine, record, exc)
+        except NotLeader:  # fenced before anything began: the next leader finds it running
+            raise
         except Exception as exc:  # an OSError (say, no runs directory) must not leave it running
             error = ProvisionError(f"{type(exc).__name__}: {exc}")
             return await self._failed(machine, record, error)
@@ -145,6 +152,7 @@ class Attempts:
         run = await script.start(target, record.deploy_id)
         try:
             await self._save(machine, lambda: self.store.set_run(machine.system_id, run.handle))
+            self.fence()
             run.release()
             ended = await _result(script, lambda: script.finish(run))
         except BaseException:
@@ -184,6 +192,7 @@ class Attempts:
                 return Outcome("running", "the provisioner already runs this deploy: adopted")
             if found is Found.DONE:
                 return await self._settle(machine, record, "")
+        self.fence()
         await http.submit(target, record.deploy_id)
         return Outcome("running", "submitted")
 
@@ -193,6 +202,7 @@ class Attempts:
         target = await _target(machine)
         result = await http.poll(target, record.started_at)
         if result is PollResult.MISSING:
+            self.fence()
             await http.submit(target, record.deploy_id)
             return Outcome("running", "provisioner had no record: submitted again")
         if result is PollResult.DONE:

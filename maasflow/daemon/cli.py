@@ -9,7 +9,8 @@ could not be used (`-once`/`-preview`: at the first failure; the long-running da
 retries what may heal, such as an unreachable MAAS or a rejected key, and gives up only on
 an answer waiting cannot change, such as a URL that does not lead to MAAS's API); 2 for bad
 configuration or a state file another daemon holds (raised as ConfigError, printed by
-`maasflow.cli`).
+`maasflow.cli`). With a PostgreSQL -db several daemons may run; only the leader acts
+(`daemon.leadership`), and one that loses its leadership exits 1 at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import structlog
@@ -36,6 +38,7 @@ from maasflow.common.postgres import PostgresUrl, read_password
 from maasflow.common.secrets import read_secret_file, readable_by_others
 from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
+from maasflow.daemon.leadership import Leadership, Role
 from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.client import MaasClient, RequestRecord, longest_silence
@@ -128,8 +131,9 @@ def key_source(settings: Settings) -> Callable[[], str] | None:
     return lambda: read_secret_file(path, "the MAAS API key", "MAAS API key")
 
 
-def _build(settings: Settings, metrics: Metrics) -> Daemon:
+def _build(settings: Settings, metrics: Metrics, leadership: Leadership | None = None) -> Daemon:
     health = Health(settings.period)
+    fence = None if leadership is None else leadership.fence
 
     def on_response(record: RequestRecord) -> None:
         metrics.observe_request(record.method, record.op or "", record.status, record.duration_s)
@@ -138,7 +142,9 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
             health.request_failed(f"MAAS unreachable: {record.method} {record.path}: {answer}")
 
     liveness = Liveness(longest_silence(), SYSTEM_CLOCK)  # the client's default timeouts
-    client = maas_client(settings, on_response=on_response, on_progress=liveness.progressed)
+    client = maas_client(
+        settings, on_response=on_response, on_progress=liveness.progressed, before_write=fence
+    )
     token = settings.provision_token
     provisioner = provisioner_for(
         settings.provision_url,
@@ -149,7 +155,8 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
     if isinstance(provisioner, ScriptProvisioner) and not settings.preview:
         provisioner.check()
     store = _open_store(settings)
-    if isinstance(provisioner, ScriptProvisioner) and not settings.preview:
+    # Several daemons may share a state directory; only a lone daemon knows every run in it.
+    if isinstance(provisioner, ScriptProvisioner) and not settings.preview and not fence:
         sweep(provisioner.runs_dir, {r.run_file for r in store.all() if r.run_file})
     actuator = Actuator(
         client,
@@ -159,6 +166,7 @@ def _build(settings: Settings, metrics: Metrics) -> Daemon:
         power_helper=settings.power_helper_script,
         power_helper_args=settings.power_helper_args,
         health=health,
+        fence=fence or (lambda: None),
     )
     return Daemon(
         client,
@@ -183,10 +191,12 @@ def maas_client(
     on_progress: Callable[[], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    before_write: Callable[[], None] | None = None,
 ) -> MaasClient:
     """The daemon's MAAS client (`transport` and `sleep` are for tests).
 
-    `on_progress` hears every sign that a call moves (the watchdog's `Liveness`).
+    `on_progress` hears every sign that a call moves (the watchdog's `Liveness`);
+    `before_write` is the leadership fence.
     """
     return MaasClient(
         settings.maas_url,
@@ -198,6 +208,7 @@ def maas_client(
         max_answer_bytes=settings.max_answer_bytes,
         transport=transport,
         sleep=sleep,
+        before_write=before_write,
         # One attempt per write: a write's retry waits would hold an action slot (a MAAS
         # that answers 503 for a doomed machine would fill them all); the per-machine
         # backoff (daemon/setbacks.py) sends it again on a later pass. Reads keep retrying.
@@ -222,25 +233,53 @@ def _open_store(settings: Settings) -> ProvisionStore:
     return Store(path)
 
 
+def _leadership(settings: Settings) -> Leadership | None:
+    """With a PostgreSQL -db, this daemon acts only while it leads (`daemon.leadership`)."""
+    if settings.preview or not isinstance(settings.db, PostgresUrl):
+        return None
+    password = read_password(settings.db_password_file, "-db-password-file")
+    return Leadership(settings.db, password, lease=settings.leader_lease)
+
+
+def _follow(leadership: Leadership, daemon: Daemon, metrics: Metrics) -> None:
+    """Show the role in /healthz, /metrics and /state as it changes."""
+
+    def changed(role: Role) -> None:
+        daemon.health.role = str(role)
+        metrics.observe_leader(role is Role.LEADER)
+
+    leadership.on_change = changed
+    changed(leadership.role)
+    daemon.leadership = leadership.describe
+
+
 async def _run(settings: Settings) -> int:
     metrics = Metrics()
-    daemon = _build(settings, metrics)
+    leadership = _leadership(settings)
+    daemon = _build(settings, metrics, leadership)
+    if leadership is not None:
+        _follow(leadership, daemon, metrics)
     try:
         if settings.preview:
             await daemon.identify(retry=False)
             print_plan(await make_plan(daemon), settings.log_format, sys.stdout)
             return 0
         if settings.once:
-            return await _once(daemon, settings)
-        return await _forever(daemon, settings, metrics)
+            return await _once(daemon, settings, leadership)
+        return await _forever(daemon, settings, metrics, leadership)
     finally:
         await daemon.client.aclose()
         daemon.actuator.store.close()
+        if leadership is not None:
+            await leadership.close()
 
 
-async def _once(daemon: Daemon, settings: Settings) -> int:
+async def _once(daemon: Daemon, settings: Settings, leadership: Leadership | None) -> int:
     reload_on_sighup(daemon, settings.reload_from, SystemdNotifier())
     await daemon.identify(retry=False)
+    if leadership is not None:
+        await leadership.campaign(asyncio.Event())  # -once acts only as the leader
+        asyncio.create_task(leadership.hold())  # noqa: RUF006 - ends with the run
     try:
         await daemon.run_pass()
     except MaasError:
@@ -270,7 +309,9 @@ def _reload(daemon: Daemon, sources: Mapping[str, Given], notifier: SystemdNotif
         notifier.ready()
 
 
-async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
+async def _forever(
+    daemon: Daemon, settings: Settings, metrics: Metrics, leadership: Leadership | None
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -281,7 +322,11 @@ async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
         notifier.ready()
         watchdog = asyncio.create_task(notifier.keepalive(daemon.loop_alive, daemon.clock.sleep))
         try:
-            await run_identified(daemon, stop, lambda: notifier.status(daemon.status_line()))
+            await run_identified(
+                daemon, stop, lambda: notifier.status(daemon.status_line()), leadership
+            )
+            if leadership is not None and leadership.lost.is_set():
+                _exit_fenced()
         finally:
             notifier.stopping()
             await daemon.shutdown(settings.grace)
@@ -289,13 +334,29 @@ async def _forever(daemon: Daemon, settings: Settings, metrics: Metrics) -> int:
     return 0
 
 
+def _exit_fenced() -> NoReturn:
+    """Leadership lost: exit 1 at once, as a SIGKILL would end it.
+
+    Draining would cancel running provisioning, which the new leader would find cut short;
+    left running, the new leader adopts it (the store records every run). Writes are
+    fenced already; nothing here writes.
+    """
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(1)
+
+
 async def run_identified(
-    daemon: Daemon, stop: asyncio.Event, on_pass: Callable[[], None] | None = None
+    daemon: Daemon,
+    stop: asyncio.Event,
+    on_pass: Callable[[], None] | None = None,
+    leadership: Leadership | None = None,
 ) -> None:
     """Identify to MAAS (retrying what may heal), then run passes until `stop` is set.
 
     No pass starts unless identify succeeded: an identify that gives up raises its error
     (the caller exits 1 with its message); `stop` during identify ends without a pass.
+    With `leadership`, passes start only once this daemon leads, and stop when it loses.
     """
     identify = asyncio.create_task(daemon.identify())
     stopped = asyncio.create_task(stop.wait())
@@ -306,7 +367,24 @@ async def run_identified(
         await asyncio.gather(identify, return_exceptions=True)
         return
     identify.result()  # raises when MAAS refused for good
-    await daemon.run(stop, on_pass=on_pass)
+    if leadership is None:
+        await daemon.run(stop, on_pass=on_pass)
+    elif await leadership.campaign(stop):
+        await _lead(daemon, stop, on_pass, leadership)
+
+
+async def _lead(
+    daemon: Daemon, stop: asyncio.Event, on_pass: Callable[[], None] | None, leadership: Leadership
+) -> None:
+    """Run passes while leading: the heartbeat runs beside them, and losing sets `stop`."""
+    holding = asyncio.create_task(leadership.hold())
+    lost = asyncio.create_task(leadership.lost.wait())
+    lost.add_done_callback(lambda _: stop.set())
+    try:
+        await daemon.run(stop, on_pass=on_pass)
+    finally:
+        holding.cancel()
+        lost.cancel()
 
 
 @contextlib.asynccontextmanager

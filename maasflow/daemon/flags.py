@@ -130,6 +130,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("db_password_file", ("db-password-file",), ("MAASFLOW_DB_PASSWORD_FILE",),
            "(none)", "file holding the PostgreSQL password; $CREDENTIALS_DIRECTORY/"
            "maasflow_db_password (systemd LoadCredential=) when unset; else ~/.pgpass"),
+    Option("leader_lease", ("leader-lease",), ("MAASFLOW_LEADER_LEASE",), "10s",
+           "with a postgresql:// -db: how long a silent leader keeps leading; a standby "
+           "takes over within 1.25 leases of the leader's death"),
     Option("grace", ("grace",), ("SHUTDOWN_GRACE",), "30s",
            "on SIGTERM, how long running actions may take to finish"),
     Option("max_answer_bytes", ("max-answer-size",), ("MAAS_MAX_ANSWER_SIZE",), "256MiB",

@@ -34,6 +34,7 @@ from maasflow.common.errors import (
     Conflict,
     Forbidden,
     MaasError,
+    NotLeader,
     StoreError,
     TemporaryMaasError,
     Unauthorized,
@@ -140,6 +141,8 @@ class Daemon:
         self._pass_started: float | None = None  # monotonic start of the pass under way
         self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
         self._refused_names: dict[str, str] = {}  # system_id -> a hostname MAAS refused
+        # Role, leader and epoch for /state, when several daemons share a database.
+        self.leadership: Callable[[], dict[str, Any]] | None = None
 
     # -- start-up -------------------------------------------------------------------
 
@@ -388,6 +391,8 @@ class Daemon:
             self._spend_retry(machine, action)
         try:
             outcome = await self.actuator.perform(machine, action)
+        except NotLeader as exc:  # fenced: nothing was sent; the leader acts instead
+            return Outcome("skipped", str(exc))
         except MaasError as exc:
             return self._refused(machine, action, exc)
         except Exception as exc:
@@ -575,6 +580,7 @@ class Daemon:
                 "last_error": self.last_error,
             },
             "machines": self.views.rows(),
+            **({"leadership": self.leadership()} if self.leadership else {}),
         }
 
 

@@ -3,7 +3,8 @@
 Every series is prefixed `maasflow_`. The daemon reports what happened through a few calls
 (`observe_pass`, `observe_action`, `observe_request`, `observe_provision`; from the
 lifecycle's phase listener, `observe_phase_entry` and `observe_resync`; for machines in
-trouble, `observe_backing_off`, `observe_retry` and `observe_quarantine`); `render()` gives
+trouble, `observe_backing_off`, `observe_retry` and `observe_quarantine`; with several daemons on
+one database, `observe_leader`); `render()` gives
 the exposition text that `/metrics` serves. A private `CollectorRegistry` keeps instances
 independent (tests, the demo running several in one process) and leaves the process-wide
 default registry alone.
@@ -70,6 +71,12 @@ class Metrics:
             ["phase"],
             registry=r,
         )
+        self.leader = Gauge(
+            "maasflow_leader",
+            "1 while this daemon acts (the leader, or the only daemon); 0 as a standby.",
+            registry=r,
+        )
+        self.leader.set(1)
         self.last_pass_timestamp_seconds = Gauge(
             "maasflow_last_pass_timestamp_seconds", "Unix time the last pass ended.", registry=r
         )
@@ -202,6 +209,9 @@ class Metrics:
     def observe_quarantine(self) -> None:
         """Count one machine quarantined."""
         self.quarantines_total.inc()
+
+    def observe_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

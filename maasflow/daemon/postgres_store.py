@@ -69,8 +69,19 @@ _TABLES = (
         quarantined BOOLEAN NOT NULL DEFAULT FALSE
     )""",
 )
+_LEADER = (
+    """CREATE TABLE maasflow_leader (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch  BIGINT NOT NULL,
+        holder TEXT NOT NULL,
+        since  DOUBLE PRECISION NOT NULL
+    )""",
+)
 SCHEMA = Schema(
-    (Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),)
+    (
+        Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),
+        Migration(2, "the leader row: fencing epoch and holder (`daemon.leadership`)", _LEADER),
+    )
 )
 _COLUMNS = (
     "system_id, state, mode, attempts, started_at, updated_at, finished_at, "

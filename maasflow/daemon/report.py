@@ -172,6 +172,10 @@ def _summary(doc: Mapping[str, Any], ref: float, count: int) -> str:
         parts.append(f"last ok {ago(_epoch(info.get('last_ok_at')), ref)}")
         if info.get("last_error"):
             parts.append(f"last error: {_truncate(_text(info['last_error']), ERROR_WIDTH)}")
+    leading = doc.get("leadership")
+    if isinstance(leading, dict):  # several daemons on one database: who acts
+        leader = _truncate(_text(leading.get("leader")), CELL_WIDTH) or "?"
+        parts.append(f"this daemon: {_text(leading.get('role'))}; leader {leader}")
     return "; ".join(parts)
 
 

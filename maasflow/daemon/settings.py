@@ -158,6 +158,7 @@ class Settings(BaseSettings):
         Path(), validate_default=True
     )  # see below
     db_password_file: Annotated[Path | None, checked(check.path)] = None
+    leader_lease: Annotated[float, checked(check.positive_duration)] = 10.0
     grace: Annotated[float, checked(check.non_negative_duration)] = 30.0
     max_answer_bytes: Annotated[int, checked(check.answer_size)] = 256 * 1024 * 1024
     # Where the filter and the mappings were given (setting name -> its Given), so SIGHUP

@@ -7,6 +7,8 @@ Three read-only routes, all GET (HEAD works too):
   "unhealthy", "reason": ...}` where the reason is what the daemon reported (`state store:
   state file ...: database or disk is full`, `MAAS unreachable: ...`, `API key rejected by
   MAAS: ...`), `loop stuck: no pass for N s`, or `starting` before the first pass.
+  With several daemons on one database (`daemon.leadership`) the body also has `"role"`:
+  `"leader"`, or `"standby"` (200, reason `standby`: healthy and idle), or `"lost"` (503).
 - `/metrics` — Prometheus text exposition of `maasflow.daemon.metrics.Metrics`.
 - `/state` — the daemon's snapshot as JSON, read by `maasflow status`. Schema::
 
@@ -73,6 +75,7 @@ class Health:
         self.problem: str | None = None
         self.request_error: str | None = None
         self.store_errors: dict[str, str] = {}  # what the store refused (key) -> why
+        self.role: str | None = None  # "leader" | "standby" | "lost" with several daemons
 
     def pass_ok(self, now: float | None = None) -> None:
         """A pass succeeded: healthy again, whatever went wrong before."""
@@ -111,6 +114,10 @@ class Health:
         """(healthy, reason): healthy while a pass succeeded within the last three periods."""
         now = self._now(now)
         window = HEALTHY_PERIODS * self.period
+        if self.role == "standby":
+            return True, "standby"
+        if self.role == "lost":
+            return False, "leadership lost"
         if self.store_errors:
             return False, f"state store: {next(iter(self.store_errors.values()))}"
         if self.problem:
@@ -141,6 +148,8 @@ def build_telemetry_app(
     async def healthz(request: Request) -> Response:
         ok, reason = health.check()
         body = {"status": "ok" if ok else "unhealthy", "reason": reason}
+        if health.role is not None:
+            body["role"] = health.role
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_text(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from maasflow.common.errors import PermanentMaasError, TemporaryMaasError
+from maasflow.common.errors import NotLeader, PermanentMaasError, TemporaryMaasError
 
 EXHAUSTED = "abc123: Unable to allocate static IP due to address exhaustion."
 
@@ -74,3 +74,18 @@ def test_write_attempts_below_one_are_refused(make_client) -> None:
     """A client that could never send a write is a programming error, caught at construction."""
     with pytest.raises(ValueError, match="attempts"):
         make_client(write_attempts=0)
+
+
+async def test_a_fenced_client_sends_no_write_but_still_reads(router, make_client, machine) -> None:
+    """before_write raising (the leadership fence) stops a write unsent; reads go on."""
+
+    def fence() -> None:
+        raise NotLeader("not the leader")
+
+    deploy = router.post("machines/abc123/").mock(return_value=httpx.Response(200, json={}))
+    router.get("machines/").mock(return_value=httpx.Response(200, json=[machine("a")]))
+    async with make_client(before_write=fence) as maas:
+        with pytest.raises(NotLeader):
+            await maas.deploy("abc123")
+        assert len(await maas.list_machines()) == 1
+    assert deploy.call_count == 0

@@ -50,6 +50,16 @@ async def test_table_shows_one_aligned_row_per_machine(
     assert header.index("WHEN") == rows[0].index("12s") == rows[1].index("3m ago")
 
 
+def test_the_summary_names_the_leader_of_several_daemons() -> None:
+    """With several daemons on one database, the summary says this one's role and who leads."""
+    doc = {
+        "generated_at": NOW, "maas_url": "http://m/MAAS", "machines": [],
+        "leadership": {"role": "standby", "leader": "host-a:4242 (epoch 3)", "epoch": None},
+    }  # fmt: skip
+    summary = status.render_table(doc).splitlines()[0]
+    assert summary.endswith("; this daemon: standby; leader host-a:4242 (epoch 3)")
+
+
 async def test_long_errors_are_truncated_and_missing_values_dashed(
     telemetry_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

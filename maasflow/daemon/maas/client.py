@@ -16,7 +16,9 @@ whose JSON is unreadable is retried when the request was a GET; after a write, t
 is read back with a GET instead, so a write is never repeated because its answer was
 garbled. A machine entry that does not validate is skipped with a warning, not the listing.
 
-`read_only=True` refuses every non-GET before it is sent (preview's defence in depth).
+`read_only=True` refuses every non-GET before it is sent (preview's defence in depth), and
+`before_write` (the daemon's leadership fence) is called before each write is sent, so a
+daemon that lost its leadership raises instead of writing.
 Answers are read as a stream and refused (`AnswerTooLarge`, permanent) once larger than
 `max_answer_bytes` (decoded, so a gzip bomb counts at its real size), before the rest is
 read: a 200 MB listing cost 846 MB of memory. `on_progress` is called whenever a call moves
@@ -171,6 +173,7 @@ class MaasClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         key_source: Callable[[], str] | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> None:
         write_attempts = max_attempts if write_attempts is None else write_attempts
         if (
@@ -180,6 +183,7 @@ class MaasClient:
         ):
             raise ValueError("attempts >= 1, timeout > 0 and backoffs >= 0 are required")
         self._max_answer_bytes = max_answer_bytes
+        self._before_write = before_write
         self._auth = MaasAuth(api_key)
         self._key_source = key_source
         self.base_url, self.api_url = api_urls(base_url, api_version)
@@ -380,6 +384,8 @@ class MaasClient:
         if attempts is None:
             attempts = self._max_attempts if method == "GET" else self._write_attempts
         for attempt in range(1, attempts + 1):
+            if method != "GET" and self._before_write is not None:
+                self._before_write()  # the daemon's fence: raises to send nothing
             try:
                 response = await self._send(method, path, op, params, data, attempt)
                 return decode(response, method, shown)
