@@ -47,6 +47,7 @@ from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import add_logging_arguments, configure_logging, logging_options
 from maasflow.common.notify import SystemdNotifier
 from maasflow.common.options import Bound, duration_type, state_directory
+from maasflow.common.postgres import is_postgres_url
 from maasflow.serve.app import DEFAULT_PORT, ServiceConfig
 from maasflow.serve.power_api import add_power_arguments, power_router_from_args
 from maasflow.serve.provision_auth import TOKEN_ENV, TOKEN_FLAG, token_from
@@ -146,11 +147,21 @@ def config_from_args(
         workers=args.workers,
         job_timeout=args.job_timeout,
         queue_limit=args.queue_limit,
-        db=args.db or default_db_path(env),
+        db=_records_file(args.db) or default_db_path(env),
         tls_cert=_readable("--tls-cert", args.tls_cert),
         tls_key=_readable("--tls-key", args.tls_key),
         provision_token=token_from(args.provision_token_file, env),
     )
+
+
+def _records_file(db: str | None) -> str | None:
+    """`--db` as given; a PostgreSQL URL is refused (serve's shared job queue is not built)."""
+    if db is not None and is_postgres_url(db):
+        raise ConfigError(
+            "--db: serve keeps its records in SQLite only (a job queue shared by replicas in "
+            "PostgreSQL is not built yet); give a file path, one serve per records file"
+        )
+    return db
 
 
 def default_db_path(env: Mapping[str, str]) -> Path:

@@ -39,3 +39,10 @@ def test_every_duration_flag_takes_the_one_duration_syntax(
     _out, err = capsys.readouterr()
     (line,) = err.strip().splitlines()
     assert "'soon' is not a duration" in line and "1m30s" in line
+
+
+def test_serve_refuses_a_postgresql_db_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """serve's records stay in SQLite: a postgresql:// --db is bad input, not a file name."""
+    assert main(["serve", "--db", "postgresql://maasflow@db/maasflow"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("maasflow: --db: serve keeps its records in SQLite only")
