@@ -335,12 +335,13 @@ async def _forever(
 
 
 def _exit_fenced() -> NoReturn:
-    """Leadership lost: exit 1 at once, as a SIGKILL would end it.
+    """Leadership lost: exit 1 at once, as a SIGKILL would end it (from any thread).
 
     Draining would cancel running provisioning, which the new leader would find cut short;
     left running, the new leader adopts it (the store records every run). Writes are
     fenced already; nothing here writes.
     """
+    log.error("leadership lost: exiting")
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(1)
@@ -378,6 +379,7 @@ async def _lead(
 ) -> None:
     """Run passes while leading: the heartbeat runs beside them, and losing sets `stop`."""
     holding = asyncio.create_task(leadership.hold())
+    leadership.watch(_exit_fenced)
     lost = asyncio.create_task(leadership.lost.wait())
     lost.add_done_callback(lambda _: stop.set())
     try:

@@ -22,9 +22,11 @@ provisioner (`Attempts`) first calls `fence()`, which raises `NotLeader` unless 
 leads and its lease has not run out by its own monotonic clock. So a leader whose session
 broke, or that was paused past its lease and woke up, refuses its next write instead of
 sending it; it then reports the loss (`lost`), and the daemon stops and exits 1 (systemd
-restarts it, as a standby). What this cannot close: a write already past its fence check
-when the process is frozen goes out when it thaws; each such write is one request, and the
-lifecycle reads MAAS's state before deciding, and a provisioner keys jobs by deploy id.
+restarts it, as a standby). A thread (`watch`) ends the process the same way when the lease
+runs out while the event loop is stuck (a store call on a network gone dark never returns).
+What this cannot close: a write already past its fence check when the process is frozen
+goes out when it thaws; each such write is one request, the lifecycle reads MAAS's state
+before deciding, and a provisioner keys jobs by deploy id.
 
 Where it stops: it knows nothing of passes or machines; the daemon's wiring campaigns,
 keeps the heartbeat running (`hold`), and stops on `lost`.
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -98,6 +101,7 @@ class Leadership:
         self._sleep = sleep
         self._db: AsyncConnection | None = None
         self._valid_until = 0.0
+        self._closed = False
 
     @property
     def beat(self) -> float:
@@ -185,6 +189,28 @@ class Leadership:
             self._lose("the lease ran out without an answered heartbeat")
         raise NotLeader(f"not the leader ({self.role}): this daemon must not act")
 
+    def watch(self, on_expired: Callable[[], None]) -> threading.Thread:
+        """Call `on_expired` from a thread of its own once this daemon may no longer act.
+
+        That is: the lease ran out by the clock, or the leadership was lost. It does not rely
+        on the event loop, which a blocked call (a store query on a dark network) can hold
+        longer than a lease: the process is then ended from this thread (the caller's
+        `on_expired`), so nothing it was blocked in can write afterwards.
+        """
+
+        def run() -> None:
+            while not self._closed:
+                time.sleep(self.beat / 2)
+                if self.role is Role.LOST or (
+                    self.role is Role.LEADER and self._clock() >= self._valid_until
+                ):
+                    on_expired()
+                    return
+
+        thread = threading.Thread(target=run, name="lease-watch", daemon=True)
+        thread.start()
+        return thread
+
     def _lose(self, reason: str) -> None:
         if self.role is not Role.LEADER:
             return
@@ -197,7 +223,8 @@ class Leadership:
         self.on_change(role)
 
     async def close(self) -> None:
-        """End the session (and so give up the lock, if held)."""
+        """End the session (and so give up the lock, if held); the watch ends too."""
+        self._closed = True
         await self._drop()
 
     async def _drop(self) -> None:

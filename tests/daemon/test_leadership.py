@@ -7,6 +7,7 @@ whose daemon tables exist (a PostgreSQL store opened it). Waits are conditions, 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 
@@ -129,3 +130,18 @@ async def test_a_silent_leader_is_dropped_by_the_server_within_its_lease(
     assert standby.epoch == 2
     with pytest.raises(NotLeader):
         silent.fence()  # its own clock says the lease ran out too
+
+
+async def test_the_watch_ends_a_leader_whose_lease_ran_out_even_if_the_loop_is_stuck(
+    make: MakeLeadership,
+) -> None:
+    """The lease watch calls its callback from its own thread once the lease has run out."""
+    clock = FakeClock()
+    leader = make("a:1", lease=0.2, clock=clock)
+    assert await _one_try(leader)
+    expired = threading.Event()
+    thread = leader.watch(expired.set)
+    assert not expired.wait(0.3)  # the lease is current by the (fake) clock: nothing happens
+    clock.now += 0.2
+    thread.join(30)  # the loop need not run: this test waits in a blocking join
+    assert expired.is_set()

@@ -17,6 +17,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tests.e2e.helpers import (
     wait_all_provisioned,
     wait_until,
 )
+from tests.e2e.tcp_cut import CuttableProxy
 from tests.postgres_cluster import PostgresDatabase
 
 EnvFor = Callable[..., dict[str, str]]
@@ -155,9 +157,45 @@ def test_a_leader_paused_past_its_lease_hands_over_and_exits_when_resumed(
     leader.proc.send_signal(signal.SIGCONT)
     assert leader.proc.wait(30) == 1
     lost = [e for e in leader.events() if e.get("event", "").startswith("leadership lost")]
-    assert len(lost) == 1
+    assert lost, leader.output()
     (tmp_path / "go").touch()
     wait_all_provisioned(standby, standby_url, set(sim.machines), 60)
     assert standby.terminate() == 0
     assert took_over <= BOUND, f"standby took {took_over:.2f}s to lead (bound {BOUND}s)"
+    _assert_once_each(sim, runs_file)
+
+
+def test_a_leader_cut_off_from_postgresql_hands_over(
+    start_sim: SimFactory,
+    start_daemon: DaemonFactory,
+    env_for: EnvFor,
+    gated: Path,
+    runs_file: Path,
+    tmp_path: Path,
+    postgres_database: PostgresDatabase,
+) -> None:
+    """The leader's path to PostgreSQL goes dark: the server ends its silent session, the
+    standby leads within the bound, and the cut-off leader never acts again."""
+    sim = start_sim(SimConfig(seed=63, time_factor=FAST, machines=generate_machines(4, 63)))
+    env = env_for(sim)
+    server = postgres_database.server
+    proxy = CuttableProxy((server.host, server.port))
+    try:
+        via_proxy = PostgresDatabase(replace(server, port=proxy.port), postgres_database.name)
+        leader = start_daemon(_args(via_proxy, tmp_path / "state-a", gated), env)
+        leader.telemetry_url()
+        _leading_at(leader)
+        standby = start_daemon(_args(postgres_database, tmp_path / "state-b", gated), env)
+        standby_url = standby.telemetry_url()
+        wait_until(lambda: read_runs(runs_file), lambda r: len(r) >= 1, 30, "a script running")
+        proxy.cut()
+        cut_at = time.time()
+        took_over = _leading_at(standby) - cut_at
+        (tmp_path / "go").touch()
+        wait_all_provisioned(standby, standby_url, set(sim.machines), 60)
+        assert standby.terminate() == 0
+    finally:
+        proxy.close()
+    assert took_over <= BOUND, f"standby took {took_over:.2f}s to lead (bound {BOUND}s)"
+    assert leader.proc.wait(30) == 1
     _assert_once_each(sim, runs_file)
