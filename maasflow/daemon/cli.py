@@ -242,13 +242,14 @@ def _leadership(settings: Settings) -> Leadership | None:
 
 
 def _follow(leadership: Leadership, daemon: Daemon, metrics: Metrics) -> None:
-    """Show the role in /healthz, /metrics and /state as it changes."""
+    """Show the role in /healthz, /metrics and /state as it changes; feed the watchdog."""
 
     def changed(role: Role) -> None:
         daemon.health.role = str(role)
         metrics.observe_leader(role is Role.LEADER)
 
     leadership.on_change = changed
+    leadership.on_try = daemon.liveness.progressed  # a standby's tries keep the watchdog fed
     changed(leadership.role)
     daemon.leadership = leadership.describe
 

@@ -96,6 +96,9 @@ class Leadership:
         self.leader = ""  # who leads, as last seen (this daemon's holder when it leads)
         self.lost = asyncio.Event()
         self.on_change: Callable[[Role], None] = lambda role: None
+        # Told after each try, with the wait before the next (the watchdog's `Liveness`):
+        # a standby campaigns for as long as the leader lives, and that is no hang.
+        self.on_try: Callable[[float], None] = lambda wait: None
         self._password = password
         self._clock = clock
         self._sleep = sleep
@@ -123,6 +126,7 @@ class Leadership:
             except psycopg.Error as exc:
                 log.warning("cannot reach PostgreSQL to campaign; retrying", reason=_why(exc))
                 await self._drop()
+            self.on_try(self.beat)
             await interruptible_sleep(self.beat, stop, self._sleep)
         return False
 

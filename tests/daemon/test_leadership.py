@@ -145,3 +145,15 @@ async def test_the_watch_ends_a_leader_whose_lease_ran_out_even_if_the_loop_is_s
     clock.now += 0.2
     thread.join(30)  # the loop need not run: this test waits in a blocking join
     assert expired.is_set()
+
+
+async def test_each_try_of_a_standby_is_reported_with_the_wait_before_the_next(
+    make: MakeLeadership,
+) -> None:
+    """A standby's campaign reports every try (the watchdog hears it is alive, not hung)."""
+    leader, standby = make("a:1", lease=2.0), make("b:2", lease=2.0)
+    assert await _one_try(leader)
+    waits: list[float] = []
+    standby.on_try = waits.append
+    assert await _one_try(standby) is False
+    assert waits == [0.5]
