@@ -43,7 +43,7 @@ class Kit:
         return self.script(
             name,
             f'echo "$@" >> {base}.runs\n'
-            f"echo $$ > {base}.pid\n"
+            f"echo $$ > {base}.pid.new && mv {base}.pid.new {base}.pid\n"  # whole when seen
             f"while [ ! -e {base}.go ]; do sleep 0.02; done\n" + body,
         )
 
