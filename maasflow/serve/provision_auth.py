@@ -1,10 +1,11 @@
 """The optional Bearer token guarding `/provision/*` of `maasflow serve`.
 
 With a token configured, every provisioning route requires `Authorization: Bearer <token>`;
-the comparison is constant-time (`hmac.compare_digest`). A missing or wrong token answers 401
-`{"error": ...}` with `WWW-Authenticate: Bearer realm="maasflow-provision"` (the app's
-exception handler gives the JSON shape on provisioning paths). The scheme is declared in
-OpenAPI through FastAPI's `HTTPBearer`, so `/openapi.json` tells clients to send it.
+the check is `maasflow.common.bearer`'s (constant-time), shared with the daemon's control
+routes. A missing or wrong token answers 401 `{"error": ...}` with `WWW-Authenticate:
+Bearer realm="maasflow-provision"` (the app's exception handler gives the JSON shape on
+provisioning paths). The scheme is declared in OpenAPI through FastAPI's `HTTPBearer`, so
+`/openapi.json` tells clients to send it.
 
 Where the token comes from: `--provision-token-file PATH`, else the env
 `MAASFLOW_PROVISION_TOKEN`, else the credential `provision_token` in $CREDENTIALS_DIRECTORY
@@ -17,7 +18,6 @@ What this module stops at: it checks a header; `provision_api` defines the route
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,13 +25,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from maasflow.common.secrets import (
-    CREDENTIALS_VARIABLE,
-    file_origin,
-    parse_token,
-    read_credential,
-    read_secret_file,
-)
+from maasflow.common.bearer import read_token_file, refusal
+from maasflow.common.secrets import CREDENTIALS_VARIABLE, parse_token, read_credential
 
 TOKEN_ENV = "MAASFLOW_PROVISION_TOKEN"  # noqa: S105  # the variable's name, not a secret
 TOKEN_FLAG = "--provision-token-file"  # noqa: S105  # a flag's name, not a secret
@@ -54,9 +49,7 @@ def token_from(path: str | None, env: Mapping[str, str]) -> str | None:
     is: one line of printable ASCII without spaces, from a file of at most 4 KiB.
     """
     if path is not None:
-        file = Path(path).expanduser()
-        text = read_secret_file(file, TOKEN_FLAG, _WHAT)
-        return parse_token(text, file_origin(TOKEN_FLAG, file), _WHAT)
+        return read_token_file(Path(path), TOKEN_FLAG, _WHAT)
     value = env.get(TOKEN_ENV)
     if value is not None:
         return parse_token(value, TOKEN_ENV, _WHAT)
@@ -68,16 +61,13 @@ def token_dependencies(token: str | None) -> list[Any]:
     """The router dependencies enforcing `token`; none when it is None (an open API)."""
     if token is None:
         return []
-    expected = token.encode("utf-8")
 
     async def require_token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
-        if credentials is None:
-            raise _unauthorized("missing bearer token (send Authorization: Bearer <token>)")
-        given = credentials.credentials.encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(given, expected):
-            raise _unauthorized("wrong bearer token")
+        why = refusal(None if credentials is None else credentials.credentials, token)
+        if why is not None:
+            raise _unauthorized(why)
 
     return [Depends(require_token)]
 
