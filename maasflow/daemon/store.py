@@ -7,7 +7,8 @@ The lifecycle clears it when the machine leaves Deployed, so a redeploy provisio
 Two small tables beside it keep the daemon's per-machine setbacks (`daemon.setbacks`: an
 action backing off after failures) and retry counts (`daemon.retry_budget`), so a restart,
 a preview and `maasflow status --db` see them too (schema version 2; version 3 adds the
-deploy id and the run).
+deploy id and the run). Version 4 adds each machine's recent history (`daemon.history`), a
+bounded table of events that `maasflow status <machine>` reads.
 
 Each row names its deploy: `start` gives a new record a fresh `deploy_id` and keeps it for
 every retry, so the id is sent with each POST and a provisioner can tell a repeated request
@@ -46,6 +47,7 @@ from maasflow.common.backoff import Backoff
 from maasflow.common.errors import StoreError
 from maasflow.common.sqlite import Migration, Schema, open_database, transaction
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.history import HISTORY_LIMIT, Event, HistoryStore, clip
 from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
 from maasflow.daemon.retry_budget import Recovery, RetryStore
 from maasflow.daemon.setbacks import Setback, SetbackStore
@@ -100,11 +102,27 @@ _DEPLOY_AND_RUN = (
     "ALTER TABLE provision ADD COLUMN run_start_ticks INTEGER",
     "ALTER TABLE provision ADD COLUMN run_file TEXT NOT NULL DEFAULT ''",
 )
+_EVENT = (
+    """
+CREATE TABLE event (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    system_id TEXT NOT NULL,
+    hostname  TEXT NOT NULL DEFAULT '',
+    at        REAL NOT NULL,
+    kind      TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    detail    TEXT NOT NULL DEFAULT ''
+)
+""",
+    "CREATE INDEX event_by_machine ON event (system_id, id)",
+)
 SCHEMA = Schema(
     (
         Migration(1, "the provision table", (_SCHEMA,)),
         Migration(2, "per-machine setbacks and retry counts", (_SETBACK, _RECOVERY)),
         Migration(3, "each record's deploy id and its script run", _DEPLOY_AND_RUN),
+        Migration(4, "each machine's recent history", _EVENT),
     )
 )
 SCHEMA_VERSION = SCHEMA.version
@@ -113,6 +131,7 @@ _COLUMNS = (
     "next_attempt_at, last_error, output_tail, hostname, deploy_id, "
     "run_pid, run_pgid, run_start_ticks, run_file"
 )
+_EVENT_COLUMNS = "system_id, hostname, at, kind, action, outcome, detail"
 _NO_RUN = "run_pid = NULL, run_pgid = NULL, run_start_ticks = NULL, run_file = ''"
 
 
@@ -164,10 +183,11 @@ def _clip(text: str) -> str:
     return text[-TEXT_LIMIT:]
 
 
-class ProvisionStore(SetbackStore, RetryStore, Protocol):
+class ProvisionStore(SetbackStore, RetryStore, HistoryStore, Protocol):
     """What the daemon needs from its provisioning records, whatever keeps them.
 
-    It keeps the daemon's setbacks and retry counts too (`SetbackStore`, `RetryStore`).
+    It keeps the daemon's setbacks, retry counts and machines' recent histories too
+    (`SetbackStore`, `RetryStore`, `HistoryStore`).
 
     The contract, for every implementation:
     - each call is atomic and safe from several threads at once (no update is lost);
@@ -177,7 +197,9 @@ class ProvisionStore(SetbackStore, RetryStore, Protocol):
     - a database the store cannot use (unreachable, not its schema, a newer schema) is a
       `ConfigError` when the store is opened, never later; a read or write that fails after
       that (disk full, I/O error, connection lost) is a `StoreError` and changes nothing;
-    - a record's `deploy_id` is set by its first `start` and kept until `clear`.
+    - a record's `deploy_id` is set by its first `start` and kept until `clear`;
+    - a machine's history keeps its newest HISTORY_LIMIT events, each detail clipped to
+      its last DETAIL_LIMIT characters.
     """
 
     def get(self, system_id: str) -> ProvisionRecord | None:
@@ -209,6 +231,11 @@ class ProvisionStore(SetbackStore, RetryStore, Protocol):
 
     def clear(self, system_id: str) -> bool:
         """Forget `system_id`'s record; True when there was one."""
+        ...
+
+    def retry_now(self, system_id: str) -> ProvisionRecord | None:
+        """Make a failed record due now (an operator's retry; its deploy id is kept);
+        None, and nothing written, unless the record is failed."""
         ...
 
     def close(self) -> None:
@@ -304,6 +331,38 @@ class SqliteStore(ProvisionStore):
         with self._locked() as db:
             cursor = db.execute("DELETE FROM provision WHERE system_id = ?", (system_id,))
             return cursor.rowcount > 0
+
+    def retry_now(self, system_id: str) -> ProvisionRecord | None:
+        now = self._clock()
+        with self._locked() as db, transaction(db):
+            cursor = db.execute(
+                "UPDATE provision SET next_attempt_at = ?, updated_at = ?"
+                " WHERE system_id = ? AND state = 'failed'",
+                (now, now, system_id),
+            )
+            return self._get(system_id) if cursor.rowcount else None
+
+    # -- machines' histories (`daemon.history`) --------------------------------------------
+
+    def add_event(self, event: Event) -> None:
+        row = (event.system_id, event.hostname, event.at, event.kind, event.action,
+               event.outcome, clip(event.detail))  # fmt: skip
+        with self._locked() as db, transaction(db):
+            db.execute(f"INSERT INTO event ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)  # noqa: S608 - constant columns
+            db.execute(
+                "DELETE FROM event WHERE system_id = ? AND id <= (SELECT id FROM event"
+                " WHERE system_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (event.system_id, event.system_id, HISTORY_LIMIT),
+            )
+
+    def events(self, system_id: str, limit: int = HISTORY_LIMIT) -> list[Event]:
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM event WHERE system_id = ?"  # noqa: S608 - constant columns
+            " ORDER BY id DESC LIMIT ?"
+        )
+        with self._locked() as db:
+            rows = list(db.execute(sql, (system_id, max(limit, 0))))
+        return [Event(**dict(row)) for row in reversed(rows)]
 
     # -- setbacks and retry counts (see the module docstring) --------------------------------
 

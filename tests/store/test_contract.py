@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.history import DETAIL_LIMIT, HISTORY_LIMIT, Event, EventKind
 from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import TEXT_LIMIT, ProvisionStore
@@ -244,3 +245,78 @@ def test_retry_counts_are_kept_replaced_and_cleared(open_store: OpenStore, clock
     ]
     second.clear_recovery("b")
     assert second.recoveries() == [Recovery("a", 3, quarantined=True)]
+
+
+# -- machines' histories and an operator's retry ----------------------------------------------
+
+
+def _event(system_id: str, n: int, detail: str = "") -> Event:
+    return Event(
+        system_id, f"host-{system_id}", 1000.0 + n, EventKind.ACTION, "deploy", "ok", detail
+    )
+
+
+def test_events_come_back_oldest_first_per_machine(store: ProvisionStore) -> None:
+    """events() answers one machine's events in the order they were added, and no other's."""
+    for n in range(3):
+        store.add_event(_event("a", n))
+        store.add_event(_event("b", n))
+    assert [e.at for e in store.events("a")] == [1000.0, 1001.0, 1002.0]
+    assert {e.system_id for e in store.events("a")} == {"a"}
+    assert [e.at for e in store.events("a", limit=2)] == [1001.0, 1002.0]
+    assert store.events("nobody") == []
+
+
+def test_a_history_keeps_only_the_newest_events(store: ProvisionStore) -> None:
+    """Past HISTORY_LIMIT events a machine's oldest are dropped; other machines keep theirs."""
+    store.add_event(_event("other", 0))
+    for n in range(HISTORY_LIMIT + 7):
+        store.add_event(_event("a", n))
+    kept = store.events("a", limit=HISTORY_LIMIT * 2)
+    assert len(kept) == HISTORY_LIMIT
+    assert kept[0].at == 1007.0 and kept[-1].at == 1000.0 + HISTORY_LIMIT + 6
+    assert len(store.events("other")) == 1
+
+
+def test_an_event_keeps_the_end_of_a_long_detail(store: ProvisionStore) -> None:
+    """An event's detail is clipped to its last DETAIL_LIMIT characters."""
+    store.add_event(_event("a", 0, "x" * DETAIL_LIMIT + "the cause"))
+    (event,) = store.events("a")
+    assert len(event.detail) == DETAIL_LIMIT and event.detail.endswith("the cause")
+    assert (event.hostname, event.kind, event.action, event.outcome) == (
+        "host-a",
+        "action",
+        "deploy",
+        "ok",
+    )
+
+
+def test_events_survive_reopening(open_store: OpenStore, clock: Clock) -> None:
+    """A history written before close() is read by a store opened later on the same database."""
+    first = open_store(clock)
+    first.add_event(_event("a", 0, "MAAS said 503"))
+    first.close()
+    assert [e.detail for e in open_store(clock).events("a")] == ["MAAS said 503"]
+
+
+def test_retry_now_makes_a_failed_record_due_and_keeps_its_deploy(
+    store: ProvisionStore, clock: Clock
+) -> None:
+    """retry_now() moves a failed record's next attempt to now, keeping attempts and deploy id."""
+    started = store.start("a", "n", "url")
+    store.fail("a", "boom", "", next_attempt_at=clock.now + 3600)
+    clock.now += 10
+    record = store.retry_now("a")
+    assert record is not None
+    assert (record.state, record.next_attempt_at, record.attempts) == ("failed", clock.now, 1)
+    assert (record.deploy_id, record.last_error) == (started.deploy_id, "boom")
+
+
+def test_retry_now_leaves_other_records_alone(store: ProvisionStore) -> None:
+    """retry_now() writes nothing for a running, complete or missing record."""
+    running = store.start("run", "n", "script")
+    store.start("done", "n", "script")
+    done = store.complete("done", "")
+    assert store.retry_now("run") is None and store.retry_now("done") is None
+    assert store.retry_now("missing") is None
+    assert (store.get("run"), store.get("done")) == (running, done)

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maasflow.common.errors import ConfigError, StoreError
+from maasflow.daemon.history import Event
 from maasflow.daemon.store import (
     SCHEMA_VERSION,
     ProvisionRecord,
@@ -70,6 +71,23 @@ def test_a_file_from_before_migrations_keeps_every_row(tmp_path: Path, version: 
     store.close()
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_version_3_file_gains_the_history_and_keeps_its_records(tmp_path: Path) -> None:
+    """A file of schema 3 (before histories) opens at the current version, rows intact, with an
+    empty history that takes events."""
+    path = tmp_path / "maasflow.sqlite"
+    write_todays_file(path, 1)
+    with closing(Store(path)) as store:  # migrates to the current version
+        store.add_event(Event("a1", "node-a", 1.0, "action", "deploy", "ok"))
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("DROP TABLE event")
+        db.execute("PRAGMA user_version = 3")
+    with closing(Store(path)) as store:
+        assert store.all() == TODAYS_ROWS and store.events("a1") == []
+        store.add_event(Event("a1", "node-a", 2.0, "action", "deploy", "failed", "503"))
+        assert [e.detail for e in store.events("a1")] == ["503"]
+    assert SCHEMA_VERSION == 4
 
 
 def test_file_store_uses_wal_and_versions_its_schema(tmp_path: Path) -> None:
