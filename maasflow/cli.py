@@ -1,11 +1,12 @@
 """The `maasflow` command: sub-command dispatch and the one-line error contract.
 
 `maasflow [flags]` runs the daemon (maas-flow's Go-style flags, see `daemon/flags.py`);
-`maasflow <sub-command> ...` runs one of the tools below. Every sub-command module exposes
-`main(argv: list[str]) -> int`. `maasflow -h` (wherever Go's flag parser would see the help
-flag) prints the sub-commands, then the daemon's flags; `maasflow --version` (or `-version`,
-and `--version` after any sub-command) prints `maasflow <version>`. Whatever the command, a
-`ConfigError` becomes one line on stderr and exit status 2, never a traceback.
+`maasflow <sub-command> ...` runs one of the tools below. Every sub-command is a function
+`(argv: list[str]) -> int`: its module's `main`, or the one named after a colon.
+`maasflow -h` (wherever Go's flag parser would see the help flag) prints the sub-commands,
+then the daemon's flags; `maasflow --version` (or `-version`, and `--version` after any
+sub-command) prints `maasflow <version>`. Whatever the command, a `ConfigError` becomes one
+line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "maasflow.daemon.store_transfer",
         "move the daemon's records from SQLite into PostgreSQL",
     ),
+    "pause": ("maasflow.daemon.control_client:pause", "pause the daemon: no new actions"),
+    "resume": ("maasflow.daemon.control_client:resume", "resume a paused daemon"),
+    "retry": ("maasflow.daemon.control_client:retry", "retry one machine at the next pass"),
 }
 
 
@@ -36,8 +40,10 @@ VERSION_FLAGS = frozenset({"--version", "-version"})
 
 
 def _load(name: str) -> Callable[[list[str]], int]:
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    entry: Callable[[list[str]], int] = module.main
+    module_name, _, function = SUBCOMMANDS[name][0].partition(":")
+    entry: Callable[[list[str]], int] = getattr(
+        importlib.import_module(module_name), function or "main"
+    )
     return entry
 
 

@@ -344,14 +344,14 @@ class LiveView:
 
     def _phase(self, sid: str) -> str:
         view = self.daemon.views.get(sid)
-        return view.phase if view else "not seen"
+        return (view.phase or "left out") if view else "not seen"
 
     def _rows(self, elapsed: float) -> list[str]:
         rows = []
         for sid, machine in sorted(self.sim.machines.items(), key=lambda kv: kv[1].hostname):
             exp = self.expect.get(sid)
             view = self.daemon.views.get(sid)
-            phase = _phase_text(view.phase, view.reason) if view else _excluded(exp)
+            phase = _phase_text(view.phase or "-", view.reason) if view else _excluded(exp)
             action = view.last_action or "-" if view else "-"
             took = self.finished.get(sid, elapsed)
             mark = "ok" if sid in self.finished else ".."

@@ -29,6 +29,7 @@ from typing import NoReturn
 import httpx
 import structlog
 
+from maasflow.common.bearer import read_token_file
 from maasflow.common.clock import SYSTEM_CLOCK
 from maasflow.common.errors import MaasError
 from maasflow.common.instance_lock import InstanceLock
@@ -38,6 +39,7 @@ from maasflow.common.postgres import PostgresUrl, read_password
 from maasflow.common.secrets import read_secret_file, readable_by_others
 from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
+from maasflow.daemon.control import control_routes
 from maasflow.daemon.leadership import Leadership, Role
 from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.loop import Daemon
@@ -395,7 +397,23 @@ async def _telemetry(daemon: Daemon, settings: Settings, metrics: Metrics) -> As
     if not settings.listen:
         yield
         return
-    app = build_telemetry_app(daemon.health, metrics, daemon.snapshot)
+    token = control_token(settings)
+    app = build_telemetry_app(
+        daemon.health,
+        metrics,
+        daemon.snapshot,
+        snapshot_all=lambda: daemon.snapshot(left_out=True),
+        history=daemon.history,
+        routes=control_routes(daemon, token),
+    )
     async with serve_telemetry(app, settings.listen) as url:
-        log.info("telemetry listening", url=url)
+        log.info("telemetry listening", url=url, control="on" if token else "off")
         yield
+
+
+def control_token(settings: Settings) -> str | None:
+    """The token `/control/*` requires, from -control-token-file; None: control is off."""
+    path = settings.control_token_file
+    if path is None:
+        return None
+    return read_token_file(path, "-control-token-file", "control token")

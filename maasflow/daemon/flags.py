@@ -122,6 +122,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("listen", ("listen",), ("LISTEN",), "127.0.0.1:9410",
            "health and metrics address host:port or [::1]:port; empty = off",
            empty_is_value=True),
+    Option("control_token_file", ("control-token-file",), ("CONTROL_TOKEN_FILE",), "(none)",
+           "file holding the Bearer token that maasflow pause, resume and retry send to "
+           "-listen's /control routes; none = control off"),
     Option("state_dir", ("state-dir",), ("STATE_DIRECTORY",), "~/.local/state/maasflow",
            "directory for state ($XDG_STATE_HOME/maasflow when that is set)"),
     Option("db", ("db",), ("MAASFLOW_DB",), "<state-dir>/maasflow.sqlite",

@@ -22,7 +22,8 @@ import contextlib
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -41,6 +42,7 @@ from maasflow.common.errors import (
 )
 from maasflow.daemon.actions import Actuator, Outcome
 from maasflow.daemon.executor import Executor
+from maasflow.daemon.history import Event, EventKind, event_kind
 from maasflow.daemon.lifecycle import (
     DEPLOYED,
     QUIET,
@@ -140,6 +142,9 @@ class Daemon:
         self.last_error: str | None = None
         self._pass_started: float | None = None  # monotonic start of the pass under way
         self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
+        self._in_flight: dict[str, ActionKind] = {}  # system_id -> its action under way
+        self.paused = False  # `maasflow pause`: no new action but provisioning polls
+        self.metrics.watch(lambda: self.executor.in_flight, lambda: self.health.check()[0])
         self._refused_names: dict[str, str] = {}  # system_id -> a hostname MAAS refused
         # Role, leader and epoch for /state, when several daemons share a database.
         self.leadership: Callable[[], dict[str, Any]] | None = None
@@ -246,19 +251,21 @@ class Daemon:
     def _decide_all(
         self, machines: list[Machine], records: dict[str, ProvisionRecord], listed_at: float
     ) -> PassSummary:
-        selected = [m for m in machines if self.filters.selects(m)]
+        selected: list[Machine] = []
         started = 0
         now = self.clock.monotonic()
-        for machine in selected:
-            if self._stale_or_busy(machine.system_id, listed_at):
+        self.views.begin_pass()
+        for machine in machines:
+            refusal = self.filters.reason(machine)
+            if refusal is not None:
+                self._left_alone(
+                    machine, self.views.left_out(machine, f"filtered out: {refusal}").reason
+                )
                 continue
-            if self.unseen.holds(machine, listed_at, now):
-                continue
-            decision = self.decide(machine, records, PhaseLog(machine, self.metrics))
-            self._remember(machine, decision, records.get(machine.system_id))
-            if decision.action is not None and self.held(machine, decision.action) is None:
-                started += self._start(machine, decision.action)
+            selected.append(machine)
+            started += self._consider(machine, records, listed_at, now)
         self._forget_missing({m.system_id for m in selected})
+        self.views.end_pass({m.system_id for m in machines})
         self.metrics.observe_backing_off(self.setbacks.waiting(self.clock.time()))
         return PassSummary(
             seen=len(machines),
@@ -267,6 +274,49 @@ class Daemon:
             by_status=dict(Counter(m.status_name or str(m.status) for m in selected)),
             by_phase=self.views.phase_counts(),
         )
+
+    def _consider(
+        self,
+        machine: Machine,
+        records: dict[str, ProvisionRecord],
+        listed_at: float,
+        now: float,
+    ) -> int:
+        """Decide for one selected machine and start its action, unless something holds it
+        back; 1 when an action started. Whatever holds it back becomes its reason."""
+        sid = machine.system_id
+        if self._stale_or_busy(sid, listed_at):
+            return self._left_alone(machine, self._busy_reason(sid))
+        if self.unseen.holds(machine, listed_at, now):
+            return self._left_alone(machine, "waiting for MAAS to show the write it accepted")
+        decision = self.decide(machine, records, PhaseLog(machine, self.metrics))
+        self._remember(machine, decision, records.get(sid))
+        action = decision.action
+        if action is None:
+            return self._left_alone(machine, decision.reason)
+        setback = self.held(machine, action)
+        if setback is not None:
+            return self._left_alone(machine, _backing_off(setback))
+        if self.paused and action.kind is not ActionKind.PROVISION_POLL:
+            return self._left_alone(machine, f"paused: would {describe_action(action)}")
+        self.views.said(sid, decision.reason)
+        return self._start(machine, action)
+
+    def _left_alone(self, machine: Machine, reason: str) -> int:
+        """The machine gets no action this pass, for `reason`: shown, and logged once per change."""
+        self.views.explain(machine.system_id, reason)
+        if self.views.said(machine.system_id, reason):
+            log.debug(
+                "machine left alone", system_id=machine.system_id, hostname=machine.hostname,
+                status=machine.status_name or machine.status, reason=reason,
+            )  # fmt: skip
+        return 0
+
+    def _busy_reason(self, system_id: str) -> str:
+        kind = self._in_flight.get(system_id)
+        if kind is not None:
+            return f"{kind} in flight"
+        return "waiting for a listing newer than its last action"
 
     def _stale_or_busy(self, system_id: str, listed_at: float) -> bool:
         """Skip a machine whose action is in flight, or ended after the listing was asked for.
@@ -363,11 +413,18 @@ class Daemon:
 
     def _start(self, machine: Machine, action: Action) -> int:
         decided = self.clock.monotonic()
+        sid = machine.system_id
 
         async def run() -> None:
-            await self._act(machine, action, decided)
+            try:
+                await self._act(machine, action, decided)
+            finally:
+                self._in_flight.pop(sid, None)
 
-        return int(self.executor.submit(machine.system_id, run))
+        started = self.executor.submit(sid, run)
+        if started:
+            self._in_flight[sid] = action.kind
+        return int(started)
 
     async def _act(self, machine: Machine, action: Action, decided: float) -> None:
         started = self.clock.monotonic()
@@ -457,6 +514,8 @@ class Daemon:
         self.metrics.observe_action(action.kind, outcome.result, duration)
         if outcome.provisioned_in is not None:
             self.metrics.observe_provision(outcome.result, outcome.provisioned_in)
+        self._note(machine.system_id, machine.hostname, event_kind(action.kind), action.kind,
+                   outcome.result, outcome.detail)  # fmt: skip
         emit = log.warning if outcome.result == "failed" else log.info
         extra: dict[str, object] = {"params": dict(action.params), "detail": outcome.detail}
         setback = self.setbacks.get(machine.system_id)
@@ -474,6 +533,81 @@ class Daemon:
             duration_s=round(duration, 3),
             **{k: v for k, v in extra.items() if v},
         )
+
+    def _note(
+        self, system_id: str, hostname: str, kind: str, action: str, outcome: str, detail: str
+    ) -> None:
+        """Add one line to the machine's history; a store that refuses it is reported, not fatal."""
+        event = Event(system_id, hostname, self.clock.time(), kind, action, outcome, detail)
+        try:
+            self.actuator.store.add_event(event)
+        except StoreError as exc:
+            self.health.store_failed("history", str(exc))
+            log.error("state store refused a history event", reason=str(exc))
+            return
+        self.health.store_ok("history")
+
+    def history(self, key: str) -> dict[str, Any] | None:
+        """The machine `key` (system_id or hostname) as `/state` shows it, and its recent
+        history; None when neither the last pass nor the store knows it."""
+        view = self.views.find(key)
+        system_id = key if view is None else view.system_id
+        events = self.actuator.store.events(system_id)
+        if view is None and not events:
+            return None
+        return {
+            "generated_at": self.clock.time(),
+            "machine": None if view is None else asdict(view),
+            "events": [asdict(e) for e in events],
+        }
+
+    # -- control (`maasflow pause|resume|retry`, see daemon.control) --------------------------
+
+    def pause(self) -> None:
+        """Start no new action (provisioning polls go on); those under way finish."""
+        self.paused = True
+        self.metrics.observe_paused(True)
+        log.warning("paused: no MAAS writes or provisioning starts until resumed")
+
+    def resume(self) -> None:
+        """Act again from the next pass."""
+        self.paused = False
+        self.metrics.observe_paused(False)
+        log.warning("resumed")
+
+    def retry(self, key: str) -> dict[str, Any]:
+        """Clear what holds machine `key` back so the next pass tries it: its backoff, its
+        failed-machine retry budget, a failed provisioning's wait, a hostname MAAS refused.
+        Raises LookupError when the last pass did not list it."""
+        view = self.views.find(key)
+        if view is None:
+            raise LookupError(key)
+        sid = view.system_id
+        cleared = self._clear_holds(sid, view.status)
+        self._acted_at.pop(sid, None)
+        detail = ", ".join(cleared) or "nothing held it back"
+        self._note(sid, view.hostname, EventKind.OPERATOR, "retry", "ok", detail)
+        log.warning("operator retry", system_id=sid, hostname=view.hostname, cleared=detail)
+        answer: dict[str, Any] = {"system_id": sid, "hostname": view.hostname, "cleared": cleared}
+        answer["reason"] = view.reason
+        if view.phase is Phase.QUARANTINED:
+            answer["note"] = f"it carries the tag {self.budgets.tag}: remove it in MAAS"
+        elif not view.selected:
+            answer["note"] = "the filters leave it out: maasflow does not act on it"
+        return answer
+
+    def _clear_holds(self, system_id: str, status: int) -> list[str]:
+        cleared = []
+        if self.setbacks.get(system_id) is not None:
+            self.setbacks.cleared(system_id)
+            cleared.append("backoff")
+        if self.budgets.reset(system_id, status):
+            cleared.append("retry budget")
+        if self.actuator.store.retry_now(system_id) is not None:
+            cleared.append("failed provisioning's wait")
+        if self._refused_names.pop(system_id, None) is not None:
+            cleared.append("refused hostname")
+        return cleared
 
     # -- pass bookkeeping -------------------------------------------------------------------
 
@@ -563,25 +697,39 @@ class Daemon:
 
     def status_line(self) -> str:
         """One line for systemd's STATUS=: how the last pass went."""
+        paused = "PAUSED; " if self.paused else ""
         if self.last_error:
-            return f"pass failed: {self.last_error}"[:200]
+            return f"{paused}pass failed: {self.last_error}"[:200]
         phases = self.views.phase_counts()
         counts = ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items()))
-        return f"{self.passes} passes; {len(self.views)} machines: {counts}"[:200]
+        return f"{paused}{self.passes} passes; {len(self.views)} machines: {counts}"[:200]
 
-    def snapshot(self) -> dict[str, Any]:
-        """The JSON document `/state` serves (schema in `maasflow.daemon.telemetry`)."""
+    def snapshot(self, left_out: bool = False) -> dict[str, Any]:
+        """The JSON document `/state` serves (schema in `maasflow.daemon.telemetry`); with
+        `left_out`, machines the filters leave out too."""
         return {
             "generated_at": self.clock.time(),
             "maas_url": self.client.base_url,
+            "paused": self.paused,
             "pass": {
                 "count": self.passes,
                 "last_ok_at": self.health.last_success_at,
                 "last_error": self.last_error,
             },
-            "machines": self.views.rows(),
+            "machines": self.views.rows(left_out=left_out),
             **({"leadership": self.leadership()} if self.leadership else {}),
         }
+
+
+def _backing_off(setback: Setback) -> str:
+    when = datetime.fromtimestamp(setback.retry_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    failures = f"{setback.failures} failure{'s' if setback.failures != 1 else ''}"
+    return f"{setback.action} backing off after {failures}, until {when}"
+
+
+def describe_action(action: Action) -> str:
+    """`deploy (Allocated to us: deploy)`: the action and why."""
+    return f"{action.kind} ({action.reason})" if action.reason else str(action.kind)
 
 
 def _may_heal(exc: MaasError) -> bool:

@@ -3,11 +3,12 @@
 Every series is prefixed `maasflow_`. The daemon reports what happened through a few calls
 (`observe_pass`, `observe_action`, `observe_request`, `observe_provision`; from the
 lifecycle's phase listener, `observe_phase_entry` and `observe_resync`; for machines in
-trouble, `observe_backing_off`, `observe_retry` and `observe_quarantine`; with several daemons on
-one database, `observe_leader`); `render()` gives
-the exposition text that `/metrics` serves. A private `CollectorRegistry` keeps instances
-independent (tests, the demo running several in one process) and leaves the process-wide
-default registry alone.
+trouble, `observe_backing_off`, `observe_retry` and `observe_quarantine`; with several daemons
+on one database, `observe_leader`; for control, `observe_paused`). `maasflow_build_info{version}`
+is set once; `watch` makes `maasflow_actions_in_flight` and `maasflow_healthy` read the
+daemon at each scrape. `render()` gives the exposition text that `/metrics` serves. A private
+`CollectorRegistry` keeps instances independent (tests, the demo running several in one
+process) and leaves the process-wide default registry alone.
 
 Label values must stay few: `op` is a MAAS op name (`list`, `commission`, ...), never a
 system_id; phase labels come from the lifecycle's closed `Phase` vocabulary. Per-pass gauges
@@ -19,7 +20,7 @@ cannot blow up the series count.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,6 +30,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from maasflow import __version__
 
 MAX_SERIES = 64
 
@@ -47,6 +50,7 @@ class Metrics:
         self._request_metrics()
         self._phase_metrics()
         self._trouble_metrics()
+        self._process_metrics()
 
     def _pass_metrics(self) -> None:
         r = self.registry
@@ -155,7 +159,33 @@ class Metrics:
             registry=r,
         )
 
+    def _process_metrics(self) -> None:
+        r = self.registry
+        build = Gauge(
+            "maasflow_build_info", "The running maasflow's version (always 1).", ["version"],
+            registry=r,
+        )  # fmt: skip
+        build.labels(version=__version__).set(1)
+        self.healthy = Gauge(
+            "maasflow_healthy", "1 while /healthz answers healthy, else 0.", registry=r
+        )
+        self.actions_in_flight = Gauge(
+            "maasflow_actions_in_flight", "Actions queued or running now.", registry=r
+        )
+        self.paused = Gauge(
+            "maasflow_paused", "1 while paused (maasflow pause): no new actions.", registry=r
+        )
+
     # -- what the daemon calls ------------------------------------------------------------
+
+    def watch(self, in_flight: Callable[[], int], healthy: Callable[[], bool]) -> None:
+        """Read the in-flight count and health at every scrape, from these callables."""
+        self.actions_in_flight.set_function(lambda: float(in_flight()))
+        self.healthy.set_function(lambda: 1.0 if healthy() else 0.0)
+
+    def observe_paused(self, paused: bool) -> None:
+        """The daemon was paused or resumed."""
+        self.paused.set(1 if paused else 0)
 
     def observe_pass(
         self,

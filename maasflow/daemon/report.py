@@ -3,12 +3,17 @@
 The state comes from the running daemon's endpoint (`GET <url>/state`, `--url`, default
 `$MAASFLOW_STATUS_URL` or `http://127.0.0.1:9410`; schema in `maasflow.daemon.telemetry`)
 or, with `--db PATH`, from the daemon's SQLite store, opened read-only (its tables know
-provisioning, setbacks and retry counts, so MAAS status and zone are blank there). The
-BACKOFF column shows an action backing off after failures (`deploy x3, next in 2m`) and the
-retries spent on a failed machine (`-retry-failed`); a quarantined machine shows phase
-`quarantined`. `--host REGEX` keeps machines whose hostname matches (unanchored search),
-`--json` prints the state document for scripts, `--healthz` asks `/healthz` instead (what
-the container HEALTHCHECK runs).
+provisioning, setbacks and retry counts, so MAAS status and zone are blank there). REASON
+says why maasflow acts on a machine or leaves it alone (waiting for MAAS, an action in
+flight, backing off until a time, locked, owned by another user, quarantined, paused, ...);
+`--all` adds the machines the filters leave out, with the filter that does. LAST ERROR is
+MAAS's own `error_description` (or `status_message`) for a machine in trouble, else the last
+error maasflow met. The BACKOFF column shows an action backing off after failures (`deploy
+x3, next in 2m`) and the retries spent on a failed machine (`-retry-failed`); a quarantined
+machine shows phase `quarantined`. `--host REGEX` keeps machines whose hostname matches
+(unanchored search), `--json` prints the state document for scripts, `--healthz` asks
+`/healthz` instead (what the container HEALTHCHECK runs). `maasflow status <machine>`
+shows one machine and its recent history (`machine_report`).
 
 Exit status: 0 shown; 1 the daemon could not be reached or answered nonsense (or, with
 `--healthz`, is unhealthy); 2 bad input (flag, regex, URL, database file). Text from MAAS is
@@ -42,6 +47,7 @@ from maasflow.daemon.lifecycle import Phase, ProvisionState
 
 DEFAULT_URL = "http://127.0.0.1:9410"
 ERROR_WIDTH = 60
+REASON_WIDTH = 60
 CELL_WIDTH = 40
 COLUMNS = (
     "HOSTNAME",
@@ -49,6 +55,7 @@ COLUMNS = (
     "ZONE",
     "MAAS STATUS",
     "PHASE",
+    "REASON",
     "LAST ACTION",
     "WHEN",
     "ATTEMPTS",
@@ -70,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--db", metavar="PATH", help="read the daemon's SQLite store instead")
     p.add_argument("--host", metavar="REGEX", help="only hostnames matching REGEX (search)")
+    p.add_argument("--all", action="store_true", help="list machines the filters leave out too")
+    p.add_argument(
+        "machine", nargs="?", help="show this machine (hostname or system_id) and its history"
+    )
     p.add_argument("--json", action="store_true", help="print JSON (the /state schema)")
     p.add_argument("--healthz", action="store_true", help="check /healthz: exit 0 healthy, 1 not")
     p.add_argument(
@@ -84,13 +95,24 @@ def main(argv: list[str]) -> int:
     try:
         if args.healthz:
             return _healthz(args.url, args.timeout)
-        doc = read_store(args.db) if args.db else fetch_state(args.url, args.timeout)
+        if args.machine is not None:
+            return _one_machine(args)
+        if args.db:
+            doc = read_store(args.db)
+        else:
+            doc = fetch_state(args.url, args.timeout, every=args.all)
     except Unreachable as exc:
         print(f"maasflow status: {exc}", file=sys.stderr)
         return 1
-    doc["machines"] = [m for m in doc["machines"] if pattern.search(_text(m.get("hostname")))]
+    doc["machines"] = [m for m in doc["machines"] if pattern.search(shown(m.get("hostname")))]
     print(json.dumps(doc, indent=2, default=str) if args.json else render_table(doc))
     return 0
+
+
+def _one_machine(args: argparse.Namespace) -> int:
+    from maasflow.daemon import machine_report  # it builds on this module's helpers
+
+    return machine_report.show(args)
 
 
 def _compile(regex: str | None) -> re.Pattern[str]:
@@ -103,14 +125,15 @@ def _compile(regex: str | None) -> re.Pattern[str]:
 # -- reading the endpoint -----------------------------------------------------------------
 
 
-def _endpoint(url: str, path: str) -> str:
+def endpoint(url: str, path: str) -> str:
+    """`url` (the daemon's -listen endpoint, perhaps ending in `path` already) + `path`."""
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--url {url!r}: expected http://host:port, e.g. {DEFAULT_URL}")
     base = url.rstrip("/")
     return base if base.endswith(path) else base + path
 
 
-def _get(url: str, timeout: float) -> httpx.Response:
+def http_get(url: str, timeout: float) -> httpx.Response:
     hint = "is the daemon running with -listen? (or set --url / MAASFLOW_STATUS_URL, or --db)"
     try:
         return httpx.get(url, timeout=timeout, trust_env=False)
@@ -120,10 +143,11 @@ def _get(url: str, timeout: float) -> httpx.Response:
         raise Unreachable(f"cannot reach the maasflow daemon at {url} ({exc}); {hint}") from None
 
 
-def fetch_state(url: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The daemon's `/state` document, checked for the shape this command reads."""
-    url = _endpoint(url, "/state")
-    response = _get(url, timeout)
+def fetch_state(url: str, timeout: float = 5.0, *, every: bool = False) -> dict[str, Any]:
+    """The daemon's `/state` document (`every`: with the machines left out), checked for the
+    shape this command reads."""
+    url = endpoint(url, "/state")
+    response = http_get(url + "?all=1" if every else url, timeout)
     if response.status_code != 200:
         raise Unreachable(f"{url} answered HTTP {response.status_code}, not the daemon's state")
     try:
@@ -137,8 +161,8 @@ def fetch_state(url: str, timeout: float = 5.0) -> dict[str, Any]:
 
 
 def _healthz(url: str, timeout: float) -> int:
-    url = _endpoint(url, "/healthz")
-    response = _get(url, timeout)
+    url = endpoint(url, "/healthz")
+    response = http_get(url, timeout)
     try:
         reason = str(response.json().get("reason", ""))
     except (ValueError, AttributeError):
@@ -152,8 +176,8 @@ def _healthz(url: str, timeout: float) -> int:
 
 def render_table(doc: Mapping[str, Any], now: float | None = None) -> str:
     """A summary line, then one aligned row per machine (sorted by hostname)."""
-    ref = _epoch(doc.get("generated_at")) or (time.time() if now is None else now)
-    machines = sorted(doc.get("machines", []), key=lambda m: _text(m.get("hostname")))
+    ref = epoch(doc.get("generated_at")) or (time.time() if now is None else now)
+    machines = sorted(doc.get("machines", []), key=lambda m: shown(m.get("hostname")))
     rows = [list(COLUMNS)] + [_row(m, ref) for m in machines]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [_summary(doc, ref, len(machines))]
@@ -164,39 +188,48 @@ def render_table(doc: Mapping[str, Any], now: float | None = None) -> str:
 
 
 def _summary(doc: Mapping[str, Any], ref: float, count: int) -> str:
-    source = _text(doc.get("maas_url")) or _text(doc.get("source")) or "?"
+    source = shown(doc.get("maas_url")) or shown(doc.get("source")) or "?"
     info = doc.get("pass") if isinstance(doc.get("pass"), dict) else {}
     parts = [f"{count} machine{'s' if count != 1 else ''}", f"MAAS {source}"]
+    if doc.get("paused") is True:
+        parts.insert(0, "PAUSED (maasflow resume to act again)")
     if info:
-        parts.append(f"passes {_text(info.get('count'))}")
-        parts.append(f"last ok {ago(_epoch(info.get('last_ok_at')), ref)}")
+        parts.append(f"passes {shown(info.get('count'))}")
+        parts.append(f"last ok {ago(epoch(info.get('last_ok_at')), ref)}")
         if info.get("last_error"):
-            parts.append(f"last error: {_truncate(_text(info['last_error']), ERROR_WIDTH)}")
+            parts.append(f"last error: {truncate(shown(info['last_error']), ERROR_WIDTH)}")
     leading = doc.get("leadership")
     if isinstance(leading, dict):  # several daemons on one database: who acts
-        leader = _truncate(_text(leading.get("leader")), CELL_WIDTH) or "?"
-        parts.append(f"this daemon: {_text(leading.get('role'))}; leader {leader}")
+        leader = truncate(shown(leading.get("leader")), CELL_WIDTH) or "?"
+        parts.append(f"this daemon: {shown(leading.get('role'))}; leader {leader}")
     return "; ".join(parts)
 
 
 def _row(m: Mapping[str, Any], ref: float) -> list[str]:
     status = m.get("status_name") or m.get("status")
     named = (m.get("hostname"), m.get("system_id"), m.get("zone"), status, m.get("phase"))
-    cells = [_truncate(_text(v), CELL_WIDTH) or "-" for v in (*named, m.get("last_action"))]
-    cells.append(ago(_epoch(m.get("last_action_at")), ref))
-    cells.append(_text(m.get("attempts")) or "0")
+    cells = [truncate(shown(v), CELL_WIDTH) or "-" for v in named]
+    cells.append(truncate(shown(m.get("reason")), REASON_WIDTH) or "-")
+    cells.append(truncate(shown(m.get("last_action")), CELL_WIDTH) or "-")
+    cells.append(ago(epoch(m.get("last_action_at")), ref))
+    cells.append(shown(m.get("attempts")) or "0")
     cells.append(backoff_cell(m, ref))
-    cells.append(_truncate(_text(m.get("last_error")), ERROR_WIDTH) or "-")
+    cells.append(truncate(shown(last_error(m)), ERROR_WIDTH) or "-")
     return cells
+
+
+def last_error(m: Mapping[str, Any]) -> Any:
+    """MAAS's own error text for a machine in trouble, else maasflow's last error."""
+    return m.get("maas_error") or m.get("last_error")
 
 
 def backoff_cell(m: Mapping[str, Any], now: float) -> str:
     """`deploy x3, next in 2m` for an action backing off; `retried 2x` for spent retries."""
     parts = []
-    until = _epoch(m.get("backoff_until"))
+    until = epoch(m.get("backoff_until"))
     if until is not None:
-        action = _truncate(_text(m.get("backoff_action")), CELL_WIDTH) or "action"
-        parts.append(f"{action} x{_text(m.get('backoff_failures'))}, next {within(until, now)}")
+        action = truncate(shown(m.get("backoff_action")), CELL_WIDTH) or "action"
+        parts.append(f"{action} x{shown(m.get('backoff_failures'))}, next {within(until, now)}")
     retries = m.get("retries")
     if isinstance(retries, int) and not isinstance(retries, bool) and retries > 0:
         parts.append(f"retried {retries}x")
@@ -222,7 +255,7 @@ def ago(then: float | None, now: float) -> str:
     return f"{seconds}s ago"
 
 
-def _epoch(value: Any) -> float | None:
+def epoch(value: Any) -> float | None:
     """Unix seconds from a number or an ISO-8601 string; None when neither."""
     if isinstance(value, bool) or value is None:
         return None
@@ -234,7 +267,7 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
-def _text(value: Any) -> str:
+def shown(value: Any) -> str:
     return "" if value is None else _clean(str(value))
 
 
@@ -242,7 +275,7 @@ def _clean(text: str) -> str:
     return escape(text)
 
 
-def _truncate(text: str, width: int) -> str:
+def truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -255,15 +288,21 @@ _PHASE_OF_STATE: dict[str, str] = {
 }
 
 
-def read_store(path: str) -> dict[str, Any]:
-    """The store's provisioning records in the `/state` shape (read-only; MAAS fields blank)."""
+def store_file(path: str) -> Path:
+    """The store file `--db` names; ConfigError when there is none."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(
             f"--db {path}: no such file; give the daemon's -db file "
             "(default ~/.local/state/maasflow/maasflow.sqlite, or $STATE_DIRECTORY/maasflow.sqlite)"
         )
-    machines = {row["system_id"]: _store_machine(row) for row in _table_rows(file)}
+    return file
+
+
+def read_store(path: str) -> dict[str, Any]:
+    """The store's provisioning records in the `/state` shape (read-only; MAAS fields blank)."""
+    file = store_file(path)
+    machines = {row["system_id"]: _store_machine(row) for row in table_rows(file)}
     _add_trouble(file, machines)
     return {
         "generated_at": time.time(),
@@ -274,12 +313,17 @@ def read_store(path: str) -> dict[str, Any]:
     }
 
 
-def _table_rows(file: Path, table: str = "provision") -> list[dict[str, Any]]:
+def table_rows(
+    file: Path, table: str = "provision", *, optional: bool = False
+) -> list[dict[str, Any]]:
+    """Every row of `table`; none when it is `optional` and the file predates it."""
     try:
         with contextlib.closing(open_read_only(file, label=f"--db {file}")) as db:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(f"SELECT * FROM {table}")]  # noqa: S608 - our table names
     except sqlite3.Error as exc:
+        if optional and "no such table" in str(exc):
+            return []
         hint = f"no {table} table: is it maasflow's store?" if "no such table" in str(exc) else exc
         raise ConfigError(f"--db {file}: cannot read it ({hint})") from None
 
@@ -288,7 +332,7 @@ def _add_trouble(file: Path, machines: dict[str, dict[str, Any]]) -> None:
     """Fold the setback and retry-count tables (absent in older files) into `machines`."""
     for table, fold in (("setback", _fold_setback), ("recovery", _fold_recovery)):
         try:
-            rows = _table_rows(file, table)
+            rows = table_rows(file, table)
         except ConfigError:
             continue  # a state file from before these tables existed
         for row in rows:

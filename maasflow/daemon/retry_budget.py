@@ -122,6 +122,14 @@ class RetryBudgets:
         if self._by_id.pop(system_id, None) is not None and self._store is not None:
             self._store.clear_recovery(system_id)
 
+    def reset(self, system_id: str, status: int) -> bool:
+        """An operator's retry: a fresh budget, the next retry due at once (not after a
+        backoff); True when there was anything to clear."""
+        had = system_id in self._by_id or system_id in self._since
+        self.forget(system_id)
+        self._since[system_id] = _Since(status, 0, float("-inf"), 0.0)
+        return had
+
     def _follow_tag(self, machine: Machine, quarantined: bool) -> None:
         record = self._by_id.get(machine.system_id)
         if quarantined and (record is None or not record.quarantined):

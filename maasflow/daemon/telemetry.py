@@ -1,6 +1,7 @@
 """The daemon's own HTTP endpoint (`-listen`, default 127.0.0.1:9410): health, metrics, state.
 
-Three read-only routes, all GET (HEAD works too):
+Four read-only routes, all GET (HEAD works too), and the control routes the caller adds
+(`daemon.control`: POST, behind a Bearer token):
 
 - `/healthz` — 200 `{"status": "ok", "reason": "ok"}` while a pass succeeded within the
   last three periods and the state store takes every write; otherwise 503 `{"status":
@@ -10,20 +11,32 @@ Three read-only routes, all GET (HEAD works too):
   With several daemons on one database (`daemon.leadership`) the body also has `"role"`:
   `"leader"`, or `"standby"` (200, reason `standby`: healthy and idle), or `"lost"` (503).
 - `/metrics` — Prometheus text exposition of `maasflow.daemon.metrics.Metrics`.
-- `/state` — the daemon's snapshot as JSON, read by `maasflow status`. Schema::
+- `/state` — the daemon's snapshot as JSON, read by `maasflow status`; `/state?all=1` lists
+  the machines the filters leave out too. Schema::
 
     {
       "generated_at": float,             # unix time the snapshot was taken
       "maas_url": str,
+      "paused": bool,                    # `maasflow pause`
       "pass": {"count": int, "last_ok_at": float | null, "last_error": str | null},
       "machines": [{
         "system_id": str, "hostname": str, "zone": str, "pool": str,
         "status": int, "status_name": str,   # MAAS's status number and label
-        "phase": str,                        # maasflow's lifecycle phase
+        "phase": str | null,                 # maasflow's lifecycle phase (null: left out)
+        "reason": str,                       # why maasflow acts, or leaves it alone
+        "selected": bool,                    # false: the filters leave it out
         "last_action": str | null, "last_action_at": float | null,
-        "last_outcome": str | null, "attempts": int, "last_error": str | null
+        "last_outcome": str | null, "attempts": int, "last_error": str | null,
+        "maas_error": str | null,            # MAAS's error_description / status_message
+        "backoff_action": str | null, "backoff_failures": int,
+        "backoff_until": float | null, "retries": int
       }, ...]
     }
+
+- `/machines/{machine}` — one machine (hostname or system_id) and its recent history, read
+  by `maasflow status <machine>`: `{"generated_at", "machine": <a row above> | null,
+  "events": [{"system_id", "hostname", "at", "kind", "action", "outcome", "detail"}, ...]}`,
+  oldest first; 404 when neither the last pass nor the history knows it.
 
 `serve_telemetry(app, listen)` runs uvicorn inside the caller's event loop (no thread, no
 signal handlers of its own: the daemon owns SIGTERM/SIGINT) and yields the real URL, so
@@ -37,7 +50,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -45,7 +58,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from maasflow.common.errors import ConfigError
 from maasflow.common.webserver import bind, serving, url_for
@@ -141,9 +154,16 @@ class Health:
 
 
 def build_telemetry_app(
-    health: Health, metrics: Metrics, snapshot: Callable[[], dict[str, Any]]
+    health: Health,
+    metrics: Metrics,
+    snapshot: Callable[[], dict[str, Any]],
+    *,
+    snapshot_all: Callable[[], dict[str, Any]] | None = None,
+    history: Callable[[str], dict[str, Any] | None] | None = None,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The `/healthz`, `/metrics` and `/state` app (see the module docstring)."""
+    """The `/healthz`, `/metrics`, `/state` and `/machines/{machine}` app, plus `routes` (the
+    control routes); see the module docstring."""
 
     async def healthz(request: Request) -> Response:
         ok, reason = health.check()
@@ -157,18 +177,33 @@ def build_telemetry_app(
         return Response(body, headers={"content-type": content_type})
 
     async def state(request: Request) -> Response:
-        return _state_response(snapshot)
+        every = request.query_params.get("all", "") not in ("", "0", "false")
+        return _state_response(snapshot_all if every and snapshot_all else snapshot)
+
+    async def machine(request: Request) -> Response:
+        key = str(request.path_params["machine"])
+        doc = None if history is None else history(key)
+        if doc is None:
+            why = "no such machine in the last pass or the history; give a hostname or system_id"
+            return JSONResponse({"error": why}, status_code=404)
+        return _state_response(lambda: doc)
 
     async def index(request: Request) -> Response:
-        return JSONResponse({"endpoints": ["/healthz", "/metrics", "/state"]})
+        endpoints = ["/healthz", "/metrics", "/state", "/machines/{machine}"]
+        return JSONResponse(
+            {"endpoints": endpoints + [r.path for r in routes if isinstance(r, Route)]}
+        )
 
-    routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics_text, methods=["GET"]),
-        Route("/state", state, methods=["GET"]),
-    ]
-    return Starlette(routes=routes)
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"]),
+            Route("/state", state, methods=["GET"]),
+            Route("/machines/{machine}", machine, methods=["GET"]),
+            *routes,
+        ]
+    )
 
 
 def _state_response(snapshot: Callable[[], dict[str, Any]]) -> Response:

@@ -39,14 +39,16 @@ async def test_table_shows_one_aligned_row_per_machine(
     summary, header, *rows = _lines(capsys.readouterr().out)
     assert summary.startswith("3 machines; MAAS http://127.0.0.1:5240/MAAS; passes 42")
     assert header.split() == [
-        "HOSTNAME", "SYSTEM_ID", "ZONE", "MAAS", "STATUS", "PHASE", "LAST", "ACTION", "WHEN",
-        "ATTEMPTS", "BACKOFF", "LAST", "ERROR",
+        "HOSTNAME", "SYSTEM_ID", "ZONE", "MAAS", "STATUS", "PHASE", "REASON", "LAST", "ACTION",
+        "WHEN", "ATTEMPTS", "BACKOFF", "LAST", "ERROR",
     ]  # fmt: skip
     assert [r.split()[0] for r in rows] == ["node-a", "node-b", "web-1"]
-    assert rows[1].split()[:9] == [
-        "node-b", "abc123", "default", "Deployed", "provisioning", "provision", "3m", "ago", "2"
+    assert rows[1].split()[:5] == ["node-b", "abc123", "default", "Deployed", "provisioning"]
+    reason = header.index("REASON")
+    assert rows[1][reason:].split()[:7] == [
+        "provisioning", "in", "progress", "provision", "3m", "ago", "2"
     ]  # fmt: skip
-    assert rows[0].split()[6:8] == ["12s", "ago"]
+    assert rows[0][header.index("WHEN") :].split()[:2] == ["12s", "ago"]
     assert header.index("WHEN") == rows[0].index("12s") == rows[1].index("3m ago")
 
 
@@ -68,7 +70,7 @@ async def test_long_errors_are_truncated_and_missing_values_dashed(
     header, *rows = _lines(capsys.readouterr().out)[1:]
     error = rows[1][header.index("LAST ERROR") :].strip()
     assert error.startswith("exit 1: xxx") and error.endswith("…") and len(error) == 60
-    assert rows[2].split()[5:] == ["-", "-", "0", "-", "-"]
+    assert rows[2].split()[5:] == ["-", "-", "-", "0", "-", "-"]
 
 
 async def test_json_output_is_the_state_document(
