@@ -583,7 +583,7 @@ class Daemon:
         if view is None:
             raise LookupError(key)
         sid = view.system_id
-        cleared = self._clear_holds(sid, view.status)
+        cleared = self._clear_holds(sid)
         self._acted_at.pop(sid, None)
         detail = ", ".join(cleared) or "nothing held it back"
         self._note(sid, view.hostname, EventKind.OPERATOR, "retry", "ok", detail)
@@ -596,12 +596,12 @@ class Daemon:
             answer["note"] = "the filters leave it out: maasflow does not act on it"
         return answer
 
-    def _clear_holds(self, system_id: str, status: int) -> list[str]:
+    def _clear_holds(self, system_id: str) -> list[str]:
         cleared = []
         if self.setbacks.get(system_id) is not None:
             self.setbacks.cleared(system_id)
             cleared.append("backoff")
-        if self.budgets.reset(system_id, status):
+        if self.budgets.reset(system_id):
             cleared.append("retry budget")
         if self.actuator.store.retry_now(system_id) is not None:
             cleared.append("failed provisioning's wait")

@@ -83,6 +83,7 @@ class RetryBudgets:
         self._by_id = {r.system_id: r for r in (store.recoveries() if store else [])}
         self._store = None if read_only else store  # a preview reads the books, never writes
         self._since: dict[str, _Since] = {}
+        self._due_now: set[str] = set()  # retried by an operator: no backoff before the next
 
     def get(self, system_id: str) -> Recovery | None:
         return self._by_id.get(system_id)
@@ -119,15 +120,16 @@ class RetryBudgets:
         """A fresh budget (Deployed, quarantine lifted, or gone from MAAS)."""
         if not keep_since:
             self._since.pop(system_id, None)
+            self._due_now.discard(system_id)
         if self._by_id.pop(system_id, None) is not None and self._store is not None:
             self._store.clear_recovery(system_id)
 
-    def reset(self, system_id: str, status: int) -> bool:
+    def reset(self, system_id: str) -> bool:
         """An operator's retry: a fresh budget, the next retry due at once (not after a
-        backoff); True when there was anything to clear."""
-        had = system_id in self._by_id or system_id in self._since
+        backoff); True when there was a budget to clear."""
+        had = system_id in self._by_id
         self.forget(system_id)
-        self._since[system_id] = _Since(status, 0, float("-inf"), 0.0)
+        self._due_now.add(system_id)
         return had
 
     def _follow_tag(self, machine: Machine, quarantined: bool) -> None:
@@ -145,6 +147,9 @@ class RetryBudgets:
             self.forget(machine.system_id)
 
     def _due(self, machine: Machine, used: int, now: float) -> bool:
+        if machine.system_id in self._due_now:
+            self._due_now.discard(machine.system_id)
+            self._since[machine.system_id] = _Since(machine.status, used, now, 0.0)
         since = self._since.get(machine.system_id)
         if since is None or since.status != machine.status or since.retries != used:
             since = _Since(machine.status, used, now, self._backoff.delay(used + 1))

@@ -23,13 +23,15 @@ SNAPSHOT: dict[str, Any] = {
         {
             "system_id": "abc123", "hostname": "node-b", "zone": "default", "pool": "default",
             "status": 6, "status_name": "Deployed", "phase": "provisioning",
-            "reason": "provisioning in progress", "last_action": "provision", "last_action_at": NOW - 180, "last_outcome": "started",
+            "reason": "provisioning in progress",
+            "last_action": "provision", "last_action_at": NOW - 180, "last_outcome": "started",
             "attempts": 2, "last_error": "exit 1: " + "x" * 200,
         },
         {
             "system_id": "def456", "hostname": "node-a", "zone": "lab", "pool": "gpu",
             "status": 4, "status_name": "Ready", "phase": "allocating",
-            "reason": "Ready: allocate exactly this machine", "last_action": "allocate", "last_action_at": NOW - 12, "last_outcome": "ok",
+            "reason": "Ready: allocate exactly this machine",
+            "last_action": "allocate", "last_action_at": NOW - 12, "last_outcome": "ok",
             "attempts": 0, "last_error": None,
         },
         {
