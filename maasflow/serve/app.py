@@ -8,6 +8,8 @@ results they left are recorded, the rest fail "interrupted by restart"), and mou
                      when one is set (`provision_auth`)
     /power/...       the webhook power target, when a `PowerComponent` is given
     /healthz         {"status": "ok", "workers", "queue", "running"}
+    /metrics         Prometheus text (`serve.metrics`): jobs by state, job durations, power
+                     requests by backend/action/outcome, power-offs waiting for an ack
     /openapi.json    FastAPI's schema of all of the above
 
 FastAPI (rather than bare Starlette) because the request models double as the published
@@ -41,6 +43,7 @@ from starlette.exceptions import HTTPException
 from maasflow.common.errors import ConfigError
 from maasflow.serve.asgi import DEFAULT_BODY_LIMIT, AccessLog, BodyLimit, PlainPaths
 from maasflow.serve.jobs import JobPool, PoolLimits
+from maasflow.serve.metrics import ServeMetrics
 from maasflow.serve.provision_api import PREFIX, error, provision_router
 from maasflow.serve.records import MEMORY, RecordStore
 from maasflow.serve.roles import ScriptPicker
@@ -102,7 +105,10 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
     """The app for `config`, with `power`'s routes when given; see the module docstring."""
     store = RecordStore(config.db)
     hidden = power.secret_env_names() if power is not None else ()
-    pool = JobPool(store, config.picker(), config.limits(), hidden, runs_dir(config.db))
+    metrics = ServeMetrics(_version())
+    pool = JobPool(
+        store, config.picker(), config.limits(), hidden, runs_dir(config.db), metrics.observe_job
+    )
     pool.recover()
     app = FastAPI(
         title="maasflow serve",
@@ -115,6 +121,7 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
     if power is not None:
         app.include_router(power.router)
     _add_health(app, pool)
+    _add_metrics(app, metrics, store, power)
     _add_error_shapes(app)
     _document_error_shapes(app)
     app.add_middleware(PlainPaths)  # inside BodyLimit: the body is read before a 400
@@ -163,6 +170,21 @@ def _add_health(app: FastAPI, pool: JobPool) -> None:
             "queue": pool.pending,
             "running": pool.running,
         }
+
+
+def _add_metrics(
+    app: FastAPI, metrics: ServeMetrics, store: RecordStore, power: PowerComponent | None
+) -> None:
+    """`GET /metrics`: Prometheus text (`serve.metrics`); left out of the OpenAPI schema."""
+    metrics.watch_jobs(store.counts)
+    if power is not None:
+        power.observe = metrics.observe_power
+        metrics.watch_acks(lambda: len(power.acks.pending()))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_text() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, headers={"content-type": content_type})
 
 
 def _add_error_shapes(app: FastAPI) -> None:

@@ -32,7 +32,7 @@ import asyncio
 import tempfile
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +79,7 @@ class Job:
     adopted: RunHandle | None = None  # started by the service before a restart
     stop_reason: str | None = None
     ended: bool = False  # its final record is written
+    started: float | None = None  # monotonic time a worker took it (None: adopted)
     done: asyncio.Event = field(default_factory=asyncio.Event)  # and its run let go of
 
     def stop(self, reason: str) -> None:
@@ -102,8 +103,10 @@ class JobPool:
         limits: PoolLimits | None = None,
         hidden_env: Collection[str] = (),
         runs_dir: Path | None = None,
+        on_end: Callable[[Status, float], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_end = on_end  # told how each job a worker ran ended, and its duration
         self.picker = picker
         self.limits = limits or PoolLimits()
         self.hidden_env = frozenset(hidden_env)  # secrets' names, besides the usual ones
@@ -229,6 +232,7 @@ class JobPool:
                 await self._run(job, index)
 
     async def _run(self, job: Job, index: int) -> None:
+        job.started = time.monotonic()
         self._update(job, job.record.moved(Status.RUNNING, "choosing a role", worker=index))
         status, message, output = Status.FAILED, "interrupted", None
         try:
@@ -343,6 +347,8 @@ class JobPool:
         self._update(job, job.record.moved(status, message, output=output, run=None))
         if self._jobs.get(job.record.id) is job:
             del self._jobs[job.record.id]
+        if self.on_end is not None and job.started is not None:
+            self.on_end(status, time.monotonic() - job.started)
         log.info("job.finished", id=job.record.id, status=status.name.lower(), message=message)
         return True
 

@@ -205,6 +205,8 @@ class PowerComponent:
         self.acks = acks
         self.store = store
         self.seen_system_ids: dict[str, str] = {}  # machine → last System_id MAAS sent
+        # Told (backend, action, HTTP status) of every on/off/query answered; set by the app.
+        self.observe: Callable[[str, str, int], None] | None = None
         self.router = APIRouter(tags=["power"])
         _add_routes(self.router, self)
 
@@ -276,6 +278,7 @@ class PowerComponent:
     async def act(self, action: str, key: str, request: Request) -> Response:
         """Run one backend call for a request and turn its outcome into a response."""
         if (refused := self.denied(request)) is not None:
+            self._observe(None, action, refused.status_code)
             return refused
         started = time.monotonic()
         try:
@@ -283,12 +286,21 @@ class PowerComponent:
             state = await _call(self.backends[target.name], action, target)
         except _Refusal as refusal:
             _log_request(request, action, None, refusal.status, started)
+            self._observe(None, action, refusal.status)
             return _error(refusal.status, refusal.message)
         except PowerError as exc:
             _log_request(request, action, target.name, http_status(exc), started, error=str(exc))
+            self._observe(target.name, action, http_status(exc))
             return _error(http_status(exc), str(exc))
         _log_request(request, action, target.name, 200, started, state=state)
+        self._observe(target.name, action, 200)
         return _answer(action, target.name, state)
+
+    def _observe(self, name: str | None, action: str, status: int) -> None:
+        """Tell the metrics (when the app gave some) how a request for `name` was answered."""
+        if self.observe is not None:
+            spec = None if name is None else self.config.machines.get(name)
+            self.observe("none" if spec is None else spec.backend, action, status)
 
     # Route handlers (FastAPI reads their signatures; `machine` is the path segment).
 

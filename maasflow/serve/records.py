@@ -164,6 +164,11 @@ class RecordStore:
         cursor = self._db.execute(_SELECT + " ORDER BY timestamp, id")
         return [_record(row) for row in cursor.fetchall()]
 
+    def counts(self) -> dict[Status, int]:
+        """How many records stand in each status (statuses with none left out)."""
+        rows = self._db.execute("SELECT status, COUNT(*) FROM records GROUP BY status")
+        return {Status(status): int(count) for status, count in rows.fetchall()}
+
     def delete(self, job_id: str) -> bool:
         return self._write("DELETE FROM records WHERE id = ?", (job_id,)) > 0
 
