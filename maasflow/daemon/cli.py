@@ -57,6 +57,7 @@ from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemet
 log = structlog.get_logger(__name__)
 
 _KEY_FLAGS = ("-apiKey", "-apikey", "--apiKey", "--apikey")
+CONTROL_CREDENTIAL = "control-token"  # LoadCredential=control-token:<file> under systemd
 
 
 def main(argv: list[str]) -> int:
@@ -411,9 +412,16 @@ async def _telemetry(daemon: Daemon, settings: Settings, metrics: Metrics) -> As
         yield
 
 
-def control_token(settings: Settings) -> str | None:
-    """The token `/control/*` requires, from -control-token-file; None: control is off."""
+def control_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The token `/control/*` requires: -control-token-file's, else the systemd credential
+    `control-token` when one was loaded; None (control off) when neither is there."""
     path = settings.control_token_file
+    origin = "-control-token-file"
+    if path is None and environ.get("CREDENTIALS_DIRECTORY"):
+        path = Path(environ["CREDENTIALS_DIRECTORY"]) / CONTROL_CREDENTIAL
+        origin = "$CREDENTIALS_DIRECTORY"
+        if not path.exists():
+            return None
     if path is None:
         return None
-    return read_token_file(path, "-control-token-file", "control token")
+    return read_token_file(path, origin, "control token")

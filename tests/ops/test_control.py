@@ -15,10 +15,12 @@ import pytest
 
 from maasflow import __version__, cli
 from maasflow.common.clock import FakeClock
-from maasflow.common.errors import TemporaryMaasError
+from maasflow.common.errors import ConfigError, TemporaryMaasError
+from maasflow.daemon.cli import control_token
 from maasflow.daemon.control import control_routes
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.selection import FilterSpec
+from maasflow.daemon.settings import load_settings
 from maasflow.daemon.store import Store
 from maasflow.daemon.telemetry import build_telemetry_app, serve_telemetry
 from tests.daemon.conftest import FakeMaas, daemon_on, machine
@@ -243,3 +245,24 @@ async def test_daemon_metrics_carry_version_health_and_in_flight(running: Runnin
     assert "\nmaasflow_healthy 1.0\n" in text
     assert "\nmaasflow_actions_in_flight 1.0\n" in text
     assert "\nmaasflow_paused 0.0\n" in text
+
+
+def test_the_daemon_takes_its_control_token_from_the_file_or_a_systemd_credential(
+    tmp_path: Path,
+) -> None:
+    """-control-token-file wins; else $CREDENTIALS_DIRECTORY/control-token; else control is off."""
+    env = {"MAAS_API_KEY": "a:b:c", "HOME": str(tmp_path)}
+    given = tmp_path / "given"
+    given.write_text("from-the-flag\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "control-token").write_text("from-systemd\n")
+    flagged = load_settings(["-control-token-file", str(given)], env)
+    plain = load_settings([], env)
+    assert control_token(flagged, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-the-flag"
+    assert control_token(plain, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-systemd"
+    assert control_token(plain, {"CREDENTIALS_DIRECTORY": str(tmp_path)}) is None
+    assert control_token(plain, {}) is None
+    given.write_text("two\nlines\n")
+    with pytest.raises(ConfigError, match=r"^-control-token-file file .*one line"):
+        control_token(flagged, {})
