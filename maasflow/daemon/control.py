@@ -5,7 +5,8 @@
     POST /control/resume            act again from the next pass       -> 200 {"paused": false}
     POST /control/retry/{machine}   clear what holds the machine back (backoff, retry budget,
                                     a failed provisioning's wait); 404 when the last pass did
-                                    not list it (hostname or system_id)
+                                    not list it (hostname or system_id); 503 when the state
+                                    file refused the change
 
 Every route requires `Authorization: Bearer <token>`, the token of `-control-token-file`
 (`CONTROL_TOKEN_FILE`), checked by `maasflow.common.bearer` as serve checks its provisioning
@@ -28,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from maasflow.common.bearer import credentials, refusal
+from maasflow.common.errors import StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +76,8 @@ def control_routes(controls: Controls, token: str | None) -> list[Route]:
         except LookupError:
             why = "no such machine in the last pass; give its hostname or system_id"
             return _error(404, why)
+        except StoreError as exc:  # what was cleared before the store failed stays cleared
+            return _error(503, f"retry incomplete: {exc}")
 
     return [
         Route(f"{PREFIX}/pause", _guarded(pause, token), methods=["POST"]),

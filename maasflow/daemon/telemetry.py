@@ -182,7 +182,11 @@ def build_telemetry_app(
 
     async def machine(request: Request) -> Response:
         key = str(request.path_params["machine"])
-        doc = None if history is None else history(key)
+        try:
+            doc = None if history is None else history(key)
+        except Exception as exc:  # a failing store must not crash the server
+            log.exception("machine history failed")
+            return JSONResponse({"error": f"history failed: {exc}"}, status_code=503)
         if doc is None:
             why = "no such machine in the last pass or the history; give a hostname or system_id"
             return JSONResponse({"error": why}, status_code=404)

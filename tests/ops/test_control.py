@@ -9,13 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from maasflow import __version__, cli
 from maasflow.common.clock import FakeClock
-from maasflow.common.errors import ConfigError, TemporaryMaasError
+from maasflow.common.errors import ConfigError, StoreError, TemporaryMaasError
 from maasflow.daemon.cli import control_token
 from maasflow.daemon.control import control_routes
 from maasflow.daemon.loop import Daemon
@@ -266,3 +267,27 @@ def test_the_daemon_takes_its_control_token_from_the_file_or_a_systemd_credentia
     given.write_text("two\nlines\n")
     with pytest.raises(ConfigError, match=r"^-control-token-file file .*one line"):
         control_token(flagged, {})
+
+
+class BrokenStore(Store):
+    """A state file whose disk went bad after the daemon started: reads of histories and the
+    retry's write fail."""
+
+    def retry_now(self, system_id: str) -> None:
+        raise StoreError("state file x: disk I/O error")
+
+    def events(self, system_id: str, limit: int = 50) -> list[Any]:
+        raise StoreError("state file x: disk I/O error")
+
+
+async def test_a_store_failing_under_retry_or_history_answers_503_with_why() -> None:
+    """The state file failing is a 503 naming it, for a retry and for a machine's history."""
+    daemon, _fake = await _daemon(BrokenStore(":memory:"))
+    async for url in _serve(daemon, TOKEN):
+        retried = await _post(f"{url}/control/retry/node", TOKEN)
+        async with httpx.AsyncClient(trust_env=False) as client:
+            history = await client.get(f"{url}/machines/node")
+    assert retried.status_code == 503
+    assert retried.json()["error"] == "retry incomplete: state file x: disk I/O error"
+    assert history.status_code == 503 and "disk I/O error" in history.json()["error"]
+    assert daemon.setbacks.get("a") is None  # cleared before the store failed
