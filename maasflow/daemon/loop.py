@@ -6,7 +6,12 @@ the executor, which never blocks the pass. Per machine it holds back what would 
 hammer: an action still in flight, a write MAAS accepted that no listing shows yet
 (`unseen_writes`), and an action backing off after failures (`setbacks`, so a doomed machine
 costs one request per backoff step and never a slot while it waits). With `-retry-failed N`
-it hands the lifecycle each machine's retry budget (`retry_budget`). The loop owns the
+it hands the lifecycle each machine's retry budget (`retry_budget`). Every machine MAAS
+lists gets a reason in its view (`views`): the decision's, or what held it back (in flight,
+an unseen write, a backoff, a pause, the filters), logged at debug once per change. Each
+action's outcome goes into the machine's history (`history`, through the store). An operator
+can pause it (no action starts but provisioning polls; those under way finish), resume it,
+and retry one machine (its holds cleared; `daemon.control`). The loop owns the
 period, the backoff after a failed pass (`maasflow.common.backoff`), health, metrics, the
 systemd watchdog's answer (every step marks its progress in `liveness`) and shutdown. Its
 time comes from one injected `Clock` (wall time for timestamps, monotonic time for durations
@@ -258,9 +263,8 @@ class Daemon:
         for machine in machines:
             refusal = self.filters.reason(machine)
             if refusal is not None:
-                self._left_alone(
-                    machine, self.views.left_out(machine, f"filtered out: {refusal}").reason
-                )
+                self.views.left_out(machine, f"filtered out: {refusal}")
+                self._left_alone(machine, f"filtered out: {refusal}")
                 continue
             selected.append(machine)
             started += self._consider(machine, records, listed_at, now)
@@ -724,7 +728,7 @@ class Daemon:
 def _backing_off(setback: Setback) -> str:
     when = datetime.fromtimestamp(setback.retry_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     failures = f"{setback.failures} failure{'s' if setback.failures != 1 else ''}"
-    return f"{setback.action} backing off after {failures}, until {when}"
+    return f"{setback.action} backing off until {when} ({failures})"
 
 
 def describe_action(action: Action) -> str:

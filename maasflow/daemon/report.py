@@ -47,7 +47,7 @@ from maasflow.daemon.lifecycle import Phase, ProvisionState
 
 DEFAULT_URL = "http://127.0.0.1:9410"
 ERROR_WIDTH = 60
-REASON_WIDTH = 60
+REASON_WIDTH = 64
 CELL_WIDTH = 40
 COLUMNS = (
     "HOSTNAME",

@@ -4,6 +4,7 @@ text, the debug line logged once per change, and each machine's recorded history
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -82,7 +83,10 @@ async def test_an_action_in_flight_and_a_backoff_are_reasons(
     await daemon.run_pass()
     setback = daemon.setbacks.get("a")
     assert setback is not None
-    assert reasons(daemon)["node"].startswith("allocate backing off after 1 failure, until 2027-")
+    assert re.fullmatch(
+        r"allocate backing off until 2027-01-15T\d\d:\d\d:\d\dZ \(1 failure\)",
+        reasons(daemon)["node"],
+    )
 
 
 async def test_a_failed_machine_shows_maas_own_error_text(
