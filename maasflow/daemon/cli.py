@@ -273,6 +273,7 @@ async def _run(settings: Settings) -> int:
         return await _forever(daemon, settings, metrics, leadership)
     finally:
         await daemon.client.aclose()
+        daemon.flush_history()  # `-once`: what its actions noted
         daemon.actuator.store.close()
         if leadership is not None:
             await leadership.close()

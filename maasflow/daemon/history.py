@@ -1,15 +1,17 @@
 """Each machine's recent history: the actions maasflow sent and MAAS's answers, provisioning
 attempts and how they ended, and what an operator asked for (`maasflow retry`).
 
-An `Event` is one line of that history; the daemon writes one per action outcome and per
-operator request, through a `HistoryStore` (the daemon's state file), which keeps only the
-newest `HISTORY_LIMIT` per machine, so the history stays bounded however long a machine
-fails. `maasflow status <machine>` shows it. This module names the shape and the contract;
-it writes nothing itself and decides nothing.
+An `Event` is one line of that history; the daemon notes one per action outcome and per
+operator request and writes them in one batch per pass (one transaction, not one fsync per
+action) through a `HistoryStore` (the daemon's state file), which keeps only the newest
+`HISTORY_LIMIT` per machine, so the history stays bounded however long a machine fails.
+`maasflow status <machine>` shows it. This module names the shape and the contract; it
+writes nothing itself and decides nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -56,8 +58,9 @@ def clip(detail: str) -> str:
 class HistoryStore(Protocol):
     """Where machines' histories outlive the process (the daemon's state file)."""
 
-    def add_event(self, event: Event) -> None:
-        """Append `event` (its detail clipped); keep only the machine's newest HISTORY_LIMIT."""
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Append `events` in order, at once (details clipped); keep only each machine's
+        newest HISTORY_LIMIT."""
         ...
 
     def events(self, system_id: str, limit: int = HISTORY_LIMIT) -> list[Event]:

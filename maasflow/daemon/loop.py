@@ -78,6 +78,7 @@ from maasflow.daemon.views import MachineViews
 log = structlog.get_logger(__name__)
 
 BACKOFF_CAP_S = 300.0
+MAX_UNWRITTEN_EVENTS = 1000  # history kept in memory while the store refuses it
 # MAAS's answers that mean "this name is refused" (taken, bad domain, not admin): the name is
 # not asked for again. Anything else (a 500, a 401 during a key rotation) is retried.
 REFUSED_NAME = (BadRequest, Forbidden, Conflict)
@@ -148,6 +149,7 @@ class Daemon:
         self._pass_started: float | None = None  # monotonic start of the pass under way
         self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
         self._in_flight: dict[str, ActionKind] = {}  # system_id -> its action under way
+        self._history: list[Event] = []  # noted, not yet written (`flush_history`)
         self.paused = False  # `maasflow pause`: no new action but provisioning polls
         self.metrics.watch(lambda: self.executor.in_flight, lambda: self.health.check()[0])
         self._refused_names: dict[str, str] = {}  # system_id -> a hostname MAAS refused
@@ -200,6 +202,7 @@ class Daemon:
     async def run_pass(self) -> PassSummary:
         """List once, decide per selected machine, start actions; never waits for them."""
         started_at = self.clock.time()
+        self.flush_history()  # what the actions since the last pass noted: one transaction
         listed_at = self._pass_started = self.clock.monotonic()
         self.liveness.progressed()
         try:
@@ -541,19 +544,30 @@ class Daemon:
     def _note(
         self, system_id: str, hostname: str, kind: str, action: str, outcome: str, detail: str
     ) -> None:
-        """Add one line to the machine's history; a store that refuses it is reported, not fatal."""
-        event = Event(system_id, hostname, self.clock.time(), kind, action, outcome, detail)
+        """Add one line to the machine's history; written with the next `flush_history`."""
+        self._history.append(
+            Event(system_id, hostname, self.clock.time(), kind, action, outcome, detail)
+        )
+        del self._history[:-MAX_UNWRITTEN_EVENTS]
+
+    def flush_history(self) -> None:
+        """Write the noted events in one batch; a store that refuses them is reported and they
+        are kept for the next try (the newest MAX_UNWRITTEN_EVENTS)."""
+        if not self._history:
+            return
         try:
-            self.actuator.store.add_event(event)
+            self.actuator.store.add_events(self._history)
         except StoreError as exc:
             self.health.store_failed("history", str(exc))
-            log.error("state store refused a history event", reason=str(exc))
+            log.error("state store refused the machines' history", reason=str(exc))
             return
+        self._history.clear()
         self.health.store_ok("history")
 
     def history(self, key: str) -> dict[str, Any] | None:
         """The machine `key` (system_id or hostname) as `/state` shows it, and its recent
         history; None when neither the last pass nor the store knows it."""
+        self.flush_history()
         view = self.views.find(key)
         system_id = key if view is None else view.system_id
         events = self.actuator.store.events(system_id)
@@ -697,6 +711,7 @@ class Daemon:
     async def shutdown(self, grace: float) -> None:
         """Stop starting actions; let running ones finish within `grace` seconds."""
         cancelled = await self.executor.drain(grace)
+        self.flush_history()
         log.info("stopped", cancelled_actions=cancelled)
 
     def status_line(self) -> str:

@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -132,6 +132,7 @@ _COLUMNS = (
     "run_pid, run_pgid, run_start_ticks, run_file"
 )
 _EVENT_COLUMNS = "system_id, hostname, at, kind, action, outcome, detail"
+_INSERT_EVENT = f"INSERT INTO event ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constant columns
 _NO_RUN = "run_pid = NULL, run_pgid = NULL, run_start_ticks = NULL, run_file = ''"
 
 
@@ -344,15 +345,18 @@ class SqliteStore(ProvisionStore):
 
     # -- machines' histories (`daemon.history`) --------------------------------------------
 
-    def add_event(self, event: Event) -> None:
-        row = (event.system_id, event.hostname, event.at, event.kind, event.action,
-               event.outcome, clip(event.detail))  # fmt: skip
+    def add_events(self, events: Sequence[Event]) -> None:
+        rows = [
+            (e.system_id, e.hostname, e.at, e.kind, e.action, e.outcome, clip(e.detail))
+            for e in events
+        ]
+        trim = [(sid, sid, HISTORY_LIMIT) for sid in dict.fromkeys(e.system_id for e in events)]
         with self._locked() as db, transaction(db):
-            db.execute(f"INSERT INTO event ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)  # noqa: S608 - constant columns
-            db.execute(
+            db.executemany(_INSERT_EVENT, rows)
+            db.executemany(
                 "DELETE FROM event WHERE system_id = ? AND id <= (SELECT id FROM event"
                 " WHERE system_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (event.system_id, event.system_id, HISTORY_LIMIT),
+                trim,
             )
 
     def events(self, system_id: str, limit: int = HISTORY_LIMIT) -> list[Event]:

@@ -70,6 +70,7 @@ async def test_retry_clears_a_backoff_so_the_next_pass_sends_the_action(
     await daemon.run_pass()
     await settle(daemon)
     assert fake.ops() == [("allocate", "a"), ("allocate", "a")]
+    daemon.flush_history()
     assert [(e.kind, e.action) for e in store.events("a")][-2:] == [
         ("operator", "retry"),
         ("action", "allocate"),

@@ -10,7 +10,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from maasflow.common.clock import FakeClock
-from maasflow.common.errors import TemporaryMaasError
+from maasflow.common.errors import StoreError, TemporaryMaasError
 from maasflow.daemon.loop import Daemon
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.store import Store
@@ -135,7 +135,8 @@ async def test_a_machine_left_alone_is_logged_at_debug_once_per_reason(
 async def test_each_action_and_its_answer_go_into_the_machine_history(
     mk: Any, Fake: Any, make_daemon: Any
 ) -> None:
-    """An accepted and a refused action are both recorded, with MAAS's answer as the detail."""
+    """An accepted and a refused action are both recorded, with MAAS's answer as the detail,
+    written in one batch at the next pass."""
     store = Store(":memory:")
     fake = Fake([mk("a", 0, hostname="node", power_state="off")])
     daemon = make_daemon(fake, store=store)
@@ -146,6 +147,9 @@ async def test_each_action_and_its_answer_go_into_the_machine_history(
     fake.errors["allocate"] = TemporaryMaasError("POST", "machines/", 503, "region busy")
     await daemon.run_pass()
     await settle(daemon)
+    # Written in one batch per pass: the allocate is noted, and written by the next flush.
+    assert [e.action for e in store.events("a")] == ["commission"]
+    daemon.flush_history()
     events = [(e.kind, e.action, e.outcome) for e in store.events("a")]
     assert events == [("action", "commission", "ok"), ("action", "allocate", "failed")]
     assert "region busy" in store.events("a")[-1].detail
@@ -153,3 +157,32 @@ async def test_each_action_and_its_answer_go_into_the_machine_history(
     assert doc is not None and doc["machine"]["system_id"] == "a"
     assert [e["action"] for e in doc["events"]] == ["commission", "allocate"]
     assert daemon.history("nobody") is None
+
+
+class RefusingHistory(Store):
+    """A state file that refuses history writes while `refuse` is set."""
+
+    refuse = True
+
+    def add_events(self, events: Any) -> None:
+        if self.refuse:
+            raise StoreError("state file x: database or disk is full")
+        super().add_events(events)
+
+
+async def test_a_refused_history_write_is_reported_and_kept_for_the_next_pass(
+    mk: Any, Fake: Any, make_daemon: Any
+) -> None:
+    """The store refusing the batch makes health say so; the events are written once it heals."""
+    store = RefusingHistory(":memory:")
+    fake = Fake([mk("a", 4, hostname="node")])
+    daemon = make_daemon(fake, store=store)
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    await settle(daemon)
+    await daemon.run_pass()
+    assert daemon.health.check()[1] == "state store: state file x: database or disk is full"
+    store.refuse = False
+    await daemon.run_pass()
+    assert [e.action for e in store.events("a")] == ["allocate"]
+    assert "history" not in daemon.health.store_errors

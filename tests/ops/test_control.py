@@ -226,6 +226,7 @@ async def test_status_of_one_machine_reads_the_store_too(
     """With --db the machine's history comes from the state file, by hostname or system_id."""
     path = tmp_path / "maasflow.sqlite"
     daemon, _fake = await _daemon(Store(path))
+    daemon.flush_history()  # as the daemon does when it stops
     daemon.actuator.store.close()
     for key in ("node", "a"):
         assert await _cli(["status", key, "--db", str(path)]) == 0

@@ -259,19 +259,21 @@ def _event(system_id: str, n: int, detail: str = "") -> Event:
 def test_events_come_back_oldest_first_per_machine(store: ProvisionStore) -> None:
     """events() answers one machine's events in the order they were added, and no other's."""
     for n in range(3):
-        store.add_event(_event("a", n))
-        store.add_event(_event("b", n))
+        store.add_events([_event("a", n), _event("b", n)])
     assert [e.at for e in store.events("a")] == [1000.0, 1001.0, 1002.0]
     assert {e.system_id for e in store.events("a")} == {"a"}
     assert [e.at for e in store.events("a", limit=2)] == [1001.0, 1002.0]
     assert store.events("nobody") == []
+    store.add_events([])  # nothing to write is fine
 
 
 def test_a_history_keeps_only_the_newest_events(store: ProvisionStore) -> None:
-    """Past HISTORY_LIMIT events a machine's oldest are dropped; other machines keep theirs."""
-    store.add_event(_event("other", 0))
-    for n in range(HISTORY_LIMIT + 7):
-        store.add_event(_event("a", n))
+    """Past HISTORY_LIMIT events (in one batch or several) a machine's oldest are dropped;
+    other machines keep theirs."""
+    store.add_events([_event("other", 0)])
+    store.add_events([_event("a", n) for n in range(HISTORY_LIMIT + 2)])
+    for n in range(HISTORY_LIMIT + 2, HISTORY_LIMIT + 7):
+        store.add_events([_event("a", n)])
     kept = store.events("a", limit=HISTORY_LIMIT * 2)
     assert len(kept) == HISTORY_LIMIT
     assert kept[0].at == 1007.0 and kept[-1].at == 1000.0 + HISTORY_LIMIT + 6
@@ -280,7 +282,7 @@ def test_a_history_keeps_only_the_newest_events(store: ProvisionStore) -> None:
 
 def test_an_event_keeps_the_end_of_a_long_detail(store: ProvisionStore) -> None:
     """An event's detail is clipped to its last DETAIL_LIMIT characters."""
-    store.add_event(_event("a", 0, "x" * DETAIL_LIMIT + "the cause"))
+    store.add_events([_event("a", 0, "x" * DETAIL_LIMIT + "the cause")])
     (event,) = store.events("a")
     assert len(event.detail) == DETAIL_LIMIT and event.detail.endswith("the cause")
     assert (event.hostname, event.kind, event.action, event.outcome) == (
@@ -294,7 +296,7 @@ def test_an_event_keeps_the_end_of_a_long_detail(store: ProvisionStore) -> None:
 def test_events_survive_reopening(open_store: OpenStore, clock: Clock) -> None:
     """A history written before close() is read by a store opened later on the same database."""
     first = open_store(clock)
-    first.add_event(_event("a", 0, "MAAS said 503"))
+    first.add_events([_event("a", 0, "MAAS said 503")])
     first.close()
     assert [e.detail for e in open_store(clock).events("a")] == ["MAAS said 503"]
 

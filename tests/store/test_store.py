@@ -79,13 +79,13 @@ def test_a_version_3_file_gains_the_history_and_keeps_its_records(tmp_path: Path
     path = tmp_path / "maasflow.sqlite"
     write_todays_file(path, 1)
     with closing(Store(path)) as store:  # migrates to the current version
-        store.add_event(Event("a1", "node-a", 1.0, "action", "deploy", "ok"))
+        store.add_events([Event("a1", "node-a", 1.0, "action", "deploy", "ok")])
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE event")
         db.execute("PRAGMA user_version = 3")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.events("a1") == []
-        store.add_event(Event("a1", "node-a", 2.0, "action", "deploy", "failed", "503"))
+        store.add_events([Event("a1", "node-a", 2.0, "action", "deploy", "failed", "503")])
         assert [e.detail for e in store.events("a1")] == ["503"]
     assert SCHEMA_VERSION == 4
 
