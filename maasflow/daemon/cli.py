@@ -36,7 +36,13 @@ from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import configure_logging
 from maasflow.common.notify import SystemdNotifier
 from maasflow.common.postgres import PostgresUrl, read_password
-from maasflow.common.secrets import read_secret_file, readable_by_others
+from maasflow.common.secrets import (
+    CREDENTIALS_VARIABLE,
+    parse_token,
+    read_credential,
+    read_secret_file,
+    readable_by_others,
+)
 from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.control import control_routes
@@ -57,7 +63,8 @@ from maasflow.daemon.telemetry import Health, build_telemetry_app, serve_telemet
 log = structlog.get_logger(__name__)
 
 _KEY_FLAGS = ("-apiKey", "-apikey", "--apiKey", "--apikey")
-CONTROL_CREDENTIAL = "control-token"  # LoadCredential=control-token:<file> under systemd
+CONTROL_CREDENTIAL = "control_token"  # LoadCredential=control_token:<file> under systemd
+_CONTROL = "control token"
 
 
 def main(argv: list[str]) -> int:
@@ -414,15 +421,11 @@ async def _telemetry(daemon: Daemon, settings: Settings, metrics: Metrics) -> As
 
 
 def control_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str | None:
-    """The token `/control/*` requires: -control-token-file's, else the systemd credential
-    `control-token` when one was loaded; None (control off) when neither is there."""
-    path = settings.control_token_file
-    origin = "-control-token-file"
-    if path is None and environ.get("CREDENTIALS_DIRECTORY"):
-        path = Path(environ["CREDENTIALS_DIRECTORY"]) / CONTROL_CREDENTIAL
-        origin = "$CREDENTIALS_DIRECTORY"
-        if not path.exists():
-            return None
-    if path is None:
-        return None
-    return read_token_file(path, origin, "control token")
+    """The token `/control/*` requires: -control-token-file's, else the credential
+    `control_token` (systemd's LoadCredential=); None, control off, when neither gives one
+    (a blank credential, the unit's default, gives none)."""
+    if settings.control_token_file is not None:
+        return read_token_file(settings.control_token_file, "-control-token-file", _CONTROL)
+    text = read_credential(CONTROL_CREDENTIAL, _CONTROL, environ)
+    origin = f"{CREDENTIALS_VARIABLE}/{CONTROL_CREDENTIAL}"
+    return None if text is None else parse_token(text, origin, _CONTROL)

@@ -252,22 +252,29 @@ async def test_daemon_metrics_carry_version_health_and_in_flight(running: Runnin
 def test_the_daemon_takes_its_control_token_from_the_file_or_a_systemd_credential(
     tmp_path: Path,
 ) -> None:
-    """-control-token-file wins; else $CREDENTIALS_DIRECTORY/control-token; else control is off."""
+    """-control-token-file wins; else the credential control_token; a blank one or none: off."""
     env = {"MAAS_API_KEY": "a:b:c", "HOME": str(tmp_path)}
     given = tmp_path / "given"
     given.write_text("from-the-flag\n")
     creds = tmp_path / "creds"
     creds.mkdir()
-    (creds / "control-token").write_text("from-systemd\n")
+    (creds / "control_token").write_text("from-systemd\n")
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    (blank / "control_token").write_text("\n")  # the unit's SetCredential= default
     flagged = load_settings(["-control-token-file", str(given)], env)
     plain = load_settings([], env)
     assert control_token(flagged, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-the-flag"
     assert control_token(plain, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-systemd"
+    assert control_token(plain, {"CREDENTIALS_DIRECTORY": str(blank)}) is None
     assert control_token(plain, {"CREDENTIALS_DIRECTORY": str(tmp_path)}) is None
     assert control_token(plain, {}) is None
     given.write_text("two\nlines\n")
     with pytest.raises(ConfigError, match=r"^-control-token-file file .*one line"):
         control_token(flagged, {})
+    (creds / "control_token").write_text("has space\n")
+    with pytest.raises(ConfigError, match=r"^CREDENTIALS_DIRECTORY/control_token: .*printable"):
+        control_token(plain, {"CREDENTIALS_DIRECTORY": str(creds)})
 
 
 class BrokenStore(Store):
