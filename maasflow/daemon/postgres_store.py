@@ -1,6 +1,6 @@
 """The daemon's provisioning records in PostgreSQL: `ProvisionStore` for more than one host.
 
-The same three tables as the SQLite store (`daemon.store`: provision, setback, recovery),
+The same tables as the SQLite store (`daemon.store`: provision, setback, recovery, event),
 with the same columns and meaning, created by this module's own versioned migrations
 (`common.postgres.migrate`, component "daemon") when the store opens. One connection, used
 by one caller at a time (a lock), keeps the contract's "each call atomic": every write is
@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ import psycopg
 from maasflow.common.postgres import Connection, PostgresUrl, connect, open_database, store_error
 from maasflow.common.sqlite import Migration, Schema
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.history import HISTORY_LIMIT, Event, clip
 from maasflow.daemon.lifecycle import ProvisionState
 from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
@@ -77,10 +78,24 @@ _LEADER = (
         since  DOUBLE PRECISION NOT NULL
     )""",
 )
+_EVENT = (
+    """CREATE TABLE event (
+        id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        system_id TEXT NOT NULL,
+        hostname  TEXT NOT NULL DEFAULT '',
+        at        DOUBLE PRECISION NOT NULL,
+        kind      TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        outcome   TEXT NOT NULL,
+        detail    TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX event_by_machine ON event (system_id, id)",
+)
 SCHEMA = Schema(
     (
         Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),
         Migration(2, "the leader row: fencing epoch and holder (`daemon.leadership`)", _LEADER),
+        Migration(3, "each machine's recent history (`daemon.history`)", _EVENT),
     )
 )
 _COLUMNS = (
@@ -88,6 +103,7 @@ _COLUMNS = (
     "next_attempt_at, last_error, output_tail, hostname, deploy_id, "
     "run_pid, run_pgid, run_start_ticks, run_file"
 )
+_EVENT_COLUMNS = "system_id, hostname, at, kind, action, outcome, detail"
 _NO_RUN = "run_pid = NULL, run_pgid = NULL, run_start_ticks = NULL, run_file = ''"
 _START = (
     "INSERT INTO provision (system_id, state, mode, attempts, started_at, updated_at,"  # noqa: S608 - constant text
@@ -190,6 +206,43 @@ class PostgresStore(ProvisionStore):
         with self._locked() as db:
             cursor = db.execute("DELETE FROM provision WHERE system_id = %s", (system_id,))
             return cursor.rowcount > 0
+
+    def retry_now(self, system_id: str) -> ProvisionRecord | None:
+        now = self._clock()
+        sql = (
+            "UPDATE provision SET next_attempt_at = %s, updated_at = %s"  # noqa: S608 - constant text
+            f" WHERE system_id = %s AND state = 'failed' RETURNING {_COLUMNS}"
+        )
+        with self._locked() as db:
+            return self._one(db, sql, (now, now, system_id))
+
+    # -- machines' histories (as in `daemon.store`) --------------------------------------------
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        rows = [
+            (e.system_id, e.hostname, e.at, e.kind, e.action, e.outcome, clip(e.detail))
+            for e in events
+        ]
+        machines = list(dict.fromkeys(e.system_id for e in events))
+        with self._locked() as db, db.transaction(), db.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO event ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",  # noqa: S608 - constant columns
+                rows,
+            )
+            cursor.executemany(
+                "DELETE FROM event WHERE system_id = %s AND id <= (SELECT id FROM event"
+                " WHERE system_id = %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
+                [(sid, sid, HISTORY_LIMIT) for sid in machines],
+            )
+
+    def events(self, system_id: str, limit: int = HISTORY_LIMIT) -> list[Event]:
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM event WHERE system_id = %s"  # noqa: S608 - constant columns
+            " ORDER BY id DESC LIMIT %s"
+        )
+        with self._locked() as db:
+            rows = list(db.execute(sql, (system_id, max(limit, 0))))
+        return [Event(**row) for row in reversed(rows)]
 
     # -- setbacks and retry counts (as in `daemon.store`) -------------------------------------
 
