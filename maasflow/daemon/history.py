@@ -66,3 +66,7 @@ class HistoryStore(Protocol):
     def events(self, system_id: str, limit: int = HISTORY_LIMIT) -> list[Event]:
         """The machine's newest `limit` events, oldest first."""
         ...
+
+    def histories(self) -> list[Event]:
+        """Every machine's kept events: by system_id, oldest first within each."""
+        ...

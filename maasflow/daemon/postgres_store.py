@@ -244,6 +244,11 @@ class PostgresStore(ProvisionStore):
             rows = list(db.execute(sql, (system_id, max(limit, 0))))
         return [Event(**row) for row in reversed(rows)]
 
+    def histories(self) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM event ORDER BY system_id, id"  # noqa: S608 - constant columns
+        with self._locked() as db:
+            return [Event(**row) for row in db.execute(sql)]
+
     # -- setbacks and retry counts (as in `daemon.store`) -------------------------------------
 
     def setbacks(self) -> list[Setback]:
@@ -287,7 +292,11 @@ class PostgresStore(ProvisionStore):
     # -- filling a new store (`maasflow migrate-store`) ----------------------------------------
 
     def fill(
-        self, records: list[ProvisionRecord], setbacks: list[Setback], recoveries: list[Recovery]
+        self,
+        records: list[ProvisionRecord],
+        setbacks: list[Setback],
+        recoveries: list[Recovery],
+        events: list[Event],
     ) -> None:
         """Write these rows, exactly as they are, into this empty store: all of them or none.
 
@@ -295,7 +304,7 @@ class PostgresStore(ProvisionStore):
         installations are never mixed by accident.
         """
         with self._locked() as db, db.transaction():
-            db.execute("LOCK TABLE provision, setback, recovery IN EXCLUSIVE MODE")
+            db.execute("LOCK TABLE provision, setback, recovery, event IN EXCLUSIVE MODE")
             held = _row_count(db)
             if held:
                 raise ValueError(f"it already holds {held} rows; give an empty database")
@@ -304,6 +313,7 @@ class PostgresStore(ProvisionStore):
                     [_values(s) for s in setbacks])  # fmt: skip
             _insert(db, "recovery", "system_id, retries, quarantined",
                     [_values(r) for r in recoveries])  # fmt: skip
+            _insert(db, "event", _EVENT_COLUMNS, [_values(e) for e in events])  # in id order
 
     def close(self) -> None:
         with self._lock:
@@ -313,12 +323,12 @@ class PostgresStore(ProvisionStore):
 def _row_count(db: Connection) -> int:
     row = db.execute(
         "SELECT (SELECT count(*) FROM provision) + (SELECT count(*) FROM setback)"
-        " + (SELECT count(*) FROM recovery) AS n"
+        " + (SELECT count(*) FROM recovery) + (SELECT count(*) FROM event) AS n"
     ).fetchone()
     return 0 if row is None else int(row["n"])
 
 
-def _values(row: ProvisionRecord | Setback | Recovery) -> tuple[Any, ...]:
+def _values(row: ProvisionRecord | Setback | Recovery | Event) -> tuple[Any, ...]:
     return dataclasses.astuple(row)
 
 

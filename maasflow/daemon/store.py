@@ -368,6 +368,11 @@ class SqliteStore(ProvisionStore):
             rows = list(db.execute(sql, (system_id, max(limit, 0))))
         return [Event(**dict(row)) for row in reversed(rows)]
 
+    def histories(self) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM event ORDER BY system_id, id"  # noqa: S608 - constant columns
+        with self._locked() as db:
+            return [Event(**dict(row)) for row in db.execute(sql)]
+
     # -- setbacks and retry counts (see the module docstring) --------------------------------
 
     def setbacks(self) -> list[Setback]:

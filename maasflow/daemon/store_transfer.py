@@ -28,6 +28,7 @@ from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.postgres import PostgresUrl, read_password
+from maasflow.daemon.history import Event
 from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
@@ -44,6 +45,7 @@ class Snapshot:
     records: list[ProvisionRecord]
     setbacks: list[Setback]
     recoveries: list[Recovery]
+    events: list[Event]
 
     @classmethod
     def of(cls, store: ProvisionStore) -> Snapshot:
@@ -51,12 +53,13 @@ class Snapshot:
             store.all(),
             sorted(store.setbacks(), key=lambda s: s.system_id),
             sorted(store.recoveries(), key=lambda r: r.system_id),
+            store.histories(),
         )
 
     def summary(self) -> str:
         return (
             f"{len(self.records)} provisioning records, {len(self.setbacks)} setbacks, "
-            f"{len(self.recoveries)} retry counts"
+            f"{len(self.recoveries)} retry counts, {len(self.events)} history events"
         )
 
 
@@ -106,7 +109,7 @@ def transfer(source: Path, target: PostgresUrl, password: str | None) -> tuple[S
         moved = Snapshot.of(sqlite)
     with contextlib.closing(PostgresStore(target, password)) as postgres:
         try:
-            postgres.fill(moved.records, moved.setbacks, moved.recoveries)
+            postgres.fill(moved.records, moved.setbacks, moved.recoveries, moved.events)
         except ValueError as exc:
             raise ConfigError(f"--to {target}: {exc}") from None
         return moved, Snapshot.of(postgres)

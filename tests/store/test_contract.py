@@ -267,6 +267,17 @@ def test_events_come_back_oldest_first_per_machine(store: ProvisionStore) -> Non
     store.add_events([])  # nothing to write is fine
 
 
+def test_histories_answer_every_machines_events_by_machine_oldest_first(
+    store: ProvisionStore,
+) -> None:
+    """histories() holds every kept event once: grouped by system_id, in the order added."""
+    store.add_events([_event("b", 0), _event("a", 1)])
+    store.add_events([_event("b", 2), _event("a", 3)])
+    assert [(e.system_id, e.at) for e in store.histories()] == [
+        ("a", 1001.0), ("a", 1003.0), ("b", 1000.0), ("b", 1002.0)
+    ]  # fmt: skip
+
+
 def test_a_history_keeps_only_the_newest_events(store: ProvisionStore) -> None:
     """Past HISTORY_LIMIT events (in one batch or several) a machine's oldest are dropped;
     other machines keep theirs."""

@@ -19,6 +19,7 @@ from maasflow.cli import main
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.postgres import PostgresUrl
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.history import Event, EventKind
 from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
@@ -42,6 +43,11 @@ def _installation(path: Path, clock: Clock) -> Snapshot:
         store.fail("failed", "HTTP 502", "tail", clock.now + 30.5)
         store.save_setback(Setback("sb", "deploy", 3, clock.now + 99.125, "HTTP 503"))
         store.save_recovery(Recovery("rq", 2, quarantined=True))
+        store.add_events([Event("done", "n2", clock.now, EventKind.ACTION, "deploy", "ok"),
+                          Event("sb", "n4", clock.now + 1, EventKind.ACTION, "deploy", "failed",
+                                "HTTP 503"),
+                          Event("done", "n2", clock.now + 2, EventKind.PROVISIONING,
+                                "provision", "ok")])  # fmt: skip
         return Snapshot.of(store)
 
 
@@ -66,7 +72,9 @@ def test_every_record_moves_unchanged(postgres_database: PostgresDatabase, tmp_p
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "moved 3 provisioning records, 1 setbacks, 1 retry counts" in done.stdout
+    assert "moved 3 provisioning records, 1 setbacks, 1 retry counts, 3 history events" in (
+        done.stdout
+    )
     assert postgres_database.server.password not in done.stdout + done.stderr
     assert _held(postgres_database) == before
     by_id = {record.system_id: record for record in before.records}
@@ -87,7 +95,7 @@ def test_a_database_already_in_use_is_refused_and_left_alone(
     assert main(_argv(postgres_database, source)) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("maasflow: --to ") and "already holds 1 rows" in line
-    assert _held(postgres_database) == Snapshot([], [], [Recovery("theirs", 1)])
+    assert _held(postgres_database) == Snapshot([], [], [Recovery("theirs", 1)], [])
 
 
 def test_a_file_a_daemon_holds_is_refused(
@@ -99,7 +107,7 @@ def test_a_file_a_daemon_holds_is_refused(
     with InstanceLock.hold(source, hint="daemon"):
         assert main(_argv(postgres_database, source)) == 2
     assert "stop the daemon" in capsys.readouterr().err
-    assert _held(postgres_database) == Snapshot([], [], [])
+    assert _held(postgres_database) == Snapshot([], [], [], [])
 
 
 def test_a_file_from_before_migrations_moves_too(
