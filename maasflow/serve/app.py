@@ -1,6 +1,7 @@
 """The ASGI app of `maasflow serve`: its configuration, routes, error shapes and lifespan.
 
-`build_app(config, power)` opens the record store, builds the job pool and lets it take over
+`build_app(config, power)` opens the record store (an SQLite file; or, for a PostgreSQL URL,
+the queue replicas share: `shared_pool`), builds the job pool and lets it take over
 what a dead service left (`JobPool.recover`: runs still alive are adopted and waited for,
 results they left are recorded, the rest fail "interrupted by restart"), and mounts:
 
@@ -24,7 +25,7 @@ What this module stops at: it binds no socket; `server` runs the app under uvico
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -41,12 +42,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from maasflow.common.errors import ConfigError
+from maasflow.common.postgres import PostgresUrl
 from maasflow.serve.asgi import DEFAULT_BODY_LIMIT, AccessLog, BodyLimit, PlainPaths
 from maasflow.serve.jobs import JobPool, PoolLimits
 from maasflow.serve.metrics import ServeMetrics
+from maasflow.serve.postgres_records import PostgresRecords
 from maasflow.serve.provision_api import PREFIX, error, provision_router
-from maasflow.serve.records import MEMORY, RecordStore
+from maasflow.serve.records import MEMORY, Records, RecordStore, Status
 from maasflow.serve.roles import ScriptPicker
+from maasflow.serve.shared_pool import SharedJobPool
 
 if TYPE_CHECKING:
     from maasflow.serve.power_api import PowerComponent
@@ -68,7 +72,10 @@ class ServiceConfig:
     job_timeout: float = 3600.0
     queue_limit: int = 100
     kill_grace: float = 5.0
-    db: Path | str = MEMORY
+    db: Path | str | PostgresUrl = MEMORY
+    db_password: str | None = field(default=None, repr=False)  # for a PostgreSQL `db`
+    heartbeat: float = 10.0  # replicas on PostgreSQL: seconds between liveness stamps
+    runs_dir: Path | None = None  # replicas on PostgreSQL: where runs' result files wait
     max_body: int = DEFAULT_BODY_LIMIT
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -81,6 +88,8 @@ class ServiceConfig:
             raise ConfigError(f"--queue-limit {self.queue_limit}: must be at least 1")
         if not self.job_timeout > 0:
             raise ConfigError(f"--job-timeout {self.job_timeout}: must be more than 0 seconds")
+        if not self.heartbeat > 0:
+            raise ConfigError(f"--heartbeat {self.heartbeat}: must be more than 0 seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key: give both or neither")
 
@@ -103,12 +112,9 @@ class ServiceConfig:
 
 def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> FastAPI:
     """The app for `config`, with `power`'s routes when given; see the module docstring."""
-    store = RecordStore(config.db)
-    hidden = power.secret_env_names() if power is not None else ()
     metrics = ServeMetrics(_version())
-    pool = JobPool(
-        store, config.picker(), config.limits(), hidden, runs_dir(config.db), metrics.observe_job
-    )
+    hidden = power.secret_env_names() if power is not None else ()
+    pool = _pool(config, hidden, metrics.observe_job)
     pool.recover()
     app = FastAPI(
         title="maasflow serve",
@@ -121,13 +127,27 @@ def build_app(config: ServiceConfig, power: PowerComponent | None = None) -> Fas
     if power is not None:
         app.include_router(power.router)
     _add_health(app, pool)
-    _add_metrics(app, metrics, store, power)
+    _add_metrics(app, metrics, pool.store, power)
     _add_error_shapes(app)
     _document_error_shapes(app)
     app.add_middleware(PlainPaths)  # inside BodyLimit: the body is read before a 400
     app.add_middleware(BodyLimit, limit=config.max_body)
     app.add_middleware(AccessLog)
     return app
+
+
+def _pool(
+    config: ServiceConfig, hidden: Collection[str], on_end: Callable[[Status, float], None]
+) -> JobPool:
+    """One service's pool on SQLite, or a replica's on PostgreSQL (`shared_pool`)."""
+    if isinstance(config.db, PostgresUrl):
+        shared = PostgresRecords(config.db, config.db_password)
+        return SharedJobPool(
+            shared, config.picker(), config.limits(), hidden, config.runs_dir, on_end,
+            heartbeat=config.heartbeat,
+        )  # fmt: skip
+    store = RecordStore(config.db)
+    return JobPool(store, config.picker(), config.limits(), hidden, runs_dir(config.db), on_end)
 
 
 def runs_dir(db: Path | str) -> Path | None:
@@ -173,7 +193,7 @@ def _add_health(app: FastAPI, pool: JobPool) -> None:
 
 
 def _add_metrics(
-    app: FastAPI, metrics: ServeMetrics, store: RecordStore, power: PowerComponent | None
+    app: FastAPI, metrics: ServeMetrics, store: Records, power: PowerComponent | None
 ) -> None:
     """`GET /metrics`: Prometheus text (`serve.metrics`); left out of the OpenAPI schema."""
     metrics.watch_jobs(store.counts)

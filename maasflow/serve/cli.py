@@ -4,7 +4,8 @@
         [--role-script storage=/usr/local/bin/provision-storage ...] \\
         [--allow-script wipe=/usr/local/bin/wipe ...] [--role-selector-url URL] \\
         [--default-role compute] [--workers 5] [--job-timeout 1h] [--queue-limit 100] \\
-        [--db PATH] [--host 127.0.0.1] [--port 9420] [--tls-cert PEM --tls-key PEM] \\
+        [--db PATH | --db postgresql://... [--db-password-file FILE] [--heartbeat 10s]] \\
+        [--host 127.0.0.1] [--port 9420] [--tls-cert PEM --tls-key PEM] \\
         [--provision-token-file PATH] \\
         [power target flags, see `power_api`]
 
@@ -18,7 +19,12 @@ token; without one, listening on a non-loopback address logs a warning. `--db` d
 `--db :memory:` keeps nothing. `--job-timeout` is a duration in the daemon's syntax (`90m`,
 `1h30m`), a bare number still meaning seconds.
 One `serve` per records file: it holds `<db>.lock` (`common.instance_lock`) while it runs,
-and a second one on the same file exits 2 naming the holder's pid.
+and a second one on the same file exits 2 naming the holder's pid. `--db postgresql://...`
+instead makes this process one of any number of replicas sharing a job queue
+(`shared_pool`); its password comes from `--db-password-file`, else the systemd credential
+`maasflow_db_password`, else ~/.pgpass (a password in the URL is refused), and its runs'
+result files wait in `serve-runs/` in the state directory. `--heartbeat` (10s) is how often
+a replica stamps itself alive; one silent for three is taken for dead.
 
 Bad flags raise `ConfigError` (one line, exit 2). Under systemd (`Type=notify`) the service
 sends READY=1 once listening and WATCHDOG=1 pings while its workers are alive. SIGTERM or
@@ -37,7 +43,9 @@ import asyncio
 import os
 import signal
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -47,7 +55,7 @@ from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.logs import add_logging_arguments, configure_logging, logging_options
 from maasflow.common.notify import SystemdNotifier
 from maasflow.common.options import Bound, duration_type, state_directory
-from maasflow.common.postgres import is_postgres_url
+from maasflow.common.postgres import PostgresUrl, is_postgres_url, read_password
 from maasflow.serve.app import DEFAULT_PORT, ServiceConfig
 from maasflow.serve.power_api import add_power_arguments, power_router_from_args
 from maasflow.serve.provision_auth import TOKEN_ENV, TOKEN_FLAG, token_from
@@ -67,12 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(prog="maasflow serve", description=DESCRIPTION)
     _add_listen_arguments(parser)
     _add_job_arguments(parser)
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help="SQLite file of records (default $STATE_DIRECTORY/serve.sqlite, else "
-        "~/.local/state/maasflow/serve.sqlite; ':memory:' keeps nothing)",
-    )
+    _add_db_arguments(parser)
     add_logging_arguments(parser)
     add_power_arguments(parser)
     return parser
@@ -91,6 +94,32 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"file holding a token /provision/* requires as 'Authorization: Bearer' "
         f"(or set {TOKEN_ENV}); default: no token",
+    )
+
+
+def _add_db_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("records")
+    group.add_argument(
+        "--db",
+        metavar="PATH|URL",
+        help="SQLite file of records (default $STATE_DIRECTORY/serve.sqlite, else "
+        "~/.local/state/maasflow/serve.sqlite; ':memory:' keeps nothing), or a "
+        "postgresql://user@host/database URL whose job queue replicas share",
+    )
+    group.add_argument(
+        "--db-password-file",
+        type=Path,
+        metavar="FILE",
+        help="the PostgreSQL password (default: the systemd credential "
+        "maasflow_db_password, else ~/.pgpass)",
+    )
+    group.add_argument(
+        "--heartbeat",
+        type=duration_type(Bound.POSITIVE),
+        default=10.0,
+        metavar="DURATION",
+        help="replicas on PostgreSQL: how often each stamps itself alive (10s); one silent "
+        "for 3 heartbeats is taken for dead",
     )
 
 
@@ -147,21 +176,25 @@ def config_from_args(
         workers=args.workers,
         job_timeout=args.job_timeout,
         queue_limit=args.queue_limit,
-        db=_records_file(args.db) or default_db_path(env),
+        **_records(args, env),
+        heartbeat=args.heartbeat,
         tls_cert=_readable("--tls-cert", args.tls_cert),
         tls_key=_readable("--tls-key", args.tls_key),
         provision_token=token_from(args.provision_token_file, env),
     )
 
 
-def _records_file(db: str | None) -> str | None:
-    """`--db` as given; a PostgreSQL URL is refused (serve's shared job queue is not built)."""
-    if db is not None and is_postgres_url(db):
-        raise ConfigError(
-            "--db: serve keeps its records in SQLite only (a job queue shared by replicas in "
-            "PostgreSQL is not built yet); give a file path, one serve per records file"
-        )
-    return db
+def _records(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
+    """Where records live: `--db` as a file, or a PostgreSQL queue with its password."""
+    if args.db is None or not is_postgres_url(args.db):
+        if args.db_password_file is not None:
+            raise ConfigError("--db-password-file: only with a postgresql:// --db")
+        return {"db": args.db or default_db_path(env)}
+    return {
+        "db": PostgresUrl.parse(args.db, "--db"),
+        "db_password": read_password(args.db_password_file, "--db-password-file", env),
+        "runs_dir": default_db_path(env).with_name("serve-runs"),
+    }
 
 
 def default_db_path(env: Mapping[str, str]) -> Path:
@@ -174,10 +207,17 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     level, fmt = logging_options(args.log_level, args.log_format, os.environ)
-    with InstanceLock.hold(config.db, hint="give this one its own --db"):
+    with _instance_lock(config):
         configure_logging(level, fmt)
         asyncio.run(_serve_until_signal(config, args))
     return 0
+
+
+def _instance_lock(config: ServiceConfig) -> AbstractContextManager[object]:
+    """One serve per records file; replicas on PostgreSQL take no lock (many may run)."""
+    if isinstance(config.db, PostgresUrl):
+        return nullcontext()
+    return InstanceLock.hold(config.db, hint="give this one its own --db")
 
 
 async def _serve_until_signal(config: ServiceConfig, args: argparse.Namespace) -> None:

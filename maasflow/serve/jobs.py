@@ -42,7 +42,7 @@ from maasflow.common import supervision
 from maasflow.common.child import Finished, Limits, StartError, last_line
 from maasflow.common.secrets import scrubbed_environ
 from maasflow.common.supervision import Interrupted, Run, RunHandle
-from maasflow.serve.records import JobRequest, Record, RecordStore, Status
+from maasflow.serve.records import JobRequest, Record, Records, Status
 from maasflow.serve.roles import ScriptPicker
 
 log = structlog.get_logger(__name__)
@@ -98,7 +98,7 @@ class JobPool:
 
     def __init__(
         self,
-        store: RecordStore,
+        store: Records,
         picker: ScriptPicker,
         limits: PoolLimits | None = None,
         hidden_env: Collection[str] = (),
@@ -172,6 +172,10 @@ class JobPool:
             task.cancel()
         await asyncio.gather(*self._workers, *waits, return_exceptions=True)
         self._workers.clear()
+        self._abandon(reason)
+
+    def _abandon(self, reason: str) -> None:
+        """Fail what is left unfinished at shutdown: with one service, every such record."""
         self.store.fail_unfinished(reason)
 
     def submit(self, request: JobRequest) -> tuple[Record, bool]:

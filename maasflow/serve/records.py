@@ -15,6 +15,9 @@ migrations applied at start-up, a file from a newer maasflow refused. Version 1 
 as it was before versioning, word for word, so an unversioned records file is adopted with
 every row; version 2 adds the run's columns.
 
+`Records` is what the pool needs of a store; `RecordStore` (here) is the SQLite one, the
+default, and `postgres_records.PostgresRecords` the one replicas share.
+
 What this module stops at: it knows nothing of HTTP or processes. It is synchronous and used
 from one event-loop thread; each write is one statement, so one small transaction.
 """
@@ -26,12 +29,12 @@ import time
 from dataclasses import asdict, dataclass, replace
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from maasflow.common.sqlite import MEMORY, Migration, Schema, open_database
 from maasflow.common.supervision import RunHandle
 
-__all__ = ["MEMORY", "SCHEMA", "JobRequest", "Record", "RecordStore", "Status"]
+__all__ = ["MEMORY", "SCHEMA", "JobRequest", "Record", "RecordStore", "Records", "Status"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -118,6 +121,7 @@ class Record:
     role: str | None = None
     output: str = ""
     run: RunHandle | None = None  # while running: how a restarted service finds the run
+    claim: str | None = None  # a shared queue's token of the run that may write it (else None)
 
     @property
     def id(self) -> str:
@@ -143,6 +147,20 @@ class Record:
         }
 
 
+class Records(Protocol):
+    """Where records are kept: this module's SQLite file, or PostgreSQL for replicas
+    (`postgres_records`). Every call is atomic; `put` of a record holding a `claim` writes
+    only while the stored record still holds that claim (SQLite has no claims)."""
+
+    def put(self, record: Record) -> None: ...
+    def get(self, job_id: str) -> Record | None: ...
+    def all(self) -> list[Record]: ...
+    def counts(self) -> dict[Status, int]: ...
+    def delete(self, job_id: str) -> bool: ...
+    def fail_unfinished(self, message: str) -> int: ...
+    def close(self) -> None: ...
+
+
 class RecordStore:
     """Records in one SQLite file (or in memory for `:memory:`)."""
 
@@ -152,17 +170,17 @@ class RecordStore:
 
     def put(self, record: Record) -> None:
         """Insert or replace the record for its id."""
-        row = _row(record)
+        row = row_of(record)
         self._write(_INSERT, row)
 
     def get(self, job_id: str) -> Record | None:
         cursor = self._db.execute(_SELECT + " WHERE id = ?", (job_id,))
         row = cursor.fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     def all(self) -> list[Record]:
         cursor = self._db.execute(_SELECT + " ORDER BY timestamp, id")
-        return [_record(row) for row in cursor.fetchall()]
+        return [record_of(row) for row in cursor.fetchall()]
 
     def counts(self) -> dict[Status, int]:
         """How many records stand in each status (statuses with none left out)."""
@@ -192,7 +210,8 @@ def _optional(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _row(record: Record) -> tuple[Any, ...]:
+def row_of(record: Record) -> tuple[Any, ...]:
+    """The record as the 12 columns of `_FIELDS` (its claim is not among them)."""
     request = json.dumps(record.request.to_json())
     run = record.run
     return (
@@ -211,7 +230,8 @@ def _row(record: Record) -> tuple[Any, ...]:
     )
 
 
-def _record(row: tuple[Any, ...]) -> Record:
+def record_of(row: tuple[Any, ...]) -> Record:
+    """The record 12 columns in `_FIELDS`' order hold."""
     job_id, request, role, worker, status, message, timestamp, output = row[:8]
     pid, pgid, ticks, run_file = row[8:]
     data = json.loads(request)
