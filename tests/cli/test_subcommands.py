@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from maasflow.cli import SUBCOMMANDS, main
@@ -41,8 +43,24 @@ def test_every_duration_flag_takes_the_one_duration_syntax(
     assert "'soon' is not a duration" in line and "1m30s" in line
 
 
-def test_serve_refuses_a_postgresql_db_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """serve's records stay in SQLite: a postgresql:// --db is bad input, not a file name."""
-    assert main(["serve", "--db", "postgresql://maasflow@db/maasflow"]) == 2
+def test_serve_refuses_a_password_in_its_postgresql_db_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """serve's PostgreSQL URL never carries the password (process listings show it): exit 2,
+    one line naming --db and where the password goes instead, the password not echoed."""
+    assert main(["serve", "--db", "postgresql://maasflow:s3cret@db/maasflow"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("maasflow: --db: serve keeps its records in SQLite only")
+    assert line.startswith("maasflow: --db: the URL holds a password")
+    assert "s3cret" not in line
+
+
+def test_serve_takes_a_db_password_file_only_with_a_postgresql_db(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--db-password-file beside an SQLite --db is bad input: one line, exit 2."""
+    secret = tmp_path / "password"
+    secret.write_text("x\n")
+    argv = ["serve", "--db", str(tmp_path / "s.sqlite"), "--db-password-file", str(secret)]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "maasflow: --db-password-file: only with a postgresql:// --db"

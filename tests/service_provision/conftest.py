@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from maasflow.common.postgres import PostgresUrl
 from maasflow.serve import ServiceConfig, serve_service
+from maasflow.serve.postgres_records import PostgresRecords
+from maasflow.serve.records import Records, RecordStore
 
 DEADLINE = 20.0
 POLL = 0.02
@@ -111,3 +114,24 @@ class Kit:
 def kit(tmp_path: Path) -> Kit:
     """The helpers above, writing into this test's tmp_path."""
     return Kit(tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Records]]:
+    """Opens the record store under test, again on each call (a new connection to the same
+    records): an SQLite file, or a PostgreSQL database of its own (`postgres_database`)."""
+    opened: list[Records] = []
+    if request.param == "sqlite":
+        make: Callable[[], Records] = lambda: RecordStore(tmp_path / "r.sqlite")  # noqa: E731
+    else:
+        database = request.getfixturevalue("postgres_database")
+        url = PostgresUrl.parse(database.url, "test")
+        make = lambda: PostgresRecords(url, database.server.password)  # noqa: E731
+
+    def open_one() -> Records:
+        opened.append(make())
+        return opened[-1]
+
+    yield open_one
+    for store in opened:
+        store.close()

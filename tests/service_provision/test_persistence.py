@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 
 from maasflow.common.errors import ConfigError
 from maasflow.serve import ServiceConfig
-from maasflow.serve.records import JobRequest, Record, RecordStore, Status
+from maasflow.serve.records import JobRequest, Record, Records, RecordStore, Status
 
 REPO = Path(__file__).resolve().parents[2]
 PENDING, RUNNING, COMPLETE, FAILED = 0, 1, 2, 3
@@ -215,8 +215,8 @@ async def test_sigterm_stops_the_cli_cleanly_with_exit_0(kit: Any) -> None:
     assert record is not None and record.message == "interrupted by shutdown"
 
 
-def test_store_round_trips_a_record(tmp_path: Path) -> None:
-    """A record put in the store comes back equal, across connections."""
+def test_store_round_trips_a_record(open_records: Callable[[], Records]) -> None:
+    """A record put in the store comes back equal, across connections (both stores)."""
     record = Record(
         JobRequest("m1", "node", "10.0.0.1", "", role="gpu", script="wipe"),
         status=Status.COMPLETE,
@@ -226,13 +226,16 @@ def test_store_round_trips_a_record(tmp_path: Path) -> None:
         role="gpu",
         output="ok\n",
     )
-    RecordStore(tmp_path / "r.sqlite").put(record)
-    assert RecordStore(tmp_path / "r.sqlite").get("m1") == record
+    open_records().put(record)
+    assert open_records().get("m1") == record
 
 
-def test_fail_unfinished_touches_only_pending_and_running(tmp_path: Path) -> None:
-    """Only pending and running records become failed; finished ones keep their outcome."""
-    store = RecordStore(tmp_path / "r.sqlite")
+def test_fail_unfinished_touches_only_pending_and_running(
+    open_records: Callable[[], Records],
+) -> None:
+    """Only pending and running records become failed; finished ones keep their outcome
+    (both stores)."""
+    store = open_records()
     for job_id, status in [("p", Status.PENDING), ("r", Status.RUNNING), ("c", Status.COMPLETE)]:
         store.put(Record(JobRequest(job_id, "n", "10.0.0.1", ""), status=status, message="x"))
     assert store.fail_unfinished("interrupted by restart") == 2
