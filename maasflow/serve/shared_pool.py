@@ -17,6 +17,7 @@ one queue (`postgres_records`). The rules of `jobs.JobPool` hold, across replica
 - a replica that finds its own row gone (it was paused, or cut from the database, past the
   bound and was declared dead) stops its runs at once, their records being failed already,
   and joins again under the same id;
+- a run's end the database refused (it was out of reach) is written at a later heartbeat;
 - on shutdown a replica fails its own running jobs ("interrupted by shutdown") and leaves;
   pending jobs stay queued for the other replicas.
 
@@ -69,6 +70,7 @@ class SharedJobPool(JobPool):
         self._nudge = asyncio.Event()
         self._leaving = False
         self._watchers: set[asyncio.Task[None]] = set()
+        self._unwritten: dict[str, Record] = {}  # final records the database refused, by id
 
     @property
     def bound(self) -> float:
@@ -132,8 +134,14 @@ class SharedJobPool(JobPool):
             job = self._take(index)
             if job is None:
                 await self._idle()
-            else:
+                continue
+            try:
                 await self._run(job, index)
+            except StoreError as exc:  # its end is written at a later heartbeat
+                log.warning("job.unrecorded", id=job.record.id, error=str(exc))
+                self._unwritten[job.record.id] = job.record
+                if self._jobs.get(job.record.id) is job:
+                    del self._jobs[job.record.id]
 
     def _take(self, index: int) -> Job | None:
         """The oldest pending job, claimed for this replica; None when none (or no database)."""
@@ -164,12 +172,15 @@ class SharedJobPool(JobPool):
                 log.warning("replica.heartbeat_failed", replica=self.replica.id, error=str(exc))
 
     def _beat_once(self) -> None:
-        """Stamp this replica, let go of runs no longer ours, sweep the dead."""
+        """Stamp this replica, write what could not be, let go of runs no longer ours, sweep."""
         if not self.shared.beat(self.replica):
             log.warning("replica.lost", replica=self.replica.id, running=len(self._jobs))
             for job in list(self._jobs.values()):
                 job.stop(f"interrupted: replica {self.replica.id} lost")
             self.shared.register(self.replica)
+        for job_id, record in list(self._unwritten.items()):
+            self.shared.put(record)  # fenced by its claim: never over a newer run
+            del self._unwritten[job_id]
         self._stop_unheld()
         adopted, failed = self.shared.sweep(self.replica, self.bound)
         for record in failed:
