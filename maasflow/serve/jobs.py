@@ -22,6 +22,9 @@ Rules the pool keeps:
   for, its result recorded; one that left a result has it recorded; the rest (pending jobs,
   runs that left nothing) fail "interrupted by restart".
 
+That is one service on its own records (SQLite); `shared_pool.SharedJobPool` keeps the same
+rules for replicas sharing a queue in PostgreSQL, reusing this pool's running of a job.
+
 What this module stops at: it speaks no HTTP (the API maps `QueueFull` to 429) and it does
 not choose roles or scripts (`roles.ScriptPicker` does).
 """
