@@ -41,6 +41,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import DictRow
 
+from maasflow.common.errors import ConfigError, StoreError
 from maasflow.common.postgres import Connection, PostgresUrl, connect, open_database, store_error
 from maasflow.common.sqlite import Migration, Schema
 from maasflow.serve.records import (
@@ -170,7 +171,7 @@ class PostgresRecords:
         with self._lock:
             try:
                 if self._db.closed:
-                    self._db = connect(self.url, self._password, label=self._label)
+                    self._db = _reconnect(self.url, self._password, self._label)
                 yield self._db
             except psycopg.Error as exc:
                 if self._db.broken:
@@ -310,6 +311,14 @@ class PostgresRecords:
                         _give_up(db, record, f"interrupted: replica {row['replica']} lost")
                     )
         return adopted, failed
+
+
+def _reconnect(url: PostgresUrl, password: str | None, label: str) -> Connection:
+    """A new connection; one that cannot be made is a StoreError (the database is away)."""
+    try:
+        return connect(url, password, label=label)
+    except ConfigError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def _watchable(row: DictRow, replica: Replica) -> bool:

@@ -14,6 +14,9 @@ one queue (`postgres_records`). The rules of `jobs.JobPool` hold, across replica
   adopted when its run is on this host in this runs directory (watched by pid, as after a
   restart), else failed "interrupted: replica <id> lost". Never two runs of one job at once:
   a job is never queued again by the service itself; a client's retry is a new run;
+- a replica whose heartbeat went unanswered for `LOST_AFTER - 1` heartbeats stops its runs
+  itself (`replica_fence`, a thread: the event loop may hang on a dark network), before the
+  others may give its jobs up;
 - a replica that finds its own row gone (it was paused, or cut from the database, past the
   bound and was declared dead) stops its runs at once, their records being failed already,
   and joins again under the same id;
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from maasflow.common.errors import StoreError
 from maasflow.serve.jobs import Job, JobPool, PoolLimits, QueueFull
 from maasflow.serve.postgres_records import PostgresRecords, Replica
 from maasflow.serve.records import JobRequest, Record, Status
+from maasflow.serve.replica_fence import Fence
 from maasflow.serve.roles import ScriptPicker
 
 log = structlog.get_logger(__name__)
@@ -71,6 +76,7 @@ class SharedJobPool(JobPool):
         self._leaving = False
         self._watchers: set[asyncio.Task[None]] = set()
         self._unwritten: dict[str, Record] = {}  # final records the database refused, by id
+        self._fence = Fence((LOST_AFTER - 1) * heartbeat)
 
     @property
     def bound(self) -> float:
@@ -90,6 +96,7 @@ class SharedJobPool(JobPool):
     def start(self) -> None:
         super().start()
         self._workers.append(asyncio.create_task(self._beat(), name="heartbeat"))
+        self._fence.start()
 
     async def stop(self, reason: str = "interrupted by shutdown") -> None:
         self._leaving = True
@@ -97,6 +104,7 @@ class SharedJobPool(JobPool):
         for task in self._watchers:
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
+        self._fence.stop()
 
     def _abandon(self, reason: str) -> None:
         """Fail this replica's own unfinished jobs and leave; the queue stays for the others."""
@@ -145,7 +153,7 @@ class SharedJobPool(JobPool):
 
     def _take(self, index: int) -> Job | None:
         """The oldest pending job, claimed for this replica; None when none (or no database)."""
-        if self._leaving:
+        if self._leaving or self._fence.expired():  # fenced: no new run until a beat is answered
             return None
         try:
             record = self.shared.claim(self.replica, index)
@@ -170,14 +178,17 @@ class SharedJobPool(JobPool):
                 self._beat_once()
             except StoreError as exc:
                 log.warning("replica.heartbeat_failed", replica=self.replica.id, error=str(exc))
+            if self._fence.expired():  # its runs were stopped (`replica_fence`): say why
+                self._stop_all(f"interrupted: replica {self.replica.id} lost its database")
 
     def _beat_once(self) -> None:
         """Stamp this replica, write what could not be, let go of runs no longer ours, sweep."""
+        sent = time.monotonic()
         if not self.shared.beat(self.replica):
             log.warning("replica.lost", replica=self.replica.id, running=len(self._jobs))
-            for job in list(self._jobs.values()):
-                job.stop(f"interrupted: replica {self.replica.id} lost")
+            self._stop_all(f"interrupted: replica {self.replica.id} lost")
             self.shared.register(self.replica)
+        self._fence.renewed(sent)
         for job_id, record in list(self._unwritten.items()):
             self.shared.put(record)  # fenced by its claim: never over a newer run
             del self._unwritten[job_id]
@@ -187,6 +198,15 @@ class SharedJobPool(JobPool):
             log.warning("job.lost", id=record.id, message=record.message)
         for record in adopted:
             self._adopt(record)
+
+    def _stop_all(self, reason: str) -> None:
+        for job in list(self._jobs.values()):
+            job.stop(reason)
+
+    def _update(self, job: Job, record: Record) -> None:
+        """Write the record, the fence knowing its run first (the write may hang)."""
+        self._fence.track(record.id, record.run)
+        super()._update(job, record)
 
     def _stop_unheld(self) -> None:
         """Stop the local runs whose claims no longer hold (deleted, or given up on)."""
@@ -202,6 +222,7 @@ class SharedJobPool(JobPool):
         """Watch a dead replica's run that is on this host, as after a restart."""
         job = Job(record, adopted=record.run)
         self._jobs[record.id] = job
+        self._fence.track(record.id, record.run)
         task = asyncio.create_task(self._watch(job), name=f"adopted-{record.id}")
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.tcp_cut import CuttableProxy
+
 REPO = Path(__file__).resolve().parents[2]
 RUNNING, COMPLETE, FAILED = 1, 2, 3
 HEARTBEAT = "0.2s"
@@ -54,10 +56,11 @@ class Replicas:
         self.tmp = tmp
         self._stack = contextlib.ExitStack()
 
-    def start(self, script: Path, state: str = "a", *extra: str) -> Replica:
-        """A replica running `script`, its state (runs directory) in `tmp/<state>`."""
+    def start(self, script: Path, state: str = "a", *extra: str, db: str | None = None) -> Replica:
+        """A replica running `script`, its state (runs directory) in `tmp/<state>`, on this
+        test's database (or the URL `db`)."""
         argv = [
-            sys.executable, "-m", "maasflow", "serve", "--port", "0", "--db", self.url,
+            sys.executable, "-m", "maasflow", "serve", "--port", "0", "--db", db or self.url,
             "--db-password-file", str(self.password_file), "--heartbeat", HEARTBEAT,
             "--script", str(script), "--log-format", "text", *extra,
         ]  # fmt: skip
@@ -256,3 +259,29 @@ async def test_a_delete_on_one_replica_stops_the_run_on_the_other(
     assert deleted["status"] == RUNNING
     assert a.get("/provision/held").status_code == 404
     assert b.get("/provision/").json() == []
+
+
+async def test_a_replica_cut_off_from_its_database_stops_its_own_run(
+    replicas: Replicas, kit: Any, postgres_database: Any
+) -> None:
+    """A's path to PostgreSQL goes dark mid-job: A's fence stops the run itself (its event
+    loop hangs in a database call meanwhile), B fails the job as lost, and it ran once."""
+    script = kit.gated_script("held.sh")
+    server = postgres_database.server
+    proxy = CuttableProxy((server.host, server.port))
+    try:
+        via_proxy = (
+            f"postgresql://{server.user}@{server.host}:{proxy.port}/{postgres_database.name}"
+        )
+        a = replicas.start(script, "a", db=via_proxy)
+        a.post(kit.machine("held"))
+        await wait_for(lambda: (kit.tmp / "held.sh.pid").exists(), "the script to start on A")
+        pid = int((kit.tmp / "held.sh.pid").read_text())
+        b = replicas.start(script, "b")
+        proxy.cut()
+        await wait_for(lambda: not kit.alive(pid), "A's fence to stop its run")
+        failed = await wait_for(status_is(b, "held", FAILED), "B to give the job up")
+    finally:
+        proxy.close()
+    assert failed["message"] == f"interrupted: replica {a.id} lost"
+    assert len(kit.runs("held.sh")) == 1
