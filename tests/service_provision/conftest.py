@@ -140,9 +140,9 @@ def open_records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
 @pytest.fixture(params=["sqlite", "postgresql"])
 def records_db(request: pytest.FixtureRequest) -> dict[str, Any]:
     """`ServiceConfig` fields placing the records: SQLite in memory (one service), or a
-    PostgreSQL database of its own (a replica's shared queue, heartbeat 0.2 s)."""
+    PostgreSQL database of its own (a replica's shared queue, heartbeat 1 s)."""
     if request.param == "sqlite":
         return {}
     database = request.getfixturevalue("postgres_database")
     url = PostgresUrl.parse(database.url, "test")
-    return {"db": url, "db_password": database.server.password, "heartbeat": 0.2}
+    return {"db": url, "db_password": database.server.password, "heartbeat": 1.0}

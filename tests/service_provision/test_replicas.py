@@ -28,7 +28,7 @@ from tests.e2e.tcp_cut import CuttableProxy
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNING, COMPLETE, FAILED = 1, 2, 3
-HEARTBEAT = "0.2s"
+HEARTBEAT = "0.5s"
 DEADLINE = 30.0
 
 
