@@ -101,9 +101,10 @@ class SharedJobPool(JobPool):
     async def stop(self, reason: str = "interrupted by shutdown") -> None:
         self._leaving = True
         await super().stop(reason)
-        for task in self._watchers:
+        watchers = list(self._watchers)
+        for task in watchers:
             task.cancel()
-        await asyncio.gather(*self._watchers, return_exceptions=True)
+        await asyncio.gather(*watchers, return_exceptions=True)
         self._fence.stop()
 
     def _abandon(self, reason: str) -> None:
