@@ -118,6 +118,7 @@ class JobPool:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._adopted: list[Job] = []  # found by recover(), watched once start() runs
+        self._watchers: set[asyncio.Task[None]] = set()  # watches of adopted runs, while they run
         self._closing: set[Job] = set()  # recorded, their supervisors being reaped
 
     @property
@@ -155,10 +156,14 @@ class JobPool:
         for index in range(self.limits.workers):
             self._workers.append(asyncio.create_task(self._work(index), name=f"worker-{index}"))
         for job in self._adopted:
-            self._workers.append(
-                asyncio.create_task(self._watch(job), name=f"adopted-{job.record.id}")
-            )
+            self._watch_adopted(job)
         self._adopted.clear()
+
+    def _watch_adopted(self, job: Job) -> None:
+        """Watch an adopted run until it ends: not a worker (its end is no sign of ill health)."""
+        task = asyncio.create_task(self._watch(job), name=f"adopted-{job.record.id}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
 
     async def stop(self, reason: str = "interrupted by shutdown") -> None:
         """Fail the pending jobs, stop the running ones, end the workers."""
@@ -171,10 +176,12 @@ class JobPool:
         if waits:
             grace = supervision.stop_time(self.limits.child()) + supervision.ADOPT_POLL
             await asyncio.wait(waits, timeout=grace)
-        for task in [*self._workers, *waits]:
+        tasks = [*self._workers, *self._watchers, *waits]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._workers, *waits, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
+        self._watchers.clear()
         self._abandon(reason)
 
     def _abandon(self, reason: str) -> None:

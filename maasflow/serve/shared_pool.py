@@ -74,7 +74,6 @@ class SharedJobPool(JobPool):
         self.poll = min(MAX_POLL, heartbeat)
         self._nudge = asyncio.Event()
         self._leaving = False
-        self._watchers: set[asyncio.Task[None]] = set()
         self._unwritten: dict[str, Record] = {}  # final records the database refused, by id
         self._fence = Fence((LOST_AFTER - 1) * heartbeat)
 
@@ -101,10 +100,6 @@ class SharedJobPool(JobPool):
     async def stop(self, reason: str = "interrupted by shutdown") -> None:
         self._leaving = True
         await super().stop(reason)
-        watchers = list(self._watchers)
-        for task in watchers:
-            task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
         self._fence.stop()
 
     def _abandon(self, reason: str) -> None:
@@ -224,9 +219,7 @@ class SharedJobPool(JobPool):
         job = Job(record, adopted=record.run)
         self._jobs[record.id] = job
         self._fence.track(record.id, record.run)
-        task = asyncio.create_task(self._watch(job), name=f"adopted-{record.id}")
-        self._watchers.add(task)
-        task.add_done_callback(self._watchers.discard)
+        self._watch_adopted(job)
 
 
 def _replaced_by(record: Record, request: JobRequest) -> bool:

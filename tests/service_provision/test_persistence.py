@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from maasflow.common.errors import ConfigError
-from maasflow.serve import ServiceConfig
+from maasflow.common.supervision import RunHandle
+from maasflow.serve import ServiceConfig, serve_service
 from maasflow.serve.records import JobRequest, Record, Records, RecordStore, Status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -257,3 +258,24 @@ def test_unusable_db_is_a_config_error(tmp_path: Path, kind: str) -> None:
         path.write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(ConfigError, match=r"^--db "):
         RecordStore(path)
+
+
+async def test_an_adopted_run_that_ends_leaves_the_pool_healthy(kit: Any, tmp_path: Path) -> None:
+    """A run adopted at start-up that turns out gone is failed "interrupted", and the pool still
+    counts as healthy afterwards (its watch is no worker), so the watchdog keeps being fed."""
+    db = tmp_path / "serve.sqlite"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run = RunHandle(gone.pid, gone.pid, 1, str(tmp_path / "serve-runs" / "lost.json"))
+    request = JobRequest("abc123", "node1", "10.0.0.5", "52:54:00:00:00:01")
+    with contextlib.closing(RecordStore(db)) as store:
+        store.put(Record(request, Status.RUNNING, message="running", run=run))
+    async with serve_service(ServiceConfig(db=db, workers=1)) as svc:
+        found = svc.pool.store.get
+        await kit.wait_until(
+            lambda: getattr(found("abc123"), "status", None) is Status.FAILED,
+            "the adopted run to be found gone",
+        )
+        record = found("abc123")  # written as the watch ends, in its last step
+        assert svc.pool.healthy
+    assert record is not None and "interrupted" in record.message
