@@ -262,7 +262,7 @@ async def test_a_delete_on_one_replica_stops_the_run_on_the_other(
 
 
 async def test_a_replica_cut_off_from_its_database_stops_its_own_run(
-    replicas: Replicas, kit: Any, postgres_database: Any
+    replicas: Replicas, kit: Any, postgres_database: Any, orphan_pids: list[int]
 ) -> None:
     """A's path to PostgreSQL goes dark mid-job: A's fence stops the run itself (its event
     loop hangs in a database call meanwhile), B fails the job as lost, and it ran once."""
@@ -277,6 +277,7 @@ async def test_a_replica_cut_off_from_its_database_stops_its_own_run(
         a.post(kit.machine("held"))
         await wait_for(lambda: (kit.tmp / "held.sh.pid").exists(), "the script to start on A")
         pid = int((kit.tmp / "held.sh.pid").read_text())
+        orphan_pids.append(pid)  # killed at teardown should the fence fail
         b = replicas.start(script, "b")
         proxy.cut()
         await wait_for(lambda: not kit.alive(pid), "A's fence to stop its run")
