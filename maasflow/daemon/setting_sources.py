@@ -104,7 +104,21 @@ class EnvironmentSource(PydanticBaseEnvSettingsSource):
 Locate = Callable[[Mapping[str, Any], Mapping[str, str]], tuple[Path, str] | None]
 
 
-class SecretFileSource(PydanticBaseSettingsSource):
+class _OneSecretSource(PydanticBaseSettingsSource):
+    """A source that knows one secret setting and reads it in `__call__`."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str], secret: str, what: str
+    ) -> None:
+        super().__init__(settings_cls)
+        self.environ, self.secret, self.what = environ, secret, what
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: `__call__` reads the one secret this source knows."""
+        return None, field_name, False
+
+
+class SecretFileSource(_OneSecretSource):
     """A secret read from a file (`maasflow.common.secrets`' rule) when none is given above."""
 
     def __init__(
@@ -115,12 +129,8 @@ class SecretFileSource(PydanticBaseSettingsSource):
         what: str,
         locate: Locate,
     ) -> None:
-        super().__init__(settings_cls)
-        self.environ, self.secret, self.what, self.locate = environ, secret, what, locate
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """Unused: `__call__` reads the one secret this source knows."""
-        return None, field_name, False
+        super().__init__(settings_cls, environ, secret, what)
+        self.locate = locate
 
     def __call__(self) -> dict[str, Any]:
         if self.secret in self.current_state:
@@ -133,7 +143,7 @@ class SecretFileSource(PydanticBaseSettingsSource):
         return {self.secret: Given(text, file_origin(origin, path), self.environ, file=path)}
 
 
-class CredentialSource(PydanticBaseSettingsSource):
+class CredentialSource(_OneSecretSource):
     """An optional secret from $CREDENTIALS_DIRECTORY (blank = none) when none is given above
     and `wanted` says the settings found so far have a use for it."""
 
@@ -145,12 +155,8 @@ class CredentialSource(PydanticBaseSettingsSource):
         what: str,
         wanted: Callable[[Mapping[str, Any]], bool],
     ) -> None:
-        super().__init__(settings_cls)
-        self.environ, self.secret, self.what, self.wanted = environ, secret, what, wanted
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """Unused: `__call__` reads the one credential this source knows."""
-        return None, field_name, False
+        super().__init__(settings_cls, environ, secret, what)
+        self.wanted = wanted
 
     def __call__(self) -> dict[str, Any]:
         if self.secret in self.current_state or not self.wanted(self.current_state):
