@@ -27,8 +27,8 @@ machines needing an action at once it measures the simulator's throughput (one c
 200 writes a second), not blocking.
 
 It prints the figures (for the README) and exits 1 when a check fails. Everything talks to
-127.0.0.1. Run: `.venv/bin/python bench/bench_faults.py [machines]` (about 3 to 4 minutes for
-5,000 on 2 busy cores).
+127.0.0.1. Run: `.venv/bin/python bench/bench_faults.py [machines]` (2 to 10 minutes for
+5,000 on 2 cores, by how busy they are; each script run starts a supervisor).
 """
 
 from __future__ import annotations
