@@ -63,6 +63,7 @@ from starlette.routing import BaseRoute, Route
 from maasflow.common.errors import ConfigError
 from maasflow.common.webserver import bind, serving, url_for
 from maasflow.daemon.metrics import Metrics
+from maasflow.daemon.setting_values import split_listen
 
 log = structlog.get_logger(__name__)
 
@@ -224,18 +225,14 @@ def _state_response(snapshot: Callable[[], dict[str, Any]]) -> Response:
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    """Split `host:port` (`[v6]:port`; `:port` = every IPv4 address) or raise ConfigError."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+    """Split `host:port` or `[v6]:port` by the settings' one rule, or raise ConfigError."""
+    found = split_listen(listen)
+    if found is None:
         raise ConfigError(
             f"-listen {listen!r}: expected host:port such as 127.0.0.1:9410 or [::1]:9410 "
             '(-listen "" turns the endpoint off)'
         )
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"-listen {listen!r}: put an IPv6 address in brackets, e.g. [::1]:9410")
-    return host or "0.0.0.0", int(port_text)  # noqa: S104 - ":port" asks for every address
+    return found
 
 
 def _bind(listen: str) -> socket.socket:
