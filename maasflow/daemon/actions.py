@@ -18,7 +18,7 @@ from maasflow.common.errors import ProvisionError
 from maasflow.daemon.attempts import Attempts, Provisioner
 from maasflow.daemon.lifecycle import Action, ActionKind
 from maasflow.daemon.maas.client import MaasClient
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 from maasflow.daemon.outcome import OK, Outcome
 from maasflow.daemon.power_helper import run_power_helper
 from maasflow.daemon.store import ProvisionStore
@@ -52,7 +52,7 @@ class Actuator:
         self.clock = clock
         self.health = health
         self.fence = fence  # raises NotLeader in a daemon that must not act (`leadership`)
-        self._ops: dict[ActionKind, Callable[[Machine, Action], Awaitable[Outcome]]] = {
+        self._ops: dict[ActionKind, Callable[[MachineData, Action], Awaitable[Outcome]]] = {
             ActionKind.RENAME: self._rename,
             ActionKind.POWER_OFF: self._power_off,
             ActionKind.COMMISSION: self._commission,
@@ -66,7 +66,7 @@ class Actuator:
             ActionKind.FORGET_PROVISION: self._forget,
         }
 
-    async def perform(self, machine: Machine, action: Action) -> Outcome:
+    async def perform(self, machine: MachineData, action: Action) -> Outcome:
         """Do `action` for `machine`; MAAS errors propagate to the caller, typed."""
         op = self._ops.get(action.kind)
         if op is None:
@@ -74,51 +74,51 @@ class Actuator:
         self.fence()
         return await op(machine, action)
 
-    async def _rename(self, machine: Machine, action: Action) -> Outcome:
+    async def _rename(self, machine: MachineData, action: Action) -> Outcome:
         await self.client.update(machine.system_id, hostname=action.params["hostname"])
         return OK
 
-    async def _power_off(self, machine: Machine, action: Action) -> Outcome:
+    async def _power_off(self, machine: MachineData, action: Action) -> Outcome:
         await self.client.power_off(machine.system_id, action.params.get("stop_mode", "soft"))
         return OK
 
-    async def _commission(self, machine: Machine, action: Action) -> Outcome:
+    async def _commission(self, machine: MachineData, action: Action) -> Outcome:
         await self.client.commission(machine.system_id)
         return OK
 
-    async def _allocate(self, machine: Machine, action: Action) -> Outcome:
+    async def _allocate(self, machine: MachineData, action: Action) -> Outcome:
         await self.client.allocate(machine.system_id)
         return OK
 
-    async def _deploy(self, machine: Machine, action: Action) -> Outcome:
+    async def _deploy(self, machine: MachineData, action: Action) -> Outcome:
         await self.client.deploy(machine.system_id, distro_series=self.distro or None)
         return OK
 
-    async def _release(self, machine: Machine, action: Action) -> Outcome:
+    async def _release(self, machine: MachineData, action: Action) -> Outcome:
         await self.client.release(machine.system_id, comment=f"maasflow: {action.reason}")
         return OK
 
-    async def _quarantine(self, machine: Machine, action: Action) -> Outcome:
+    async def _quarantine(self, machine: MachineData, action: Action) -> Outcome:
         tag = action.params["tag"]
         comment = "maasflow leaves machines with this tag alone; remove it to retry them"
         if await self.client.tag_machine(tag, machine.system_id, comment) == 0:
             return Outcome("failed", f"MAAS found no machine {machine.system_id} to tag {tag}")
         return Outcome("ok", f"tagged {tag}")
 
-    async def _power_helper(self, machine: Machine, action: Action) -> Outcome:
+    async def _power_helper(self, machine: MachineData, action: Action) -> Outcome:
         fields = await run_power_helper(
             self.power_helper, machine.macs, args=self.power_helper_args
         )
         await self.client.update(machine.system_id, **fields)
         return Outcome("ok", f"power_type={fields['power_type']}")
 
-    async def _provision(self, machine: Machine, action: Action) -> Outcome:
+    async def _provision(self, machine: MachineData, action: Action) -> Outcome:
         return await self._attempts().provision(machine)
 
-    async def _provision_poll(self, machine: Machine, action: Action) -> Outcome:
+    async def _provision_poll(self, machine: MachineData, action: Action) -> Outcome:
         return await self._attempts().poll(machine)
 
-    async def _forget(self, machine: Machine, action: Action) -> Outcome:
+    async def _forget(self, machine: MachineData, action: Action) -> Outcome:
         return await self._attempts().forget(machine)
 
     def _attempts(self) -> Attempts:

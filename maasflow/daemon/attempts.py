@@ -36,7 +36,7 @@ import structlog
 from maasflow.common import child
 from maasflow.common.backoff import Backoff
 from maasflow.common.errors import NotLeader, ProvisionError, StoreError
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 from maasflow.daemon.outcome import Outcome
 from maasflow.daemon.provisioning import (
     AnswerLost,
@@ -81,7 +81,7 @@ class Attempts:
 
     # -- the actions ------------------------------------------------------------------
 
-    async def provision(self, machine: Machine) -> Outcome:
+    async def provision(self, machine: MachineData) -> Outcome:
         """Start an attempt: run the script, or POST (after asking, when it is a retry)."""
         mode = ProvisionMode.URL if self._http() else ProvisionMode.SCRIPT
         try:
@@ -105,7 +105,7 @@ class Attempts:
             error = ProvisionError(f"{type(exc).__name__}: {exc}")
             return await self._failed(machine, record, error)
 
-    async def poll(self, machine: Machine) -> Outcome:
+    async def poll(self, machine: MachineData) -> Outcome:
         """A running record no task of ours owns: poll its job, or adopt its script run."""
         try:
             record = self.store.get(machine.system_id)
@@ -126,7 +126,7 @@ class Attempts:
         error = ProvisionError(f"a {record.mode} attempt cannot be followed by this provisioner")
         return await self._failed(machine, record, error)
 
-    async def forget(self, machine: Machine) -> Outcome:
+    async def forget(self, machine: MachineData) -> Outcome:
         """The machine left Deployed: clear its record, and whatever its attempt left."""
         try:
             record = self.store.get(machine.system_id)
@@ -147,7 +147,11 @@ class Attempts:
     # -- a script ----------------------------------------------------------------------
 
     async def _run_script(
-        self, machine: Machine, record: ProvisionRecord, script: ScriptProvisioner, target: Target
+        self,
+        machine: MachineData,
+        record: ProvisionRecord,
+        script: ScriptProvisioner,
+        target: Target,
     ) -> Outcome:
         run = await script.start(target, record.deploy_id)
         try:
@@ -167,7 +171,7 @@ class Attempts:
         return outcome
 
     async def _adopt(
-        self, machine: Machine, record: ProvisionRecord, script: ScriptProvisioner
+        self, machine: MachineData, record: ProvisionRecord, script: ScriptProvisioner
     ) -> Outcome:
         run = record.run
         if run is None:  # the daemon died before it recorded (so released) a run: none began
@@ -184,7 +188,7 @@ class Attempts:
     # -- a URL -------------------------------------------------------------------------
 
     async def _post(
-        self, machine: Machine, record: ProvisionRecord, http: HttpProvisioner, target: Target
+        self, machine: MachineData, record: ProvisionRecord, http: HttpProvisioner, target: Target
     ) -> Outcome:
         if record.attempts > 1:  # the provisioner may have this deploy's job already
             found = await http.lookup(target, record.deploy_id)
@@ -197,7 +201,7 @@ class Attempts:
         return Outcome("running", "submitted")
 
     async def _poll_job(
-        self, machine: Machine, record: ProvisionRecord, http: HttpProvisioner
+        self, machine: MachineData, record: ProvisionRecord, http: HttpProvisioner
     ) -> Outcome:
         target = await _target(machine)
         result = await http.poll(target, record.started_at)
@@ -212,7 +216,7 @@ class Attempts:
     # -- recording ---------------------------------------------------------------------
 
     async def _settle(
-        self, machine: Machine, record: ProvisionRecord, ended: str | ProvisionError
+        self, machine: MachineData, record: ProvisionRecord, ended: str | ProvisionError
     ) -> Outcome:
         """Record the attempt's end: complete with its output tail, or failed by its error."""
         if isinstance(ended, ProvisionError):
@@ -221,7 +225,7 @@ class Attempts:
         return Outcome("ok", "provisioned", self.clock() - record.started_at)
 
     async def _failed(
-        self, machine: Machine, record: ProvisionRecord, exc: ProvisionError
+        self, machine: MachineData, record: ProvisionRecord, exc: ProvisionError
     ) -> Outcome:
         now = self.clock()
         next_at = now + retry_delay(record.attempts)
@@ -233,7 +237,7 @@ class Attempts:
         await self._save(machine, write)
         return Outcome("failed", str(exc), now - record.started_at)
 
-    async def _save(self, machine: Machine, write: Callable[[], T]) -> T:
+    async def _save(self, machine: MachineData, write: Callable[[], T]) -> T:
         """`write()`, retried with backoff while the store refuses it (health says so)."""
         attempt = 0
         while True:
@@ -279,6 +283,6 @@ async def _result(
         return exc
 
 
-async def _target(machine: Machine) -> Target:
+async def _target(machine: MachineData) -> Target:
     """`target_for` may fall back to a blocking DNS lookup: keep it off the event loop."""
     return await asyncio.to_thread(target_for, machine)

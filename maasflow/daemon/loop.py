@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +64,8 @@ from maasflow.daemon.lifecycle import (
 from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.maas.client import AnswerLost, MaasClient, longest_silence
 from maasflow.daemon.maas.decoding import UnreadableAnswer
-from maasflow.daemon.maas.models import Machine, User
+from maasflow.daemon.maas.listing import MachineData
+from maasflow.daemon.maas.models import User
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.metrics import Metrics
 from maasflow.daemon.retry_budget import DEFAULT_TAG, RetryBudgets
@@ -234,7 +235,7 @@ class Daemon:
         return records
 
     def _warn_unrecorded(
-        self, machines: list[Machine], records: dict[str, ProvisionRecord]
+        self, machines: Sequence[MachineData], records: dict[str, ProvisionRecord]
     ) -> None:
         """Once, at the first pass: Deployed machines of ours that have no record will be
         provisioned (again). Expected on a first start; after a lost state directory, not."""
@@ -257,9 +258,9 @@ class Daemon:
             )
 
     def _decide_all(
-        self, machines: list[Machine], records: dict[str, ProvisionRecord], listed_at: float
+        self, machines: Sequence[MachineData], records: dict[str, ProvisionRecord], listed_at: float
     ) -> PassSummary:
-        selected: list[Machine] = []
+        selected: list[MachineData] = []
         started = 0
         now = self.clock.monotonic()
         self.views.begin_pass()
@@ -284,7 +285,7 @@ class Daemon:
 
     def _consider(
         self,
-        machine: Machine,
+        machine: MachineData,
         records: dict[str, ProvisionRecord],
         listed_at: float,
         now: float,
@@ -309,7 +310,7 @@ class Daemon:
         self.views.said(sid, decision.reason)
         return self._start(machine, action)
 
-    def _left_alone(self, machine: Machine, reason: str) -> int:
+    def _left_alone(self, machine: MachineData, reason: str) -> int:
         """The machine gets no action this pass, for `reason`: shown, and logged once per change."""
         self.views.explain(machine.system_id, reason)
         if self.views.said(machine.system_id, reason):
@@ -337,24 +338,26 @@ class Daemon:
 
     def decide(
         self,
-        machine: Machine,
+        machine: MachineData,
         records: dict[str, ProvisionRecord],
         listener: PhaseListener = QUIET,
     ) -> Decision:
         """What this machine's flow makes of what MAAS says now; `listener` hears phase entries."""
         return self._flow(machine).observe(self._observation(machine, records), listener)
 
-    def _flow(self, machine: Machine) -> Flow:
+    def _flow(self, machine: MachineData) -> Flow:
         flow = self.flows.get(machine.system_id)
         if flow is None:
             flow = self.flows[machine.system_id] = Flow(machine.system_id)
         return flow
 
-    def held(self, machine: Machine, action: Action) -> Setback | None:
+    def held(self, machine: MachineData, action: Action) -> Setback | None:
         """The setback that keeps `action` from being sent for `machine` now, if any."""
         return self.setbacks.holds(machine.system_id, action.kind, self.clock.time())
 
-    def _observation(self, machine: Machine, records: dict[str, ProvisionRecord]) -> Observation:
+    def _observation(
+        self, machine: MachineData, records: dict[str, ProvisionRecord]
+    ) -> Observation:
         quarantined, retry = self.budgets.view(machine, self.clock.monotonic())
         return Observation(
             status=machine.status,
@@ -372,7 +375,7 @@ class Daemon:
             retry=retry,
         )
 
-    def _rename_to(self, machine: Machine) -> str | None:
+    def _rename_to(self, machine: MachineData) -> str | None:
         """The mapped name, unless the machine has it already or MAAS refused it before.
 
         A dotted mapping is an FQDN (MAAS takes the part after the first dot as the domain,
@@ -399,7 +402,7 @@ class Daemon:
         return ProvisionView(state=state, retry_due=due, poll=poll)
 
     def _remember(
-        self, machine: Machine, decision: Decision, record: ProvisionRecord | None
+        self, machine: MachineData, decision: Decision, record: ProvisionRecord | None
     ) -> None:
         self.views.observed(machine, decision, record)
         sid = machine.system_id
@@ -418,7 +421,7 @@ class Daemon:
 
     # -- actions ----------------------------------------------------------------------
 
-    def _start(self, machine: Machine, action: Action) -> int:
+    def _start(self, machine: MachineData, action: Action) -> int:
         decided = self.clock.monotonic()
         sid = machine.system_id
 
@@ -433,7 +436,7 @@ class Daemon:
             self._in_flight[sid] = action.kind
         return int(started)
 
-    async def _act(self, machine: Machine, action: Action, decided: float) -> None:
+    async def _act(self, machine: MachineData, action: Action, decided: float) -> None:
         started = self.clock.monotonic()
         structlog.contextvars.bind_contextvars(
             system_id=machine.system_id, hostname=machine.hostname
@@ -450,7 +453,7 @@ class Daemon:
         self._acted_at[machine.system_id] = self.clock.monotonic()
         self._record_action(machine, action, outcome, self._acted_at[machine.system_id] - started)
 
-    async def _outcome(self, machine: Machine, action: Action) -> Outcome:
+    async def _outcome(self, machine: MachineData, action: Action) -> Outcome:
         if action.spends_retry:
             self._spend_retry(machine, action)
         try:
@@ -466,7 +469,7 @@ class Daemon:
             self._accepted(machine, action)
         return outcome
 
-    def _spend_retry(self, machine: Machine, action: Action) -> None:
+    def _spend_retry(self, machine: MachineData, action: Action) -> None:
         used = self.budgets.spend(machine.system_id)
         self.metrics.observe_retry(action.kind)
         log.info(
@@ -478,7 +481,7 @@ class Daemon:
             retry=f"{used}/{self.budgets.limit}",
         )
 
-    def _accepted(self, machine: Machine, action: Action) -> None:
+    def _accepted(self, machine: MachineData, action: Action) -> None:
         self.setbacks.cleared(machine.system_id)
         self.unseen.wrote(machine, action.kind, self.clock.monotonic())
         if action.kind is ActionKind.QUARANTINE:
@@ -492,7 +495,7 @@ class Daemon:
                 retries=self.budgets.used(machine.system_id),
             )
 
-    def _refused(self, machine: Machine, action: Action, exc: MaasError) -> Outcome:
+    def _refused(self, machine: MachineData, action: Action, exc: MaasError) -> Outcome:
         """MAAS did not do `action` (or may not have): back off, or give up on a refused name."""
         if action.spends_retry and _certainly_not_done(exc):
             self.budgets.refund(machine.system_id)
@@ -506,12 +509,12 @@ class Daemon:
             return Outcome("failed", detail)
         return self._set_back(machine, action, detail)
 
-    def _set_back(self, machine: Machine, action: Action, detail: str) -> Outcome:
+    def _set_back(self, machine: MachineData, action: Action, detail: str) -> Outcome:
         self.setbacks.failed(machine.system_id, action.kind, detail, self.clock.time())
         return Outcome("failed", detail)
 
     def _record_action(
-        self, machine: Machine, action: Action, outcome: Outcome, duration: float
+        self, machine: MachineData, action: Action, outcome: Outcome, duration: float
     ) -> None:
         sid = machine.system_id
         self.views.acted(sid, action.kind, outcome.result, outcome.detail, self.clock.time())
@@ -773,7 +776,7 @@ class PhaseLog:
 
     __slots__ = ("machine", "metrics")
 
-    def __init__(self, machine: Machine, metrics: Metrics) -> None:
+    def __init__(self, machine: MachineData, metrics: Metrics) -> None:
         self.machine = machine
         self.metrics = metrics
 
@@ -806,7 +809,7 @@ class PhaseLog:
             )
 
 
-def _needs_a_human(phase: Phase, machine: Machine) -> bool:
+def _needs_a_human(phase: Phase, machine: MachineData) -> bool:
     if phase is Phase.FAILED or phase is Phase.UNKNOWN:
         return True
     return phase is Phase.WAITING and machine.status == 0  # New, power unknown

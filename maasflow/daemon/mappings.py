@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 from maasflow.daemon.selection import load_json_source
 
 _MAC_FORMS = (
@@ -101,7 +101,7 @@ class Mappings:
             raise ConfigError(f"{label}: {msg}")
         return canonical
 
-    def hostname_for(self, machine: Machine) -> str | None:
+    def hostname_for(self, machine: MachineData) -> str | None:
         """The mapped name for the first mapped MAC of the machine (boot interface first)."""
         if not self.names:
             return None

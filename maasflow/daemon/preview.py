@@ -18,7 +18,7 @@ from typing import TextIO
 from maasflow.common.safe_text import escape
 from maasflow.daemon.lifecycle import ActionKind, Phase
 from maasflow.daemon.loop import Daemon
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import ProvisionRecord
 
@@ -46,7 +46,7 @@ async def make_plan(daemon: Daemon) -> list[PlanItem]:
     return [_item(daemon, m, records) for m in machines]
 
 
-def _item(daemon: Daemon, machine: Machine, records: dict[str, ProvisionRecord]) -> PlanItem:
+def _item(daemon: Daemon, machine: MachineData, records: dict[str, ProvisionRecord]) -> PlanItem:
     base = {
         "system_id": machine.system_id,
         "hostname": machine.hostname,

@@ -34,7 +34,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from maasflow.common import child, supervision
 from maasflow.common.errors import ConfigError, ProvisionError
 from maasflow.common.secrets import scrubbed_environ
 from maasflow.common.supervision import Run, RunHandle
-from maasflow.daemon.maas.models import Interface, Link, Machine
+from maasflow.daemon.maas.listing import InterfaceData, LinkData, MachineData
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +89,7 @@ def _valid_ip(text: str | None) -> str | None:
         return None
 
 
-def _boot_links(machine: Machine) -> list[Link]:
+def _boot_links(machine: MachineData) -> Sequence[LinkData]:
     """The boot interface's links, looked up in interface_set if the listing omits them."""
     boot = machine.boot_interface
     if boot is None:
@@ -100,7 +100,7 @@ def _boot_links(machine: Machine) -> list[Link]:
     return next((i.links for i in same), [])
 
 
-def _same_interface(a: Interface, b: Interface) -> bool:
+def _same_interface(a: InterfaceData, b: InterfaceData) -> bool:
     if a.id is not None and a.id == b.id:
         return True
     return bool(a.mac_address) and a.mac_address == b.mac_address
@@ -110,7 +110,7 @@ def _first_ip(candidates: Iterable[str | None]) -> str | None:
     return next((ip for ip in map(_valid_ip, candidates) if ip), None)
 
 
-def target_for(machine: Machine, resolve: Callable[[str], str | None] = dns_resolve) -> Target:
+def target_for(machine: MachineData, resolve: Callable[[str], str | None] = dns_resolve) -> Target:
     """Build the `Target`; the IP is the boot link's, else ip_addresses[0], else DNS."""
     ip = _first_ip(link.ip_address for link in _boot_links(machine))
     ip = ip or _first_ip(machine.ip_addresses)

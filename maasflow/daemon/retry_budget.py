@@ -25,7 +25,7 @@ import structlog
 
 from maasflow.common.backoff import Backoff
 from maasflow.daemon.lifecycle import DEPLOYED, RetryView
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 
 log = structlog.get_logger(__name__)
 
@@ -88,7 +88,7 @@ class RetryBudgets:
     def get(self, system_id: str) -> Recovery | None:
         return self._by_id.get(system_id)
 
-    def view(self, machine: Machine, now: float) -> tuple[bool, RetryView | None]:
+    def view(self, machine: MachineData, now: float) -> tuple[bool, RetryView | None]:
         """(quarantined, retry view) for `machine` as listed now; keeps the books first."""
         quarantined = self.tag in machine.tag_names
         self._follow_tag(machine, quarantined)
@@ -132,7 +132,7 @@ class RetryBudgets:
         self._due_now.add(system_id)
         return had
 
-    def _follow_tag(self, machine: Machine, quarantined: bool) -> None:
+    def _follow_tag(self, machine: MachineData, quarantined: bool) -> None:
         record = self._by_id.get(machine.system_id)
         if quarantined and (record is None or not record.quarantined):
             retries = 0 if record is None else record.retries
@@ -146,7 +146,7 @@ class RetryBudgets:
             )
             self.forget(machine.system_id)
 
-    def _due(self, machine: Machine, used: int, now: float) -> bool:
+    def _due(self, machine: MachineData, used: int, now: float) -> bool:
         if machine.system_id in self._due_now:
             self._due_now.discard(machine.system_id)
             self._since[machine.system_id] = _Since(machine.status, used, now, 0.0)

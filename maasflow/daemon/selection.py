@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 
 SECTIONS = ("hosts", "zones", "pools", "tags")
 LISTS = ("include", "exclude")
@@ -188,7 +188,7 @@ class Section:
         return out
 
 
-def _values(machine: Machine, section: str) -> Sequence[str]:
+def _values(machine: MachineData, section: str) -> Sequence[str]:
     if section == "hosts":
         return (machine.hostname,)
     if section == "zones":
@@ -229,7 +229,7 @@ class FilterSpec:
         parsed = ((name, Section.parse(name, raw[name], label)) for name in SECTIONS if name in raw)
         return cls(tuple((name, sec) for name, sec in parsed if sec.include or sec.exclude))
 
-    def reason(self, machine: Machine) -> str | None:
+    def reason(self, machine: MachineData) -> str | None:
         """Why the filter leaves this machine out (e.g. "zone 'lab-b' not included"), or None."""
         for name, section in self.sections:
             refusal = section.refusal(_NOUNS[name], _values(machine, name))
@@ -237,11 +237,11 @@ class FilterSpec:
                 return refusal
         return None
 
-    def selects(self, machine: Machine) -> bool:
+    def selects(self, machine: MachineData) -> bool:
         """True when the machine passes every section."""
         return self.reason(machine) is None
 
-    def select(self, machines: Iterable[Machine]) -> list[Machine]:
+    def select(self, machines: Iterable[MachineData]) -> list[MachineData]:
         """The machines this filter selects, in their original order."""
         return [m for m in machines if self.reason(m) is None]
 

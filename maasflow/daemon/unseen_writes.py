@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 
 SETTLE_S = 120.0
 LAG_S = 10.0
@@ -35,7 +35,7 @@ LOCAL_ACTIONS = frozenset({"provision", "provision_poll", "forget_provision"})
 Fingerprint = tuple[object, ...]
 
 
-def fingerprint(machine: Machine) -> Fingerprint:
+def fingerprint(machine: MachineData) -> Fingerprint:
     """What a write can change about a machine, as one comparable value."""
     return (
         machine.status,
@@ -65,14 +65,14 @@ class UnseenWrites:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def wrote(self, machine: Machine, action: str, answered_at: float) -> None:
+    def wrote(self, machine: MachineData, action: str, answered_at: float) -> None:
         """MAAS accepted `action` for `machine` (as listed when it was decided)."""
         if action in LOCAL_ACTIONS:
             return
         settle = SETTLE_S if action in BACKGROUND_ACTIONS else LAG_S
         self._by_id[machine.system_id] = _Write(fingerprint(machine), answered_at, settle)
 
-    def holds(self, machine: Machine, listed_at: float, now: float) -> bool:
+    def holds(self, machine: MachineData, listed_at: float, now: float) -> bool:
         """True while deciding from this listing could repeat an accepted write."""
         write = self._by_id.get(machine.system_id)
         if write is None:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from maasflow.daemon.lifecycle import ActionKind, Decision, Phase
-from maasflow.daemon.maas.models import Machine
+from maasflow.daemon.maas.listing import MachineData
 from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import ProvisionRecord
 
@@ -66,7 +66,7 @@ class MachineViews:
         return self._views.get(system_id)
 
     def observed(
-        self, machine: Machine, decision: Decision, record: ProvisionRecord | None
+        self, machine: MachineData, decision: Decision, record: ProvisionRecord | None
     ) -> None:
         """A pass saw `machine` and its flow decided `decision`."""
         view = self._views.get(machine.system_id)
@@ -107,7 +107,7 @@ class MachineViews:
         if view is not None:
             view.reason = reason
 
-    def left_out(self, machine: Machine, reason: str) -> MachineView:
+    def left_out(self, machine: MachineData, reason: str) -> MachineView:
         """A machine the filters leave out this pass, and why."""
         view = MachineView(
             machine.system_id, machine.hostname, machine.zone.name, machine.pool_name,
@@ -151,5 +151,5 @@ class MachineViews:
         return [asdict(v) for v in sorted(views, key=lambda v: v.hostname)]
 
 
-def _maas_error(machine: Machine) -> str | None:
+def _maas_error(machine: MachineData) -> str | None:
     return machine.error_description or machine.status_message or None

@@ -30,7 +30,7 @@ class Feed:
 
     headers: dict[str, str]
     total: int = HUGE
-    body: bytes | None = None  # sent as is, else `total` bytes of CHUNK repeated
+    body: bytes | None = None  # sent as is, else "[" and `total` bytes of CHUNK repeated
     sent: int = 0
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -48,6 +48,8 @@ class _Handler(socketserver.StreamRequestHandler):
             if self.feed.body is not None:
                 self.wfile.write(self.feed.body)
                 self.feed.sent += len(self.feed.body)
+            if self.feed.body is None:  # a listing that parses as far as it goes
+                self.wfile.write(b"[")
             while self.feed.body is None and self.feed.sent < self.feed.total:
                 self.wfile.write(CHUNK)
                 self.feed.sent += len(CHUNK)

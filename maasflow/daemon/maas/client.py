@@ -14,7 +14,8 @@ becomes a typed `PermanentMaasError` at once. Reads get `max_attempts`; writes g
 asks for one attempt and retries on a later pass instead of waiting with a slot held. A 200
 whose JSON is unreadable is retried when the request was a GET; after a write, the machine
 is read back with a GET instead, so a write is never repeated because its answer was
-garbled. A machine entry that does not validate is skipped with a warning, not the listing.
+garbled. The machine listing is parsed as it arrives (`maasflow.daemon.maas.listing`), never
+held whole; a machine entry that does not validate is skipped with a warning, not the listing.
 
 `read_only=True` refuses every non-GET before it is sent (preview's defence in depth), and
 `before_write` (the daemon's leadership fence) is called before each write is sent, so a
@@ -38,7 +39,7 @@ import base64
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -61,12 +62,13 @@ from maasflow.common.errors import (
 from maasflow.daemon.maas.auth import MaasAuth
 from maasflow.daemon.maas.decoding import (
     Decoder,
+    Streamed,
     UnreadableAnswer,
-    decode_machines,
     decode_object,
     ignore_body,
     model_decoder,
 )
+from maasflow.daemon.maas.listing import LISTING, ListedMachine
 from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.maas.responses import error_for, message_of
 
@@ -237,9 +239,12 @@ class MaasClient:
         """`GET version/`: ``capabilities``, ``version``, ``subversion``."""
         return await self._call("GET", "version/", decode=decode_object)
 
-    async def list_machines(self, **filters: FormValue) -> list[Machine]:
-        """Every machine visible to the key, in one `GET machines/` (filters per §2.4)."""
-        return await self._call("GET", "machines/", params=_form(filters), decode=decode_machines)
+    async def list_machines(self, **filters: FormValue) -> list[ListedMachine]:
+        """Every machine visible to the key, in one `GET machines/` (filters per §2.4).
+
+        The answer is parsed as it arrives (`maas.listing`), never held whole.
+        """
+        return await self._call("GET", "machines/", params=_form(filters), decode=LISTING)
 
     async def get_machine(self, system_id: str) -> Machine:
         """One machine, `GET machines/<system_id>/`."""
@@ -353,7 +358,7 @@ class MaasClient:
         op: str | None = None,
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
-        decode: Decoder[T],
+        decode: Decoder[T] | Streamed[T],
         attempts: int | None = None,
     ) -> T:
         """Send until success or a permanent error; decode the success."""
@@ -376,19 +381,17 @@ class MaasClient:
         op: str | None,
         params: Mapping[str, Any] | None,
         data: Mapping[str, Any] | None,
-        decode: Decoder[T],
+        decode: Decoder[T] | Streamed[T],
         attempts: int | None,
     ) -> T:
         """`_call`'s attempts with the current key: retry what is temporary, up to `attempts`."""
-        shown = path if op is None else f"{path}?op={op}"
         if attempts is None:
             attempts = self._max_attempts if method == "GET" else self._write_attempts
         for attempt in range(1, attempts + 1):
             if method != "GET" and self._before_write is not None:
                 self._before_write()  # the daemon's fence: raises to send nothing
             try:
-                response = await self._send(method, path, op, params, data, attempt)
-                return decode(response, method, shown)
+                return await self._send(method, path, op, params, data, attempt, decode)
             except TemporaryMaasError as exc:
                 if attempt == attempts or not _may_repeat(method, exc):
                     raise
@@ -419,35 +422,45 @@ class MaasClient:
         params: Mapping[str, Any] | None,
         data: Mapping[str, Any] | None,
         attempt: int,
-    ) -> httpx.Response:
-        """One attempt: the response if it is a success, else the typed error for it."""
+        decode: Decoder[T] | Streamed[T],
+    ) -> T:
+        """One attempt: the decoded success, else the typed error for the answer."""
         shown = path if op is None else f"{path}?op={op}"
         query = {**({"op": op} if op else {}), **(params or {})}
         started = time.perf_counter()
         self._on_progress()
+        status: int | None = None
         try:
             request = self._http.build_request(method, path, params=query, data=data or None)
-            response = await self._receive(request, shown)
+            response = await self._http.send(request, stream=True)
+            status = response.status_code
+            try:
+                if response.is_success and isinstance(decode, Streamed):
+                    async with contextlib.aclosing(self._chunks(response, shown)) as chunks:
+                        return await decode.read(chunks, method, shown, status)
+                whole = await self._whole(response, request, shown)
+            finally:
+                await response.aclose()
         except httpx.RequestError as exc:
-            self._record(method, path, op, None, started, attempt)
+            status = None
             # `from None`: the httpx chain holds request headers in its frames' locals.
             kind = TemporaryMaasError if _never_sent(exc) else AnswerLost
             raise kind(method, shown, None, _transport_problem(exc)) from None
-        except AnswerTooLarge as exc:
-            self._record(method, path, op, exc.status, started, attempt)
-            raise
-        self._record(method, path, op, response.status_code, started, attempt)
-        if response.is_success:
-            return response
-        raise error_for(method, shown, response, message_of(response, self._auth.redact))
-
-    async def _receive(self, request: httpx.Request, shown: str) -> httpx.Response:
-        """Send `request` and read its answer, refusing one over `max_answer_bytes` early."""
-        response = await self._http.send(request, stream=True)
-        try:
-            body = await _capped_body(response, self._max_answer_bytes, shown, self._on_progress)
         finally:
-            await response.aclose()
+            self._record(method, path, op, status, started, attempt)
+        if whole.is_success and not isinstance(decode, Streamed):
+            return decode(whole, method, shown)
+        raise error_for(method, shown, whole, message_of(whole, self._auth.redact))
+
+    def _chunks(self, response: httpx.Response, shown: str) -> AsyncGenerator[bytes]:
+        """The answer's decoded pieces as they arrive; AnswerTooLarge past `max_answer_bytes`."""
+        return _capped_chunks(response, self._max_answer_bytes, shown, self._on_progress)
+
+    async def _whole(
+        self, response: httpx.Response, request: httpx.Request, shown: str
+    ) -> httpx.Response:
+        """The answer read whole (capped), as a response that needs no more reading."""
+        body = b"".join([chunk async for chunk in self._chunks(response, shown)])
         headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
         return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
@@ -492,25 +505,24 @@ class AnswerTooLarge(PermanentMaasError):
     """MAAS's answer is larger than `max_answer_bytes`; asking again would fetch it again."""
 
 
-async def _capped_body(
+async def _capped_chunks(
     response: httpx.Response, limit: int, shown: str, on_chunk: Callable[[], None]
-) -> bytes:
-    """The decoded body, or AnswerTooLarge as soon as it (or its Content-Length) passes `limit`.
+) -> AsyncGenerator[bytes]:
+    """The decoded body's pieces; AnswerTooLarge as soon as it (or its Content-Length) passes
+    `limit`, before more is read.
 
     `on_chunk` is called as each piece arrives: a long answer that keeps coming is progress.
     """
     announced = response.headers.get("content-length", "")
     if announced.isdigit() and int(announced) > limit:
         raise _too_large(response, limit, shown)
-    chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         on_chunk()
         size += len(chunk)
         if size > limit:
             raise _too_large(response, limit, shown)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
 
 
 def _too_large(response: httpx.Response, limit: int, shown: str) -> AnswerTooLarge:

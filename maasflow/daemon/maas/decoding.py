@@ -1,33 +1,37 @@
 """Decoders of MAAS success bodies: (response, method, shown path) → value.
 
-The fast path validates a whole listing with one `TypeAdapter(list[Machine])` straight from
-the bytes, in pydantic-core (about 0.6 s for 10,000 real-sized machines, 37 MB, on one
-core; `json.loads` alone takes longer). Only when an entry fails validation does it fall back
-to one `model_validate` per entry, skipping the bad ones with a warning naming their
-system_id. A body that is not valid JSON raises `UnreadableAnswer`, a `TemporaryMaasError`
-the client retries for GETs; valid JSON of the wrong shape is a `PermanentMaasError`.
+Small answers (one machine, a user, the version) are read whole and validated by pydantic.
+The machine listing is not decoded here but streamed (`Streamed`, `maas.listing`): it is
+MAAS's largest answer, and holding it whole cost hundreds of megabytes at 10,000 machines.
+A body that is not valid JSON raises `UnreadableAnswer`, a `TemporaryMaasError` the client
+retries for GETs; valid JSON of the wrong shape is a `PermanentMaasError`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
-import structlog
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from maasflow.common.errors import PermanentMaasError, TemporaryMaasError
-from maasflow.daemon.maas.models import Machine
-
-log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 Decoder = Callable[[httpx.Response, str, str], T]
 
-_MACHINES = TypeAdapter(list[Machine])
+
+@dataclass(frozen=True, slots=True)
+class Streamed(Generic[T]):
+    """A decoder that reads a success answer as it arrives, chunk by chunk.
+
+    `read(chunks, method, shown path, status)`; the chunks come size-capped by the client.
+    """
+
+    read: Callable[[AsyncIterator[bytes], str, str, int], Awaitable[T]]
 
 
 class UnreadableAnswer(TemporaryMaasError):
@@ -81,34 +85,6 @@ def model_decoder(model: type[M]) -> Decoder[M]:
             ) from None
 
     return decode
-
-
-def decode_machines(response: httpx.Response, method: str, shown: str) -> list[Machine]:
-    """Fast path: validate the whole listing at once; on a bad entry, go one by one."""
-    try:
-        return _MACHINES.validate_json(response.content)
-    except ValidationError as exc:
-        if _is_bad_json(exc):
-            raise _unreadable(response, method, shown) from None
-    entries = _decode_json(response, method, shown)
-    if not isinstance(entries, list):
-        raise PermanentMaasError(
-            method,
-            shown,
-            response.status_code,
-            f"expected a JSON list of machines, got a JSON {type(entries).__name__}",
-        )
-    return [m for m in (_machine_or_none(entry) for entry in entries) if m is not None]
-
-
-def _machine_or_none(entry: Any) -> Machine | None:
-    try:
-        return Machine.model_validate(entry)
-    except ValidationError as exc:
-        raw_id = entry.get("system_id") if isinstance(entry, dict) else None
-        system_id = "".join(c for c in str(raw_id) if c.isprintable())[:64] if raw_id else None
-        log.warning("maas.machine_skipped", system_id=system_id, problem=_first_problem(exc))
-        return None
 
 
 def _is_bad_json(exc: ValidationError) -> bool:
