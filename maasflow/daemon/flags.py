@@ -70,7 +70,7 @@ OPTIONS: tuple[Option, ...] = (
            "maas-flow's switch to log the key in clear; accepted, but the key is never "
            "shown (a warning says so): its shape is logged instead", boolean=True),
     Option("period", ("period",), ("MAAS_QUERY_INTERVAL",), "15s",
-           "time between passes (Go duration: 15s, 1m30s, 500ms)"),
+           "time from one pass's start to the next's (Go duration: 15s, 1m30s, 500ms)"),
     Option("filter", ("filter",), ("HOST_FILTER_SPEC",), '{"zones":{"include":["^default$"]}}',
            "which machines to drive: filter JSON or @path ($VAR expanded); {} = all"),
     Option("mappings", ("mappings",), ("MAC_TO_NAME_MAPPINGS",), "{}",

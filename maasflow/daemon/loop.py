@@ -1,4 +1,4 @@
-"""The daemon: one pass every period, from MAAS's listing to at most one action per machine.
+"""The daemon: one pass every period (start to start), from the listing to one action a machine.
 
 A pass lists the machines once, keeps the ones the filters select, lets each machine's
 long-lived `Flow` decide from what MAAS says now (level-triggered), and hands any action to
@@ -660,20 +660,25 @@ class Daemon:
         self._retry_in = self._pass_backoff.delay(self.consecutive_failures)
         log.error("pass failed", reason=self.last_error, next_in_s=round(self._retry_in, 1))
 
-    def next_delay(self) -> float:
-        """The period; after failed passes, the capped backoff drawn when the last one failed."""
-        return self.period if self.consecutive_failures == 0 else self._retry_in
+    def next_delay(self, spent: float = 0.0) -> float:
+        """What is left of the period after a pass that took `spent` seconds (none when it
+        took longer: periods count start to start, so `-period 15s` is a 15 s cycle); after
+        failed passes, the capped backoff drawn when the last one failed, counted from then."""
+        if self.consecutive_failures:
+            return self._retry_in
+        return max(self.period - spent, 0.0)
 
     # -- the loop ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, on_pass: Callable[[], None] | None = None) -> None:
-        """First pass at once, then every period, until `stop` is set."""
+        """First pass at once, then one starting every period, until `stop` is set."""
         while not stop.is_set():
+            began = self.clock.monotonic()
             if not await self._pass_unless_stopped(stop):
                 return
             if on_pass is not None:
                 on_pass()
-            delay = self.next_delay()
+            delay = self.next_delay(self.clock.monotonic() - began)
             self.liveness.progressed(then_idle=delay)
             await interruptible_sleep(delay, stop, self.clock.sleep)
 
