@@ -2,10 +2,12 @@
 
 A pass lists the machines once, keeps the ones the filters select, lets each machine's
 long-lived `Flow` decide from what MAAS says now (level-triggered), and hands any action to
-the executor, which never blocks the pass. Per machine it holds back what would repeat or
-hammer: an action still in flight, a write MAAS accepted that no listing shows yet
-(`unseen_writes`), and an action backing off after failures (`setbacks`, so a doomed machine
-costs one request per backoff step and never a slot while it waits). With `-retry-failed N`
+the executor, which never blocks the pass, while it has room (free slots plus a small queue;
+the machines beyond are deferred to a later pass and counted in the pass's one line). Per
+machine it holds back what would repeat or hammer: an action still in flight, a write MAAS
+accepted that no listing shows yet (`unseen_writes`), and an action backing off after
+failures (`setbacks`, so a doomed machine costs one request per backoff step and never a
+slot while it waits). With `-retry-failed N`
 it hands the lifecycle each machine's retry budget (`retry_budget`). Every machine MAAS
 lists gets a reason in its view (`views`): the decision's, or what held it back (in flight,
 an unseen write, a backoff, a pause, the filters), logged at debug once per change. Each
@@ -92,6 +94,7 @@ class PassSummary:
     started: int
     by_status: dict[str, int]
     by_phase: dict[str, int]
+    deferred: int = 0  # machines with an action that found no room in the executor
 
 
 class Daemon:
@@ -145,6 +148,8 @@ class Daemon:
         self.me = ""
         self.passes = 0
         self.failed_actions = 0
+        self.skipped_actions = 0  # actions that ended "skipped" since the last pass's line
+        self._deferred = 0  # this pass: machines with an action that found no executor room
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self._pass_started: float | None = None  # monotonic start of the pass under way
@@ -261,7 +266,7 @@ class Daemon:
         self, machines: Sequence[MachineData], records: dict[str, ProvisionRecord], listed_at: float
     ) -> PassSummary:
         selected: list[MachineData] = []
-        started = 0
+        started = self._deferred = 0
         now = self.clock.monotonic()
         self.views.begin_pass()
         for machine in machines:
@@ -281,6 +286,7 @@ class Daemon:
             started=started,
             by_status=dict(Counter(m.status_name or str(m.status) for m in selected)),
             by_phase=self.views.phase_counts(),
+            deferred=self._deferred,
         )
 
     def _consider(
@@ -307,6 +313,11 @@ class Daemon:
             return self._left_alone(machine, _backing_off(setback))
         if self.paused and action.kind is not ActionKind.PROVISION_POLL:
             return self._left_alone(machine, f"paused: would {describe_action(action)}")
+        if self.executor.room == 0:  # back-pressure: counted in the pass's line
+            self._deferred += 1
+            return self._left_alone(
+                machine, f"no free action slot: would {describe_action(action)}"
+            )
         self.views.said(sid, decision.reason)
         return self._start(machine, action)
 
@@ -521,12 +532,14 @@ class Daemon:
         self.views.backoff(sid, self.setbacks.get(sid), self.budgets.used(sid))
         if outcome.result == "failed":
             self.failed_actions += 1
+        if outcome.result == "skipped":
+            self.skipped_actions += 1
         self.metrics.observe_action(action.kind, outcome.result, duration)
         if outcome.provisioned_in is not None:
             self.metrics.observe_provision(outcome.result, outcome.provisioned_in)
         self._note(machine.system_id, machine.hostname, event_kind(action.kind), action.kind,
                    outcome.result, outcome.detail)  # fmt: skip
-        emit = log.warning if outcome.result == "failed" else log.info
+        emit = {"failed": log.warning, "skipped": log.debug}.get(outcome.result, log.info)
         extra: dict[str, object] = {"params": dict(action.params), "detail": outcome.detail}
         setback = self.setbacks.get(machine.system_id)
         if outcome.result == "failed" and setback is not None and setback.action == action.kind:
@@ -645,11 +658,13 @@ class Daemon:
             selected=summary.selected,
             statuses=summary.by_status,
             started=summary.started,
+            deferred=summary.deferred,
             failed=self.failed_actions,
+            skipped=self.skipped_actions,
             in_flight=self.executor.in_flight,
             duration_s=round(now - started_at, 3),
         )
-        self.failed_actions = 0
+        self.failed_actions = self.skipped_actions = 0
 
     def _pass_failed(self, exc: MaasError, started_at: float) -> None:
         now = self.clock.time()

@@ -104,3 +104,25 @@ def test_a_cap_below_one_is_a_programming_error() -> None:
     """Concurrency 0 would deadlock every action, so it is refused."""
     with pytest.raises(ValueError, match="at least 1"):
         Executor(0)
+
+
+async def test_room_is_the_free_slots_plus_the_queue() -> None:
+    """Room shrinks with each action handed over and comes back as they finish."""
+    ex = Executor(2, queue=1)
+    gate = asyncio.Event()
+
+    async def action() -> None:
+        await gate.wait()
+
+    assert ex.room == 3
+    for i in range(3):
+        ex.submit(f"m{i}", action)
+    assert ex.room == 0
+    gate.set()
+    await ex.drain(1)
+    assert ex.room == 3
+
+
+def test_the_default_queue_is_the_cap_and_at_least_sixteen() -> None:
+    """16 slots take 32 actions at once; a single slot still takes 17."""
+    assert (Executor(16).room, Executor(1).room, Executor(40).room) == (32, 17, 80)
