@@ -78,6 +78,9 @@ class SimConfig:
     # Seconds (at time_factor 1) between passes of the rack's power monitor over webhook
     # machines; None runs no monitor. MAAS queries each machine about every 300 s.
     power_monitor_interval: float | None = None
+    # Serve machine objects the size of a real region's (~8.7 KB, partitioned disks) rather
+    # than the leaner default (~6.5 KB): for benchmarks of the listing.
+    real_sized: bool = False
 
     def __post_init__(self) -> None:
         if not self.time_factor > 0:

@@ -174,6 +174,7 @@ class Machine:
     testing_result: int = -1
     outcomes: dict[str, str | None] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    real_sized: bool = False  # render what a real region adds (partitions, ...): ~8.7 KB
     blob: bytes | None = field(default=None, repr=False)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -216,6 +217,8 @@ def render(machine: Machine) -> dict[str, Any]:
     """The machine as MAAS's API 2.0 serializer shows it."""
     data = _identity(machine) | _hardware(machine) | _scripts(machine)
     data |= _network(machine) | _storage(machine)
+    if machine.real_sized:
+        data |= _real_storage(machine)
     return data
 
 
@@ -363,4 +366,48 @@ def _disk(m: Machine) -> dict[str, Any]:
         "numa_node": 0,
         "system_id": m.system_id,
         "resource_uri": f"{API}/nodes/{m.system_id}/blockdevices/{disk_id}/",
+    }
+
+
+def _real_storage(m: Machine) -> dict[str, Any]:
+    """The storage a deployed machine of a real region shows: a partitioned disk (an EFI and a
+    root partition, each formatted and mounted), as MAAS's flat layout leaves it; about
+    8.7 KB a machine with one interface, as a real region's listing."""
+    disk = _disk(m) | {"partition_table_type": "GPT", "used_for": "GPT partitioned"}
+    disk["partitions"] = [
+        _partition(m, 1, 536_870_912, "fat32", "/boot/efi"),
+        _partition(m, 2, DISK_SIZE - 537_919_488, "ext4", "/"),
+    ]
+    disk["used_size"] = DISK_SIZE
+    disk["available_size"] = 0
+    return {
+        "blockdevice_set": [disk],
+        "physicalblockdevice_set": [disk],
+        "constraints_by_type": {},
+        "macaddress_set": [{"mac_address": nic.mac} for nic in m.nics],
+    }
+
+
+def _partition(m: Machine, index: int, size: int, fstype: str, mount: str) -> dict[str, Any]:
+    disk_id = m.id * 10 + 1
+    part_id = disk_id * 10 + index
+    return {
+        "id": part_id,
+        "uuid": f"{m.id:08x}-0000-4000-8000-{part_id:012x}",
+        "size": size,
+        "bootable": index == 1,
+        "tags": [],
+        "type": "partition",
+        "path": f"/dev/disk/by-dname/sda-part{index}",
+        "system_id": m.system_id,
+        "device_id": disk_id,
+        "used_for": f"{fstype} formatted filesystem mounted at {mount}",
+        "filesystem": {
+            "fstype": fstype,
+            "label": "efi" if index == 1 else "root",
+            "uuid": f"{m.id:08x}-1111-4000-8000-{part_id:012x}",
+            "mount_point": mount,
+            "mount_options": None,
+        },
+        "resource_uri": f"{API}/nodes/{m.system_id}/blockdevices/{disk_id}/partition/{part_id}",
     }

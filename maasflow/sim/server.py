@@ -51,7 +51,9 @@ class Simulator:
         zones = [*config.zones, *(spec.zone for spec in config.machines)]
         pools = [*config.pools, *(spec.pool for spec in config.machines)]
         domains = [*config.domains, *(spec.domain for spec in config.machines)]
-        self.world = World(config.seed, self.events, zones, pools, domains, config.subnets)
+        self.world = World(
+            config.seed, self.events, zones, pools, domains, config.subnets, config.real_sized
+        )
         self.world.add_tags(config.tags)
         self.power = PowerControl(self.world, config, self.clock)
         self.monitor = PowerMonitor(self.world, self.power, config, self.clock)

@@ -44,8 +44,10 @@ class World:
         pools: Iterable[str] = ("default",),
         domains: Iterable[str] = ("maas",),
         subnets: Iterable[str] = SUBNETS,
+        real_sized: bool = False,
     ) -> None:
         self.events = events
+        self.real_sized = real_sized  # machines render real-sized objects (`render`)
         self.machines: dict[str, Machine] = {}
         self.zones: dict[str, Named] = {}
         self.pools: dict[str, Named] = {}
@@ -126,6 +128,7 @@ class World:
                 "deploy": spec.deploy_outcome,
                 "release": spec.release_outcome,
             },
+            real_sized=self.real_sized,
         )
         _settle(machine)
         self.add_tags(spec.tags)

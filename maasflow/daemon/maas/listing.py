@@ -28,6 +28,7 @@ import structlog
 
 from maasflow.common.errors import PermanentMaasError
 from maasflow.daemon.maas.decoding import Streamed, UnreadableAnswer
+from maasflow.daemon.maas.item_pipe import ItemPipe
 
 log = structlog.get_logger(__name__)
 
@@ -284,21 +285,27 @@ def _shown_type(value: object) -> str:
 async def listed_machines(
     chunks: AsyncIterable[bytes], method: str, shown: str, status: int
 ) -> AsyncIterator[ListedMachine]:
-    """Each machine of a listing as soon as its last byte has arrived; bad entries skipped.
+    """Each machine of a listing soon after its last byte has arrived; bad entries skipped.
 
-    Raises UnreadableAnswer when the body is not valid JSON (or ends early), and
-    PermanentMaasError when it is valid JSON but not a list.
+    The parsing happens in a thread (`ItemPipe`). Raises UnreadableAnswer when the body is
+    not valid JSON (or ends early), and PermanentMaasError when it is valid JSON but not a
+    list.
     """
-    parsed: list[Any] = []
-    parser = ijson.items_coro(_Sink(parsed), "item", use_float=True)
     reading = _Reading()
-    async for chunk in chunks:
-        reading.saw(chunk)
-        _feed(parser, chunk, reading, method, shown, status)
-        for machine in _drained(parsed, reading):
-            yield machine
-    _feed(parser, None, reading, method, shown, status)
-    for machine in _drained(parsed, reading):
+    pipe = ItemPipe("item")
+    try:
+        async for chunk in chunks:
+            reading.saw(chunk)
+            for piece in _pieces(chunk, reading, method, shown, status):
+                await pipe.give(piece)
+            for machine in _drained(pipe.take(), reading):
+                yield machine
+            if pipe.done:  # the parser stopped before the body did: an error
+                break
+        rest = await _rest(pipe, reading, method, shown, status)
+    finally:
+        pipe.abort()
+    for machine in _drained(rest, reading):
         yield machine
     if reading.first not in (b"[", b""):
         kind = _KINDS.get(reading.first, "number")
@@ -306,11 +313,18 @@ async def listed_machines(
         raise PermanentMaasError(method, shown, status, message)
 
 
-class _Sink:
-    """ijson's coroutine target: appends each parsed item to a list the reader drains."""
-
-    def __init__(self, items: list[Any]) -> None:
-        self.send = items.append
+async def _rest(pipe: ItemPipe, reading: _Reading, method: str, shown: str, status: int) -> Any:
+    """The items parsed after the last piece; the parser's error as an UnreadableAnswer."""
+    try:
+        return await pipe.finished()
+    except (ijson.JSONError, ValueError, RecursionError, MemoryError):
+        raise UnreadableAnswer(
+            method,
+            shown,
+            status,
+            f"answer is not valid JSON ({reading.size} bytes read; truncated by a proxy "
+            "or an overloaded MAAS?)",
+        ) from None
 
 
 class _Reading:
@@ -359,37 +373,20 @@ def _closes(piece: bytes) -> int:
     return piece.count(b"]") + piece.count(b"}")
 
 
-def _feed(
-    parser: Any, chunk: bytes | None, reading: _Reading, method: str, shown: str, status: int
-) -> None:
-    """Give the parser a chunk, or the end of input (None)."""
+def _pieces(chunk: bytes, reading: _Reading, method: str, shown: str, status: int) -> list[bytes]:
     try:
-        if chunk is None:
-            parser.close()
-            return
-        for piece in reading.pieces(chunk):
-            parser.send(piece)
+        return reading.pieces(chunk)
     except _TooDeep:
         message = f"answer is not valid JSON for MAAS: nested deeper than {MAX_DEPTH} levels"
         raise UnreadableAnswer(method, shown, status, message) from None
-    except (ijson.JSONError, ValueError, RecursionError, MemoryError):
-        raise UnreadableAnswer(
-            method,
-            shown,
-            status,
-            f"answer is not valid JSON ({reading.size} bytes read; truncated by a proxy "
-            "or an overloaded MAAS?)",
-        ) from None
 
 
 def _drained(parsed: list[Any], reading: _Reading) -> list[ListedMachine]:
     """The machines parsed so far (none unless the body is a list: an object's "item" key
     has the same ijson prefix)."""
-    machines = []
-    if reading.first == b"[":
-        machines = [m for m in map(_machine_or_none, parsed) if m is not None]
-    parsed.clear()
-    return machines
+    if reading.first != b"[":
+        return []
+    return [m for m in map(_machine_or_none, parsed) if m is not None]
 
 
 def _machine_or_none(entry: object) -> ListedMachine | None:
