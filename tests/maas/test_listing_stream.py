@@ -154,3 +154,11 @@ async def test_a_real_deployed_machine_gives_the_same_provisioning_target() -> N
     full = Machine.model_validate_json(path.read_bytes())
     (slim,) = await _all(b"[" + path.read_bytes() + b"]", size=1000)
     assert target_for(slim, resolve=_no_dns) == target_for(full, resolve=_no_dns)
+
+
+async def test_no_machine_is_lost_between_the_parser_and_the_loop(machine) -> None:
+    """However the parsing thread and the loop interleave, every machine comes out once."""
+    for size in (1, 5, 13, 64, 4096):
+        entries = [machine(f"m{i}") for i in range(200)]
+        parsed = await _all(_listing(*entries), size=size)
+        assert [m.system_id for m in parsed] == [f"m{i}" for i in range(200)]

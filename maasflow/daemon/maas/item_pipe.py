@@ -97,7 +97,10 @@ class ItemPipe:
     def _hand_over(self) -> None:
         if self._parsed:
             batch, self._parsed = self._parsed, []
-            self._call(self._ready.extend, batch)
+            self._call(self._receive, batch)  # not `self._ready.extend`: `take` swaps the list
+
+    def _receive(self, batch: list[Any]) -> None:
+        self._ready.extend(batch)
 
     def _settle(self, error: BaseException | None) -> None:
         if self._done.done():
