@@ -1,10 +1,11 @@
 """The machine listing, streamed: what the daemon reads of a machine, and how it is decoded.
 
 `GET machines/` is MAAS's largest answer (a real machine object is ~8.7 KB, so 10,000
-machines list in ~87 MB). It is parsed as it arrives by ijson's C backend (yajl2_c) fed
-chunk by chunk, one machine at a time: each item is copied into a `ListedMachine`, a small
-slotted object holding only the fields maasflow uses, type-checked by hand (per-item pydantic
-validation costs more than the parse itself), and dropped. Neither the body nor a full model
+machines list in ~87 MB). It is parsed as it arrives by ijson's C pull parser (yajl2_c) in
+a thread (`item_pipe`), fed chunk by chunk, one machine at a time: each item is copied into
+a `ListedMachine`, a small slotted object holding only the fields maasflow uses,
+type-checked by hand (per-item pydantic validation costs more than the parse itself), and
+dropped. Neither the body nor a full model
 of any machine is held.
 
 `MachineData` (and its parts) is what the daemon's lifecycle reads: both a `ListedMachine`
