@@ -112,6 +112,15 @@ class MachineData(Protocol):
     def pool_name(self) -> str: ...
 
 
+def boot_first_macs(boot: InterfaceData | None, interfaces: Sequence[InterfaceData]) -> list[str]:
+    """Every MAC of these interfaces once, the boot interface's first."""
+    seen: list[str] = []
+    for iface in ((boot,) if boot else ()) + tuple(interfaces):
+        if iface.mac_address and iface.mac_address not in seen:
+            seen.append(iface.mac_address)
+    return seen
+
+
 # -- the slim copies --------------------------------------------------------------------
 
 
@@ -161,12 +170,7 @@ class ListedMachine:
     @property
     def macs(self) -> list[str]:
         """Every MAC of the machine, the boot interface's first."""
-        seen: list[str] = []
-        ifaces = ((self.boot_interface,) if self.boot_interface else ()) + self.interface_set
-        for iface in ifaces:
-            if iface.mac_address and iface.mac_address not in seen:
-                seen.append(iface.mac_address)
-        return seen
+        return boot_first_macs(self.boot_interface, self.interface_set)
 
     @property
     def pool_name(self) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maasflow.daemon.maas.listing import boot_first_macs
+
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -70,12 +72,7 @@ class Machine(_Lenient):
     @property
     def macs(self) -> list[str]:
         """Every MAC of the machine, the boot interface's first."""
-        seen: list[str] = []
-        ifaces = ([self.boot_interface] if self.boot_interface else []) + self.interface_set
-        for iface in ifaces:
-            if iface.mac_address and iface.mac_address not in seen:
-                seen.append(iface.mac_address)
-        return seen
+        return boot_first_macs(self.boot_interface, self.interface_set)
 
     @property
     def pool_name(self) -> str:
