@@ -25,7 +25,9 @@ It knows nothing of the tables themselves: their owners do.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,43 @@ def open_database(
         db.close()
         raise
     return db
+
+
+class Session:
+    """One component's connection to its database, to one caller at a time, made again when it
+    broke: opened (and migrated) at once, so a database it cannot use is a ConfigError then;
+    any failure after that, a reconnection included, is a StoreError naming `label`."""
+
+    def __init__(
+        self, url: PostgresUrl, password: str | None, schema: Schema, component: str, label: str
+    ) -> None:
+        self.url, self.label = url, label
+        self._password = password
+        self._lock = threading.Lock()
+        self._db = open_database(url, password, schema, component=component, label=label)
+
+    @contextmanager
+    def locked(self) -> Iterator[Connection]:
+        """The connection, held for the block; a psycopg error becomes a StoreError."""
+        with self._lock:
+            try:
+                if self._db.closed:
+                    self._db = self._reconnect()
+                yield self._db
+            except psycopg.Error as exc:
+                if self._db.broken:
+                    self._db.close()  # the next call connects again
+                raise store_error(self.label, exc) from exc
+
+    def _reconnect(self) -> Connection:
+        try:
+            return connect(self.url, self._password, label=self.label)
+        except ConfigError as exc:  # the database went away after it was opened
+            raise StoreError(str(exc)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 def migrate(db: Connection, schema: Schema, component: str, label: str) -> int:

@@ -14,15 +14,12 @@ may write (leadership, fencing) is decided elsewhere.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
-import psycopg
-
-from maasflow.common.postgres import Connection, PostgresUrl, connect, open_database, store_error
+from maasflow.common.postgres import Connection, PostgresUrl, Session
 from maasflow.common.sqlite import Migration, Schema
 from maasflow.common.supervision import RunHandle
 from maasflow.daemon.history import HISTORY_LIMIT, Event, clip
@@ -124,26 +121,12 @@ class PostgresStore(ProvisionStore):
         self, url: PostgresUrl, password: str | None, clock: Callable[[], float] = time.time
     ) -> None:
         self.url = url
-        self._password = password
-        self._label = f"-db {url}"
         self._clock = clock
-        self._lock = threading.Lock()
-        self._db: Connection = open_database(
-            url, password, SCHEMA, component=COMPONENT, label=self._label
-        )
+        self._session = Session(url, password, SCHEMA, COMPONENT, f"-db {url}")
 
-    @contextmanager
-    def _locked(self) -> Iterator[Connection]:
-        """The connection (again, if it broke), to one caller at a time; errors StoreErrors."""
-        with self._lock:
-            try:
-                if self._db.closed:
-                    self._db = connect(self.url, self._password, label=self._label)
-                yield self._db
-            except psycopg.Error as exc:
-                if self._db.broken:
-                    self._db.close()  # the next call connects again
-                raise store_error(self._label, exc) from exc
+    def _locked(self) -> AbstractContextManager[Connection]:
+        """The connection, to one caller at a time (`common.postgres.Session`)."""
+        return self._session.locked()
 
     def _one(self, db: Connection, sql: str, params: tuple[Any, ...]) -> ProvisionRecord | None:
         row = db.execute(sql, params).fetchone()
@@ -316,8 +299,7 @@ class PostgresStore(ProvisionStore):
             _insert(db, "event", _EVENT_COLUMNS, [_values(e) for e in events])  # in id order
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._session.close()
 
 
 def _row_count(db: Connection) -> int:

@@ -30,19 +30,15 @@ next call, the failed call being a `StoreError`.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import psycopg
 from psycopg.rows import DictRow
 
-from maasflow.common.errors import ConfigError, StoreError
-from maasflow.common.postgres import Connection, PostgresUrl, connect, open_database, store_error
+from maasflow.common.postgres import Connection, PostgresUrl, Session
 from maasflow.common.sqlite import Migration, Schema
 from maasflow.serve.records import (
     JobRequest,
@@ -158,25 +154,11 @@ class PostgresRecords:
 
     def __init__(self, url: PostgresUrl, password: str | None) -> None:
         self.url = url
-        self._password = password
-        self._label = f"--db {url}"
-        self._lock = threading.Lock()
-        self._db: Connection = open_database(
-            url, password, SCHEMA, component=COMPONENT, label=self._label
-        )
+        self._session = Session(url, password, SCHEMA, COMPONENT, f"--db {url}")
 
-    @contextmanager
-    def _locked(self) -> Iterator[Connection]:
-        """The connection (again, if it broke), to one caller at a time; errors StoreErrors."""
-        with self._lock:
-            try:
-                if self._db.closed:
-                    self._db = _reconnect(self.url, self._password, self._label)
-                yield self._db
-            except psycopg.Error as exc:
-                if self._db.broken:
-                    self._db.close()  # the next call connects again
-                raise store_error(self._label, exc) from exc
+    def _locked(self) -> AbstractContextManager[Connection]:
+        """The connection, to one caller at a time (`common.postgres.Session`)."""
+        return self._session.locked()
 
     # -- the `Records` contract ---------------------------------------------------------------
 
@@ -221,8 +203,7 @@ class PostgresRecords:
             return db.execute(sql, (message, int(time.time()))).rowcount
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._session.close()
 
     # -- the shared queue ---------------------------------------------------------------------
 
@@ -311,14 +292,6 @@ class PostgresRecords:
                         _give_up(db, record, f"interrupted: replica {row['replica']} lost")
                     )
         return adopted, failed
-
-
-def _reconnect(url: PostgresUrl, password: str | None, label: str) -> Connection:
-    """A new connection; one that cannot be made is a StoreError (the database is away)."""
-    try:
-        return connect(url, password, label=label)
-    except ConfigError as exc:
-        raise StoreError(str(exc)) from None
 
 
 def _watchable(row: DictRow, replica: Replica) -> bool:

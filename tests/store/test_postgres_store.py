@@ -125,6 +125,33 @@ def test_a_lost_connection_fails_one_call_and_the_next_reconnects(
         store.close()
 
 
+def test_a_database_that_refuses_a_reconnection_is_a_store_error_not_a_config_error(
+    postgres_database: PostgresDatabase,
+) -> None:
+    """After opening, a database that is away (it refuses the reconnection too) fails each
+    call with a StoreError, as the store contract says; once it is back, calls work again."""
+    store = _open(postgres_database)
+    name = postgres_database.name
+    try:
+        store.start("a", "n", "url")
+        with postgres_database.server.connect() as admin:  # from the postgres database
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND application_name = 'maasflow'",
+                (name,),
+            )
+        for _ in range(2):  # the broken connection, then the refused reconnection
+            with pytest.raises(StoreError, match=f"^-db {postgres_database.url}: "):
+                store.get("a")
+        with postgres_database.server.connect() as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        record = store.get("a")
+        assert record is not None and record.attempts == 1
+    finally:
+        store.close()
+
+
 def test_schema_version_is_zero_before_the_first_migration(
     postgres_database: PostgresDatabase,
 ) -> None:
