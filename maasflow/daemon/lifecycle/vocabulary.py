@@ -94,7 +94,10 @@ class PowerState(StrEnum):
 class Target(StrEnum):
     """Where maasflow drives a machine; each has its rules and its expected moves."""
 
-    DEPLOYED = "deployed"
+    DEPLOYED = "deployed"  # deployed with the rule's parameters, then provisioned (the default)
+    ALLOCATED = "allocated"  # commissioned and held by maasflow's MAAS user
+    READY = "ready"  # commissioned and not owned; released only when a rule says so
+    IGNORE = "ignore"  # hands off
 
 
 def status_name(status: int) -> str:
