@@ -28,6 +28,7 @@ from maasflow.daemon.lifecycle import (
 ACTION_KINDS = {
     "rename",
     "power_off",
+    "power_on",
     "commission",
     "power_helper",
     "allocate",

@@ -15,6 +15,12 @@ Priority of the rules, highest first (one action per pass)::
     mapped hostname differs (always, or only while New)              -> rename
     the status's own rule (TARGETS[target][status])                  -> e.g. commission
 
+Each machine has a target (Deployed by default; Allocated, Ready or Ignore by a targets
+rule, see `tables`) and a `Wanted` (deploy parameters, power, release flags, redeploy) that
+the daemon derives from the machine's desire. A Deployed machine is redeployed (released)
+only when its rule says `redeploy` and the deploy parameters maasflow last sent differ;
+once provisioned, its power is turned on or off only when MAAS reports the opposite state.
+
 Hands-off means no action of any kind, not even clearing our own record (it is cleared once
 the machine comes back). The record is cleared before a rename because it is local
 bookkeeping that must not outlive the deploy it describes; an unknown status is left alone.
@@ -38,7 +44,8 @@ Every phase's `on_enter` callback tells the `PhaseListener` handed to `observe` 
 logs and metrics), once per entry, so the daemon keeps no bookkeeping of its own to log a
 failure once rather than every pass. Status numbers and names come from MAAS's
 `src/maascommon/enums/node.py` (see maas-api-facts §2.2). This package does no I/O; the
-listener does. `vocabulary` holds the enums, `rules` the decisions, `phases` the machine.
+listener does. `vocabulary` holds the enums, `rules` the decisions, `tables` each target's
+rules, `phases` the machine.
 """
 
 from __future__ import annotations
@@ -57,8 +64,7 @@ from maasflow.daemon.lifecycle.phases import (
     phase_machine,
 )
 from maasflow.daemon.lifecycle.rules import (
-    TARGETS,
-    TARGETS_BY_NAME,
+    NOTHING_MORE,
     Action,
     Decision,
     Observation,
@@ -66,9 +72,11 @@ from maasflow.daemon.lifecycle.rules import (
     RetryView,
     Rule,
     Step,
+    Wanted,
     decide,
     describe,
 )
+from maasflow.daemon.lifecycle.tables import TARGETS, TARGETS_BY_NAME
 from maasflow.daemon.lifecycle.vocabulary import (
     ALLOCATED,
     DEPLOYED,
@@ -91,6 +99,7 @@ __all__ = [
     "EXPECTED",
     "INITIAL",
     "NEW",
+    "NOTHING_MORE",
     "QUIET",
     "READY",
     "STATUS_NAMES",
@@ -112,6 +121,7 @@ __all__ = [
     "Rule",
     "Step",
     "Target",
+    "Wanted",
     "decide",
     "describe",
     "onward",

@@ -15,13 +15,8 @@ from typing import Protocol, cast
 import transitions
 
 from maasflow.common.errors import ConfigError
-from maasflow.daemon.lifecycle.rules import (
-    TARGETS,
-    TARGETS_BY_NAME,
-    Decision,
-    Observation,
-    decide,
-)
+from maasflow.daemon.lifecycle.rules import Decision, Observation, decide
+from maasflow.daemon.lifecycle.tables import TARGETS, TARGETS_BY_NAME
 from maasflow.daemon.lifecycle.vocabulary import (
     Phase,
     Target,
@@ -49,8 +44,8 @@ def onward(*path: Phase) -> Rows:
 
 
 # The moves maasflow expects, per target, as (from phases, to phases) rows. Any other jump is a
-# resync. A future target (Ready, Allocated, ...) adds its key and rows here, and its rules to
-# TARGETS; the machine below declares one event per (target, destination phase).
+# resync. A target has its key and rows here, and its rules in TARGETS (`tables`); the machine
+# below declares one event per (target, destination phase).
 EXPECTED: dict[Target, Rows] = {
     Target.DEPLOYED: (
         *onward(
@@ -66,6 +61,19 @@ EXPECTED: dict[Target, Rows] = {
         (ANY, DETOURS),  # any phase may fail, wait on MAAS, pass to a person, or puzzle us
         (DETOURS, ANY),  # from a detour, whatever MAAS says next is news, not a surprise
     ),
+    Target.ALLOCATED: (
+        *onward(Phase.NEW, Phase.COMMISSIONING, Phase.READY, Phase.ALLOCATED),
+        (ANY, DETOURS),
+        (DETOURS, ANY),
+    ),
+    Target.READY: (
+        *onward(Phase.NEW, Phase.COMMISSIONING, Phase.READY),
+        # released by the rule: Ready, or New when MAAS has no commissioning data (§10.1)
+        ((Phase.ALLOCATED, Phase.DEPLOYED), (Phase.READY, Phase.NEW)),
+        (ANY, DETOURS),
+        (DETOURS, ANY),
+    ),
+    Target.IGNORE: ((ANY, DETOURS), (DETOURS, ANY)),  # hands off is a detour
 }
 ADOPT, RESYNC = "adopt", "resync"
 INITIAL = Phase.UNKNOWN  # where a flow starts; its first observation adopts whatever MAAS says
@@ -178,6 +186,12 @@ class Flow:
         self.target, self._rules = known
         self._observed = False
         self.phase: Phase = INITIAL  # the machine's initial state, set without its ~1 us lookup
+
+    def retarget(self, target: Target) -> None:
+        """Follow a changed desire: the next observation decides by `target`'s rules, and a
+        move its table does not declare is a resync."""
+        if target is not self.target:
+            self.target, self._rules = TARGETS_BY_NAME[str(target)]
 
     def observe(self, obs: Observation, listener: PhaseListener = QUIET) -> Decision:
         """Decide this pass's action (at most one); a new phase is entered through the machine."""

@@ -20,7 +20,6 @@ from maasflow.daemon.lifecycle.vocabulary import (
     Phase,
     PowerState,
     ProvisionState,
-    Target,
 )
 
 
@@ -48,6 +47,26 @@ class RetryView:
 
 
 @dataclass(frozen=True)
+class Wanted:
+    """What a machine's desire asks beyond its target, in the shape the rules use.
+
+    The daemon builds it from the machine's `Desire` (rule or default). `deploy` holds the
+    deploy op's parameters as shown and remembered (user data as a digest), `hidden` the
+    parts sent but never shown (the user data itself). `power` is None when power is not
+    managed (maasflow's default); `release` is None when a Ready target must never release.
+    """
+
+    deploy: Mapping[str, str] = field(default_factory=dict)
+    hidden: Mapping[str, str] = field(default_factory=dict, repr=False)
+    power: PowerState | None = None
+    release: Mapping[str, str] | None = None
+    redeploy: bool = False
+
+
+NOTHING_MORE = Wanted()
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything one pass knows about one machine; built by the daemon from MAAS's listing."""
 
@@ -64,6 +83,8 @@ class Observation:
     always_rename: bool
     quarantined: bool = False  # MAAS lists the quarantine tag on it
     retry: RetryView | None = None  # None: failed machines are left to a human
+    wanted: Wanted = field(default_factory=lambda: NOTHING_MORE)  # the desire beyond its target
+    applied: Mapping[str, str] | None = None  # the deploy parameters maasflow last sent it
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,7 @@ class Action:
     params: Mapping[str, str] = field(default_factory=dict)
     reason: str = ""
     spends_retry: bool = False  # a retry of a failed machine: counts against its budget
+    hidden: Mapping[str, str] = field(default_factory=dict, repr=False)  # sent, never shown
 
 
 @dataclass(frozen=True)
@@ -101,27 +123,27 @@ Rule = Callable[[str, Observation], Step]
 # -- the rules: where a machine is, and its one action ------------------------------------
 
 
-def _still(phase: Phase, reason: str) -> Rule:
+def still(phase: Phase, reason: str) -> Rule:
     """A rule that never acts: the machine is busy, failed or not ours."""
     step = Step(phase, None, reason)
     return lambda _system_id, _obs: step
 
 
-def _act(phase: Phase, kind: ActionKind, reason: str, **params: str) -> Step:
+def act(phase: Phase, kind: ActionKind, reason: str, **params: str) -> Step:
     return Step(phase, Action(kind, params, reason), reason)
 
 
-def _new(_system_id: str, obs: Observation) -> Step:
+def new_machine(_system_id: str, obs: Observation) -> Step:
     power = obs.power_state
     if power == PowerState.ON:
-        return _act(
+        return act(
             Phase.NEW, ActionKind.POWER_OFF, "New and powered on: power off first", stop_mode="soft"
         )
     if power == PowerState.OFF:
-        return _act(Phase.NEW, ActionKind.COMMISSION, "New and powered off: commission")
+        return act(Phase.NEW, ActionKind.COMMISSION, "New and powered off: commission")
     if obs.power_type == "" and obs.helper_script:
         why = f"New, power {power}, no power type: run the helper"
-        return _act(Phase.NEW, ActionKind.POWER_HELPER, why)
+        return act(Phase.NEW, ActionKind.POWER_HELPER, why)
     if obs.power_type == "":
         why = f"power state {power}; set a power type or POWER_HELPER_SCRIPT"
         return Step(Phase.WAITING, None, why)
@@ -129,45 +151,84 @@ def _new(_system_id: str, obs: Observation) -> Step:
     return Step(Phase.WAITING, None, why)
 
 
-def _ready(system_id: str, _obs: Observation) -> Step:
+def allocate(system_id: str, _obs: Observation) -> Step:
     why = "Ready: allocate exactly this machine"
-    return _act(Phase.READY, ActionKind.ALLOCATE, why, system_id=system_id)
+    return act(Phase.READY, ActionKind.ALLOCATE, why, system_id=system_id)
 
 
 def _allocated(_system_id: str, obs: Observation) -> Step:
     if obs.owner and obs.owner == obs.me:
-        return _act(Phase.ALLOCATED, ActionKind.DEPLOY, "Allocated to us: deploy")
+        why = "Allocated to us: deploy"
+        wanted = obs.wanted
+        action = Action(ActionKind.DEPLOY, wanted.deploy, why, hidden=wanted.hidden)
+        return Step(Phase.ALLOCATED, action, why)
     return Step(Phase.WAITING, None, "Allocated without an owner; waiting")
 
 
-def _deployed(_system_id: str, obs: Observation) -> Step:
+def _deployed(system_id: str, obs: Observation) -> Step:
+    """Redeploy when asked to and the parameters changed; provision; then mind the power."""
+    wanted = obs.wanted
+    if wanted.redeploy and obs.applied is not None and obs.applied != wanted.deploy:
+        why = "Deployed with other deploy parameters and redeploy is set: release, then deploy"
+        return act(Phase.DEPLOYED, ActionKind.RELEASE, why)
+    step = _provisioned(system_id, obs)
+    if step.action is not None or step.phase not in (Phase.DEPLOYED, Phase.PROVISIONED):
+        return _powered_for_provisioning(obs, step)
+    return _power(obs, step)
+
+
+def _powered_for_provisioning(obs: Observation, step: Step) -> Step:
+    """A provisioning run needs the machine running: when the rule manages power, power it on
+    first if MAAS says off (without a power rule, maasflow never touches a Deployed machine's
+    power, as before targets existed)."""
+    action = step.action
+    if action is None or action.kind is not ActionKind.PROVISION:
+        return step
+    if obs.wanted.power is None or obs.power_state != PowerState.OFF:
+        return step
+    return act(step.phase, ActionKind.POWER_ON, "Deployed and off: power on to provision")
+
+
+def _power(obs: Observation, step: Step) -> Step:
+    """Power on or off only when MAAS reports the opposite state; never on unknown or error
+    (MAAS's power_on of a running machine is a power cycle, facts §3.4)."""
+    wanted, power = obs.wanted.power, obs.power_state
+    if wanted is PowerState.OFF and power == PowerState.ON:
+        why = "Deployed and on, the rule says power off"
+        return act(step.phase, ActionKind.POWER_OFF, why, stop_mode="soft")
+    if wanted is PowerState.ON and power == PowerState.OFF:
+        return act(step.phase, ActionKind.POWER_ON, "Deployed and off, the rule says power on")
+    return step
+
+
+def _provisioned(_system_id: str, obs: Observation) -> Step:
     view = obs.provision
     if view is None:
         return Step(Phase.DEPLOYED, None, "Deployed; no PROVISION_URL, nothing more to do")
     state = view.state
     if state is ProvisionState.NONE:
-        return _act(Phase.PROVISIONING, ActionKind.PROVISION, "Deployed: provision")
+        return act(Phase.PROVISIONING, ActionKind.PROVISION, "Deployed: provision")
     if state is ProvisionState.RUNNING and view.poll:
         why = "provisioning submitted: poll it"
-        return _act(Phase.PROVISIONING, ActionKind.PROVISION_POLL, why)
+        return act(Phase.PROVISIONING, ActionKind.PROVISION_POLL, why)
     if state is ProvisionState.RUNNING:
         return Step(Phase.PROVISIONING, None, "provisioning in progress")
     if state is ProvisionState.COMPLETE:
         return Step(Phase.PROVISIONED, None, "provisioned")
     if state is ProvisionState.FAILED and view.retry_due:
         why = "provisioning failed earlier: retry"
-        return _act(Phase.PROVISIONING, ActionKind.PROVISION, why)
+        return act(Phase.PROVISIONING, ActionKind.PROVISION, why)
     if state is ProvisionState.FAILED:
         return Step(Phase.PROVISIONING, None, "provisioning failed; retrying after a backoff")
     return Step(Phase.UNKNOWN, None, f"unknown provisioning state {state!r}")
 
 
 def _waiting(phase: Phase, status: int) -> Rule:
-    return _still(phase, f"{STATUS_NAMES[status]}: waiting for MAAS")
+    return still(phase, f"{STATUS_NAMES[status]}: waiting for MAAS")
 
 
 def _failed(status: int) -> Rule:
-    return _still(Phase.FAILED, f"{STATUS_NAMES[status]}: needs a human")
+    return still(Phase.FAILED, f"{STATUS_NAMES[status]}: needs a human")
 
 
 def _recover(status: int, kind: ActionKind) -> Rule:
@@ -180,7 +241,7 @@ def _recover(status: int, kind: ActionKind) -> Rule:
             return Step(Phase.FAILED, None, f"{name}: needs a human")
         if retry.left == 0:
             why = f"{name} after {retry.used} retries: quarantine (tag {retry.tag})"
-            return _act(Phase.FAILED, ActionKind.QUARANTINE, why, tag=retry.tag)
+            return act(Phase.FAILED, ActionKind.QUARANTINE, why, tag=retry.tag)
         number = f"retry {retry.used + 1} of {retry.limit}"
         if not retry.due:
             return Step(Phase.RETRYING, None, f"{name}: {number} after a backoff")
@@ -191,26 +252,27 @@ def _recover(status: int, kind: ActionKind) -> Rule:
 
 
 def _hands_off(status: int) -> Rule:
-    return _still(Phase.HANDS_OFF, f"{STATUS_NAMES[status]}: hands off")
+    return still(Phase.HANDS_OFF, f"{STATUS_NAMES[status]}: hands off")
 
 
-_DEPLOYED_RULES: dict[int, Rule] = {
-    NEW: _new,
-    READY: _ready,
-    ALLOCATED: _allocated,
-    DEPLOYED: _deployed,
+# What every target does alike: commission a New machine, wait while MAAS works, leave
+# failures to a human (or the retry budget) and rescue modes and retirement alone.
+COMMON_RULES: dict[int, Rule] = {
+    NEW: new_machine,
     **{s: _waiting(Phase.COMMISSIONING, s) for s in (1, 21)},
     9: _waiting(Phase.DEPLOYING, 9),
     **{s: _waiting(Phase.WAITING, s) for s in (12, 14, 17, 19)},
     2: _recover(2, ActionKind.COMMISSION),
-    11: _recover(11, ActionKind.RELEASE),
-    **{s: _failed(s) for s in (3, 8, 13, 15, 18, 20, 22)},
+    **{s: _failed(s) for s in (3, 8, 11, 13, 15, 18, 20, 22)},
     **{s: _hands_off(s) for s in (5, 7, 16)},
 }
 
-TARGETS: dict[Target, Mapping[int, Rule]] = {Target.DEPLOYED: _DEPLOYED_RULES}
-TARGETS_BY_NAME: dict[str, tuple[Target, Mapping[int, Rule]]] = {
-    str(target): (target, rules) for target, rules in TARGETS.items()
+DEPLOYED_RULES: dict[int, Rule] = {
+    **COMMON_RULES,
+    READY: allocate,
+    ALLOCATED: _allocated,
+    DEPLOYED: _deployed,
+    11: _recover(11, ActionKind.RELEASE),
 }
 
 

@@ -62,6 +62,7 @@ class ActionKind(StrEnum):
 
     RENAME = "rename"
     POWER_OFF = "power_off"
+    POWER_ON = "power_on"
     COMMISSION = "commission"
     POWER_HELPER = "power_helper"
     ALLOCATE = "allocate"
