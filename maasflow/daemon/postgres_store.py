@@ -1,6 +1,7 @@
 """The daemon's provisioning records in PostgreSQL: `ProvisionStore` for more than one host.
 
-The same tables as the SQLite store (`daemon.store`: provision, setback, recovery, event),
+The same tables as the SQLite store (`daemon.store`: provision, setback, recovery, event,
+applied_deploy),
 with the same columns and meaning, created by this module's own versioned migrations
 (`common.postgres.migrate`, component "daemon") when the store opens. One connection, used
 by one caller at a time (a lock), keeps the contract's "each call atomic": every write is
@@ -14,8 +15,9 @@ may write (leadership, fencing) is decided elsewhere.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -88,11 +90,18 @@ _EVENT = (
     )""",
     "CREATE INDEX event_by_machine ON event (system_id, id)",
 )
+_APPLIED = (
+    """CREATE TABLE applied_deploy (
+        system_id TEXT PRIMARY KEY,
+        params    TEXT NOT NULL
+    )""",
+)
 SCHEMA = Schema(
     (
         Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),
         Migration(2, "the leader row: fencing epoch and holder (`daemon.leadership`)", _LEADER),
         Migration(3, "each machine's recent history (`daemon.history`)", _EVENT),
+        Migration(4, "the deploy parameters maasflow last sent each machine", _APPLIED),
     )
 )
 _COLUMNS = (
@@ -271,6 +280,21 @@ class PostgresStore(ProvisionStore):
     def clear_recovery(self, system_id: str) -> None:
         with self._locked() as db:
             db.execute("DELETE FROM recovery WHERE system_id = %s", (system_id,))
+
+    # -- applied deploy parameters (as in `daemon.store`) --------------------------------------
+
+    def applied_deploys(self) -> dict[str, dict[str, str]]:
+        with self._locked() as db:
+            rows = list(db.execute("SELECT system_id, params FROM applied_deploy"))
+        return {row["system_id"]: json.loads(row["params"]) for row in rows}
+
+    def save_applied(self, system_id: str, params: Mapping[str, str]) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT INTO applied_deploy (system_id, params) VALUES (%s, %s)"
+                " ON CONFLICT (system_id) DO UPDATE SET params = excluded.params",
+                (system_id, json.dumps(dict(params), sort_keys=True)),
+            )
 
     # -- filling a new store (`maasflow migrate-store`) ----------------------------------------
 

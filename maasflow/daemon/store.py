@@ -8,7 +8,8 @@ Two small tables beside it keep the daemon's per-machine setbacks (`daemon.setba
 action backing off after failures) and retry counts (`daemon.retry_budget`), so a restart,
 a preview and `maasflow status --db` see them too (schema version 2; version 3 adds the
 deploy id and the run). Version 4 adds each machine's recent history (`daemon.history`), a
-bounded table of events that `maasflow status <machine>` reads.
+bounded table of events that `maasflow status <machine>` reads. Version 5 adds the deploy
+parameters maasflow last sent each machine (`daemon.applied`, for a rule's `redeploy`).
 
 Each row names its deploy: `start` gives a new record a fresh `deploy_id` and keeps it for
 every retry, so the id is sent with each POST and a provisioner can tell a repeated request
@@ -31,12 +32,13 @@ use lives here too.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -47,6 +49,7 @@ from maasflow.common.backoff import Backoff
 from maasflow.common.errors import StoreError
 from maasflow.common.sqlite import Migration, Schema, open_database, transaction
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.applied import AppliedStore
 from maasflow.daemon.history import HISTORY_LIMIT, Event, HistoryStore, clip
 from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
 from maasflow.daemon.retry_budget import Recovery, RetryStore
@@ -117,12 +120,19 @@ CREATE TABLE event (
 """,
     "CREATE INDEX event_by_machine ON event (system_id, id)",
 )
+_APPLIED = """
+CREATE TABLE applied_deploy (
+    system_id TEXT PRIMARY KEY,
+    params    TEXT NOT NULL
+)
+"""
 SCHEMA = Schema(
     (
         Migration(1, "the provision table", (_SCHEMA,)),
         Migration(2, "per-machine setbacks and retry counts", (_SETBACK, _RECOVERY)),
         Migration(3, "each record's deploy id and its script run", _DEPLOY_AND_RUN),
         Migration(4, "each machine's recent history", _EVENT),
+        Migration(5, "the deploy parameters maasflow last sent each machine", (_APPLIED,)),
     )
 )
 SCHEMA_VERSION = SCHEMA.version
@@ -184,7 +194,7 @@ def _clip(text: str) -> str:
     return text[-TEXT_LIMIT:]
 
 
-class ProvisionStore(SetbackStore, RetryStore, HistoryStore, Protocol):
+class ProvisionStore(SetbackStore, RetryStore, HistoryStore, AppliedStore, Protocol):
     """What the daemon needs from its provisioning records, whatever keeps them.
 
     It keeps the daemon's setbacks, retry counts and machines' recent histories too
@@ -410,6 +420,20 @@ class SqliteStore(ProvisionStore):
     def clear_recovery(self, system_id: str) -> None:
         with self._locked() as db:
             db.execute("DELETE FROM recovery WHERE system_id = ?", (system_id,))
+
+    # -- applied deploy parameters (`daemon.applied`) ------------------------------------------
+
+    def applied_deploys(self) -> dict[str, dict[str, str]]:
+        with self._locked() as db:
+            rows = list(db.execute("SELECT system_id, params FROM applied_deploy"))
+        return {row["system_id"]: json.loads(row["params"]) for row in rows}
+
+    def save_applied(self, system_id: str, params: Mapping[str, str]) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO applied_deploy (system_id, params) VALUES (?, ?)",
+                (system_id, json.dumps(dict(params), sort_keys=True)),
+            )
 
     def close(self) -> None:
         with self._lock:

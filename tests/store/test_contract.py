@@ -333,3 +333,20 @@ def test_retry_now_leaves_other_records_alone(store: ProvisionStore) -> None:
     assert store.retry_now("run") is None and store.retry_now("done") is None
     assert store.retry_now("missing") is None
     assert (store.get("run"), store.get("done")) == (running, done)
+
+
+def test_applied_deploy_parameters_are_kept_and_replaced(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """Saved deploy parameters survive reopening, and a second save for a machine replaces them."""
+    first = open_store(clock)
+    assert first.applied_deploys() == {}
+    first.save_applied("a", {"distro_series": "jammy"})
+    first.save_applied("b", {})
+    first.save_applied("a", {"distro_series": "ubuntu/noble", "install_kvm": "true"})
+    first.close()
+    second = open_store(clock)
+    assert second.applied_deploys() == {
+        "a": {"distro_series": "ubuntu/noble", "install_kvm": "true"},
+        "b": {},
+    }

@@ -82,12 +82,28 @@ def test_a_version_3_file_gains_the_history_and_keeps_its_records(tmp_path: Path
         store.add_events([Event("a1", "node-a", 1.0, "action", "deploy", "ok")])
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE event")
+        db.execute("DROP TABLE applied_deploy")  # version 5's
         db.execute("PRAGMA user_version = 3")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.events("a1") == []
         store.add_events([Event("a1", "node-a", 2.0, "action", "deploy", "failed", "503")])
         assert [e.detail for e in store.events("a1")] == ["503"]
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
+
+
+def test_a_version_4_file_gains_the_applied_deploys_and_keeps_its_records(tmp_path: Path) -> None:
+    """A file of schema 4 (before applied deploy parameters) opens at the current version, rows
+    intact, with no applied parameters, and takes them."""
+    path = tmp_path / "maasflow.sqlite"
+    write_todays_file(path, 1)
+    Store(path).close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("DROP TABLE applied_deploy")
+        db.execute("PRAGMA user_version = 4")
+    with closing(Store(path)) as store:
+        assert store.all() == TODAYS_ROWS and store.applied_deploys() == {}
+        store.save_applied("a1", {"distro_series": "jammy"})
+        assert store.applied_deploys() == {"a1": {"distro_series": "jammy"}}
 
 
 def test_file_store_uses_wal_and_versions_its_schema(tmp_path: Path) -> None:
