@@ -1,12 +1,14 @@
 """Carry out one lifecycle `Action` for one machine: a MAAS op, a power helper or provisioning.
 
 The lifecycle decides what to do; this module does it, once, and reports how it went as an
-`Outcome`. Provisioning goes to `attempts`, which records its progress in the store so a
-restart never re-runs a finished script, never starts a second run beside a live one and
-never POSTs twice for one deploy. It does not retry: a failed MAAS op is re-decided by the
-next pass (level-triggered), and a failed provisioning run is retried after the store's
-capped exponential backoff. It does not log: the daemon logs one line per action from the
-returned `Outcome`.
+`Outcome`. A deploy sends the desire's parameters as the action carries them (user data from its
+hidden part), a release its erase flags, and provisioning goes to the machine's provisioner: its
+targets rule's override (script or URL, and role), or PROVISION_URL's. Provisioning goes to
+`attempts`, which records its progress in the store so a restart never re-runs a finished
+script, never starts a second run beside a live one and never POSTs twice for one deploy. It
+does not retry: a failed MAAS op is re-decided by the next pass (level-triggered), and a failed
+provisioning run is retried after the store's capped exponential backoff. It does not log: the
+daemon logs one line per action from the returned `Outcome`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from maasflow.common.errors import ProvisionError
 from maasflow.daemon.attempts import Attempts, Provisioner
+from maasflow.daemon.desire import Provisioning
 from maasflow.daemon.lifecycle import Action, ActionKind
 from maasflow.daemon.maas.client import MaasClient
 from maasflow.daemon.maas.listing import MachineData
@@ -42,6 +45,7 @@ class Actuator:
         clock: Callable[[], float] = time.time,
         health: Health | None = None,
         fence: Callable[[], None] = lambda: None,
+        build: Callable[[str], Provisioner | None] = lambda _where: None,
     ) -> None:
         self.client = client
         self.store = store
@@ -52,9 +56,15 @@ class Actuator:
         self.clock = clock
         self.health = health
         self.fence = fence  # raises NotLeader in a daemon that must not act (`leadership`)
+        # A targets rule's provisioning override: `build` makes a provisioner of its script or
+        # URL (once each), `provisioning_of` (set by the daemon) names a machine's override.
+        self.build = build
+        self.provisioning_of: Callable[[MachineData], Provisioning | None] = lambda _m: None
+        self._by_rule: dict[str, Provisioner | None] = {}
         self._ops: dict[ActionKind, Callable[[MachineData, Action], Awaitable[Outcome]]] = {
             ActionKind.RENAME: self._rename,
             ActionKind.POWER_OFF: self._power_off,
+            ActionKind.POWER_ON: self._power_on,
             ActionKind.COMMISSION: self._commission,
             ActionKind.ALLOCATE: self._allocate,
             ActionKind.DEPLOY: self._deploy,
@@ -91,11 +101,22 @@ class Actuator:
         return OK
 
     async def _deploy(self, machine: MachineData, action: Action) -> Outcome:
-        await self.client.deploy(machine.system_id, distro_series=self.distro or None)
+        """Deploy with the desire's parameters (the action's, user data from its hidden part);
+        an action without any falls back to `-distro`."""
+        form = {**action.params, **action.hidden}
+        if not form and self.distro:
+            form = {"distro_series": self.distro}
+        await self.client.deploy_with(machine.system_id, form)
         return OK
 
     async def _release(self, machine: MachineData, action: Action) -> Outcome:
-        await self.client.release(machine.system_id, comment=f"maasflow: {action.reason}")
+        """Release with the action's erase flags (facts §3.7), if any."""
+        comment = f"maasflow: {action.reason}"
+        await self.client.release(machine.system_id, comment=comment, **action.params)
+        return OK
+
+    async def _power_on(self, machine: MachineData, action: Action) -> Outcome:
+        await self.client.power_on(machine.system_id)
         return OK
 
     async def _quarantine(self, machine: MachineData, action: Action) -> Outcome:
@@ -113,22 +134,30 @@ class Actuator:
         return Outcome("ok", f"power_type={fields['power_type']}")
 
     async def _provision(self, machine: MachineData, action: Action) -> Outcome:
-        return await self._attempts().provision(machine)
+        return await self._attempts(machine).provision(machine)
 
     async def _provision_poll(self, machine: MachineData, action: Action) -> Outcome:
-        return await self._attempts().poll(machine)
+        return await self._attempts(machine).poll(machine)
 
     async def _forget(self, machine: MachineData, action: Action) -> Outcome:
-        return await self._attempts().forget(machine)
+        return await self._attempts(machine).forget(machine)
 
-    def _attempts(self) -> Attempts:
-        provisioner = self._require_provisioner()
+    def _attempts(self, machine: MachineData) -> Attempts:
+        provisioner, role = self.provisioner_for(machine)
+        if provisioner is None:
+            raise ProvisionError("provisioning requested but no PROVISION_URL is set")
         return Attempts(
             self.store, provisioner, clock=lambda: self.clock(), health=self.health,
-            fence=self.fence,
+            fence=self.fence, role=role,
         )  # fmt: skip
 
-    def _require_provisioner(self) -> Provisioner:
-        if self.provisioner is None:
-            raise ProvisionError("provisioning requested but no PROVISION_URL is set")
-        return self.provisioner
+    def provisioner_for(self, machine: MachineData) -> tuple[Provisioner | None, str]:
+        """The machine's provisioner and role: its targets rule's override, or PROVISION_URL's."""
+        override = self.provisioning_of(machine)
+        if override is None:
+            return self.provisioner, ""
+        where = override.script or override.url or ""
+        provisioner = self._by_rule.get(where)
+        if provisioner is None:
+            provisioner = self._by_rule[where] = self.build(where)
+        return provisioner, override.role or ""

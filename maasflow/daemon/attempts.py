@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -71,9 +72,11 @@ class Attempts:
         health: Health | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         fence: Callable[[], None] = lambda: None,
+        role: str = "",
     ) -> None:
         self.store = store
         self.provisioner = provisioner
+        self.role = role  # the machine's targets rule's provisioning role, if any
         self.clock = clock
         self.health = health
         self.sleep = sleep
@@ -91,7 +94,7 @@ class Attempts:
             return Outcome("failed", str(exc))
         self._store_ok(machine.system_id)
         try:
-            target = await _target(machine)
+            target = dataclasses.replace(await _target(machine), role=self.role)
             if isinstance(self.provisioner, HttpProvisioner):
                 return await self._post(machine, record, self.provisioner, target)
             return await self._run_script(machine, record, self.provisioner, target)

@@ -177,6 +177,12 @@ def _build(settings: Settings, metrics: Metrics, leadership: Leadership | None =
         power_helper_args=settings.power_helper_args,
         health=health,
         fence=fence or (lambda: None),
+        build=lambda where: provisioner_for(
+            where,
+            settings.provision_ttl,
+            token=None if token is None else token.get_secret_value(),
+            runs_dir=Path(settings.state_dir) / "runs",
+        ),
     )
     return Daemon(
         client,
@@ -191,6 +197,7 @@ def _build(settings: Settings, metrics: Metrics, leadership: Leadership | None =
         metrics=metrics,
         health=health,
         liveness=liveness,
+        targets=settings.targets,
     )
 
 

@@ -75,6 +75,9 @@ OPTIONS: tuple[Option, ...] = (
            "which machines to drive: filter JSON or @path ($VAR expanded); {} = all"),
     Option("mappings", ("mappings",), ("MAC_TO_NAME_MAPPINGS",), "{}",
            "MAC to hostname JSON or @path ($VAR expanded)"),
+    Option("targets", ("targets",), ("MAASFLOW_TARGETS",), "(none: every machine Deployed)",
+           "what each machine should be: a JSON list of rules or @path (first match wins; "
+           "see the README's Targets)"),
     Option("provision_url", ("provision-url", "provisionURL"), ("PROVISION_URL",), "(none)",
            "after Deployed: run this script, or POST to this http(s) URL; none = Deployed "
            "is final"),

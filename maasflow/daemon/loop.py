@@ -1,25 +1,25 @@
 """The daemon: one pass every period (start to start), from the listing to one action a machine.
 
-A pass lists the machines once, keeps the ones the filters select, lets each machine's
-long-lived `Flow` decide from what MAAS says now (level-triggered), and hands any action to
-the executor, which never blocks the pass, while it has room (free slots plus a small queue;
-the machines beyond are deferred to a later pass and counted in the pass's one line). Per
-machine it holds back what would repeat or hammer: an action still in flight, a write MAAS
-accepted that no listing shows yet (`unseen_writes`), and an action backing off after
-failures (`setbacks`, so a doomed machine costs one request per backoff step and never a
-slot while it waits). With `-retry-failed N`
-it hands the lifecycle each machine's retry budget (`retry_budget`). Every machine MAAS
-lists gets a reason in its view (`views`): the decision's, or what held it back (in flight,
-an unseen write, a backoff, a pause, the filters), logged at debug once per change. Each
-action's outcome goes into the machine's history (`history`, through the store). An operator
-can pause it (no action starts but provisioning polls; those under way finish), resume it,
-and retry one machine (its holds cleared; `daemon.control`). The loop owns the
-period, the backoff after a failed pass (`maasflow.common.backoff`), health, metrics, the
-systemd watchdog's answer (every step marks its progress in `liveness`) and shutdown. Its
-time comes from one injected `Clock` (wall time for timestamps, monotonic time for durations
-and the stuck check, sleeps), so tests move time instead of waiting for it. It does not
-speak HTTP to MAAS itself (the client does), decide anything (the lifecycle does) or carry
-out actions (the actuator does).
+A pass lists the machines once, keeps the ones the filters select, gives each its desire
+(`desire_for`: the first `-targets` rule that selects it, else Deployed with the global
+settings), lets each machine's long-lived `Flow` decide from what MAAS says now
+(level-triggered), and hands any action to the executor, which never blocks the pass, while it
+has room (free slots plus a small queue; the machines beyond are deferred to a later pass and
+counted in the pass's one line). Per machine it holds back what would repeat or hammer: an
+action still in flight, a write MAAS accepted that no listing shows yet (`unseen_writes`), and
+an action backing off after failures (`setbacks`, so a doomed machine costs one request per
+backoff step and never a slot while it waits). With `-retry-failed N` it hands the lifecycle
+each machine's retry budget (`retry_budget`). Every machine MAAS lists gets a reason in its view
+(`views`): the decision's, or what held it back (in flight, an unseen write, a backoff, a pause,
+the filters), logged at debug once per change. Each action's outcome goes into the machine's
+history (`history`, through the store). An operator can pause it (no action starts but
+provisioning polls; those under way finish), resume it, and retry one machine (its holds
+cleared; `daemon.control`). The loop owns the period, the backoff after a failed pass
+(`maasflow.common.backoff`), health, metrics, the systemd watchdog's answer (every step marks
+its progress in `liveness`) and shutdown. Its time comes from one injected `Clock` (wall time
+for timestamps, monotonic time for durations and the stuck check, sleeps), so tests move time
+instead of waiting for it. It does not speak HTTP to MAAS itself (the client does), decide
+anything (the lifecycle does) or carry out actions (the actuator does).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ from maasflow.common.errors import (
     Unauthorized,
 )
 from maasflow.daemon.actions import Actuator, Outcome
+from maasflow.daemon.applied import AppliedDeploys
+from maasflow.daemon.desire import Provisioning
 from maasflow.daemon.executor import Executor
 from maasflow.daemon.history import Event, EventKind, event_kind
 from maasflow.daemon.lifecycle import (
@@ -62,6 +64,7 @@ from maasflow.daemon.lifecycle import (
     PhaseListener,
     ProvisionState,
     ProvisionView,
+    Target,
 )
 from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.maas.client import AnswerLost, MaasClient, longest_silence
@@ -74,6 +77,7 @@ from maasflow.daemon.retry_budget import DEFAULT_TAG, RetryBudgets
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.setbacks import Setback, Setbacks
 from maasflow.daemon.store import ProvisionRecord
+from maasflow.daemon.targets import DEFAULT, Chosen, Targets, default_desire, wanted
 from maasflow.daemon.telemetry import Health
 from maasflow.daemon.unseen_writes import UnseenWrites
 from maasflow.daemon.views import MachineViews
@@ -98,7 +102,7 @@ class PassSummary:
 
 
 class Daemon:
-    """Drives selected machines towards Deployed and through provisioning."""
+    """Drives selected machines towards their targets (Deployed by default) and provisioning."""
 
     def __init__(
         self,
@@ -117,10 +121,15 @@ class Daemon:
         clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
         liveness: Liveness | None = None,
+        targets: Targets | None = None,
     ) -> None:
         self.client = client
         self.actuator = actuator
         self.filters = filters
+        self.targets = targets or Targets()  # `-targets`: what each machine should be
+        self.default = Chosen(DEFAULT, default_desire(actuator.distro))
+        self.applied = AppliedDeploys(actuator.store)  # what each deploy sent, for `redeploy`
+        actuator.provisioning_of = self._provisioning_of
         self.mappings = mappings
         self.period = period
         self.always_rename = always_rename
@@ -354,12 +363,24 @@ class Daemon:
         listener: PhaseListener = QUIET,
     ) -> Decision:
         """What this machine's flow makes of what MAAS says now; `listener` hears phase entries."""
-        return self._flow(machine).observe(self._observation(machine, records), listener)
+        chosen = self.desire_for(machine)
+        flow = self._flow(machine, chosen.desire.target)
+        return flow.observe(self._observation(machine, records, chosen), listener)
 
-    def _flow(self, machine: MachineData) -> Flow:
+    def desire_for(self, machine: MachineData) -> Chosen:
+        """What `machine` should be, and why: the first targets rule that selects it, else the
+        default. Every pass (and the preview) asks here, so a source put in front of the
+        rules (a stored desired state) changes what every pass does."""
+        return self.targets.choose(machine) or self.default
+
+    def _provisioning_of(self, machine: MachineData) -> Provisioning | None:
+        return self.desire_for(machine).desire.provision
+
+    def _flow(self, machine: MachineData, target: Target) -> Flow:
         flow = self.flows.get(machine.system_id)
         if flow is None:
-            flow = self.flows[machine.system_id] = Flow(machine.system_id)
+            flow = self.flows[machine.system_id] = Flow(machine.system_id, target)
+        flow.retarget(target)
         return flow
 
     def held(self, machine: MachineData, action: Action) -> Setback | None:
@@ -367,9 +388,10 @@ class Daemon:
         return self.setbacks.holds(machine.system_id, action.kind, self.clock.time())
 
     def _observation(
-        self, machine: MachineData, records: dict[str, ProvisionRecord]
+        self, machine: MachineData, records: dict[str, ProvisionRecord], chosen: Chosen
     ) -> Observation:
         quarantined, retry = self.budgets.view(machine, self.clock.monotonic())
+        record = records.get(machine.system_id)
         return Observation(
             status=machine.status,
             power_state=machine.power_state,
@@ -379,11 +401,13 @@ class Daemon:
             me=self.me,
             desired_hostname=self._rename_to(machine),
             hostname=machine.hostname,
-            provision=self._provision_view(records.get(machine.system_id)),
+            provision=self._provision_view(machine, record),
             helper_script=bool(self.actuator.power_helper),
             always_rename=self.always_rename,
             quarantined=quarantined,
             retry=retry,
+            wanted=wanted(chosen),
+            applied=self.applied.get(machine.system_id),
         )
 
     def _rename_to(self, machine: MachineData) -> str | None:
@@ -400,8 +424,10 @@ class Daemon:
             return None
         return wanted
 
-    def _provision_view(self, record: ProvisionRecord | None) -> ProvisionView | None:
-        if self.actuator.provisioner is None:
+    def _provision_view(
+        self, machine: MachineData, record: ProvisionRecord | None
+    ) -> ProvisionView | None:
+        if self.actuator.provisioner_for(machine)[0] is None:
             return None
         if record is None:
             return ProvisionView(state=ProvisionState.NONE, retry_due=False, poll=False)
@@ -495,6 +521,8 @@ class Daemon:
     def _accepted(self, machine: MachineData, action: Action) -> None:
         self.setbacks.cleared(machine.system_id)
         self.unseen.wrote(machine, action.kind, self.clock.monotonic())
+        if action.kind is ActionKind.DEPLOY:
+            self._applied(machine, action)
         if action.kind is ActionKind.QUARANTINE:
             self.metrics.observe_quarantine()
             log.warning(
@@ -505,6 +533,15 @@ class Daemon:
                 tag=action.params.get("tag"),
                 retries=self.budgets.used(machine.system_id),
             )
+
+    def _applied(self, machine: MachineData, action: Action) -> None:
+        """Remember what this deploy sent; a store that refuses is reported, not fatal (the
+        machine is then never redeployed for a change, as when nothing was remembered)."""
+        try:
+            self.applied.deployed(machine.system_id, action.params)
+        except StoreError as exc:
+            self.health.store_failed("applied", str(exc))
+            log.error("state store refused the applied deploy parameters", reason=str(exc))
 
     def _refused(self, machine: MachineData, action: Action, exc: MaasError) -> Outcome:
         """MAAS did not do `action` (or may not have): back off, or give up on a refused name."""

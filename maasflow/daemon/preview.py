@@ -1,12 +1,12 @@
 """`-preview`: one pass computed, printed as a plan, nothing written anywhere.
 
-For every machine MAAS lists: whether the filters select it (and why not), its status, and
-the one action the daemon would take with its parameters, or why it leaves the machine
-alone. An action backing off after failures (read from the state file) is shown as held,
-with its failures and when it may be sent again. The caller guarantees no write: the MAAS
-client is read-only, and this module never calls the actuator, the provisioner or a script.
-The text plan shows MAAS's strings escaped (`safe_text.escape`); the JSON plan is escaped by
-JSON itself.
+For every machine MAAS lists: whether the filters select it (and why not), its status, the
+targets rule its desire comes from (`rule 2: ready`, or `default: deployed`), and the one action
+the daemon would take with its parameters, or why it leaves the machine alone. An action backing
+off after failures (read from the state file) is shown as held, with its failures and when it
+may be sent again. The caller guarantees no write: the MAAS client is read-only, and this module
+never calls the actuator, the provisioner or a script. The text plan shows MAAS's strings
+escaped (`safe_text.escape`); the JSON plan is escaped by JSON itself.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class PlanItem:
     params: dict[str, str]
     reason: str
     held: str | None = None  # why the action waits: its backoff after failures
+    rule: str = ""  # where its desire comes from: "rule 2", "default"; "" when excluded
+    target: str = ""  # the target that desire names (deployed, ready, ...)
 
 
 async def make_plan(daemon: Daemon) -> list[PlanItem]:
@@ -58,6 +60,7 @@ def _item(daemon: Daemon, machine: MachineData, records: dict[str, ProvisionReco
         return PlanItem(
             **base, selected=False, phase=EXCLUDED, action=None, params={}, reason=why_not
         )
+    chosen = daemon.desire_for(machine)
     decision = daemon.decide(machine, records)
     action = decision.action
     setback = daemon.held(machine, action) if action else None
@@ -69,6 +72,8 @@ def _item(daemon: Daemon, machine: MachineData, records: dict[str, ProvisionReco
         params=dict(action.params) if action else {},
         reason=action.reason if action else decision.reason,
         held=_held(setback, daemon.clock.time()) if setback else None,
+        rule=chosen.label,
+        target=str(chosen.desire.target),
     )
 
 
@@ -102,7 +107,8 @@ def _line(item: PlanItem, width: int) -> str:
     if item.params:
         what += " " + " ".join(f"{k}={v}" for k, v in sorted(item.params.items()))
     why = item.reason if item.held is None else f"{item.reason}; held, {item.held}"
+    rule = f"{item.rule}: {item.target}" if item.rule else "-"
     host, sid, status, what, reason = map(
         escape, (item.hostname, item.system_id, item.status, what, why)
     )
-    return f"{host:<{width}}  {sid:<8}  {status:<22}  {what:<32}  {reason}"
+    return f"{host:<{width}}  {sid:<8}  {status:<22}  {rule:<20}  {what:<32}  {reason}"

@@ -10,7 +10,8 @@
   cancels it, and (what it left in the background) once it has exited. No secret of
   maasflow's (the MAAS API key, the provisioning token) is in its environment. Its result
   file lives in `runs_dir` (the state directory's `runs/`) until the store has the result.
-- an `http(s)://` URL: `HttpProvisioner` POSTs `{"id", "name", "ip", "mac", "deploy_id"}`,
+- an `http(s)://` URL: `HttpProvisioner` POSTs `{"id", "name", "ip", "mac", "deploy_id"}`
+  (and `role` when a targets rule names one; a script gets it as `MAASFLOW_ROLE`),
   then each pass GETs `<url>/<quoted system_id>`: 202 running, 200 done unless the body
   says it failed (the opencord provisioner's `{"status": 3, "message": ...}`, see
   opencord/maas `provisioner/task.go` and `handlers.go`), 404 no such job (the caller POSTs
@@ -67,6 +68,7 @@ class Target:
     mac: str
     zone: str
     pool: str
+    role: str = ""  # a targets rule's `provision.role`: sent as `role`, or MAASFLOW_ROLE
 
 
 def dns_resolve(name: str) -> str | None:
@@ -162,6 +164,8 @@ def _child_env(target: Target, deploy_id: str) -> dict[str, str]:
         MAASFLOW_ZONE=target.zone,
         MAASFLOW_POOL=target.pool,
     )
+    if target.role:
+        env["MAASFLOW_ROLE"] = target.role
     return env
 
 
@@ -392,6 +396,8 @@ class HttpProvisioner:
         body = {"id": target.system_id, "name": target.hostname, "ip": target.ip, "mac": target.mac}
         if deploy_id:
             body["deploy_id"] = deploy_id
+        if target.role:
+            body["role"] = target.role
         response = await self._request("POST", self.url, json=body)
         if not response.is_success:
             raise self._error("POST", self.url, response)

@@ -1,4 +1,4 @@
-"""SIGHUP: read the filter and the mappings files again and use them from the next pass.
+"""SIGHUP: read the filter, mappings and targets files again and use them from the next pass.
 
 `systemctl reload maasflow` (the unit's `ExecReload=/bin/kill -HUP $MAINPID`) or a plain
 `kill -HUP` lands here. Only a setting given as `@path` can change while the daemon runs
@@ -13,8 +13,10 @@ checked by the same rules as at start-up (`daemon.setting_values`), one at a tim
 
 So a half-written or mistyped file never leaves the daemon without a filter, and SIGHUP
 never stops it. Machines a new filter no longer selects are forgotten by the next pass as if
-they had left MAAS. Every other setting (MAAS URL, key, period, ...) needs a restart. This
-module reads files and swaps two values; deciding what a pass does with them is the loop's.
+they had left MAAS; machines whose targets rule changed follow the new one from the next pass (a
+user_data_file or provision script a rule names is read again with it). Every other setting
+(MAAS URL, key, period, ...) needs a restart. This module reads files and swaps two values;
+deciding what a pass does with them is the loop's.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ log = structlog.get_logger(__name__)
 _PARSERS: dict[str, Callable[[str, str, Mapping[str, str]], Any]] = {
     "filter": check.filter_spec,
     "mappings": check.mappings,
+    "targets": check.targets,
 }
-_ATTRIBUTE = {"filter": "filters", "mappings": "mappings"}  # the Daemon's name for each
+_ATTRIBUTE = {"filter": "filters", "mappings": "mappings", "targets": "targets"}  # the Daemon's
 
 
 class ReloadOutcome(enum.StrEnum):

@@ -32,6 +32,7 @@ from maasflow.common.secrets import parse_api_key, parse_token
 from maasflow.daemon.flags import MAX_CONCURRENCY, parse_bool
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.selection import FilterSpec, expand_path
+from maasflow.daemon.targets import Targets
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["text", "json"]
@@ -96,6 +97,10 @@ def boolean(text: str, origin: str, _env: Mapping[str, str]) -> bool:
 
 def filter_spec(text: str, origin: str, env: Mapping[str, str]) -> FilterSpec:
     return FilterSpec.load(text, origin, env) if text.strip() else FilterSpec.default()
+
+
+def targets(text: str, origin: str, env: Mapping[str, str]) -> Targets:
+    return Targets.load(text, origin, env) if text.strip() else Targets()
 
 
 def mappings(text: str, origin: str, env: Mapping[str, str]) -> Mappings:

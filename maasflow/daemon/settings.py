@@ -61,6 +61,7 @@ from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.setting_sources import Given, setting_sources
 from maasflow.daemon.setting_values import Parse
+from maasflow.daemon.targets import Targets
 
 _NO_KEY = (
     "no MAAS API key: give -apiKey KEY, set MAAS_API_KEY, or put the key in a file named by "
@@ -69,7 +70,7 @@ _NO_KEY = (
 )
 
 
-RELOADABLE = ("filter", "mappings")  # the settings SIGHUP reads again (`daemon.reload`)
+RELOADABLE = ("filter", "mappings", "targets")  # the settings SIGHUP reads again (`daemon.reload`)
 _OLD_API = "MAAS 2.0+ has no 1.0 API (it answers 410 Gone); using 2.0"
 _KEY_NOT_SHOWN = (
     "the API key is never shown in logs: whoever reads them could act on MAAS as its user; "
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
     period: Annotated[float, checked(check.positive_duration)] = 15.0
     filter: Annotated[FilterSpec, checked(check.filter_spec)] = FilterSpec.default()
     mappings: Annotated[Mappings, checked(check.mappings)] = Mappings.empty()
+    targets: Annotated[Targets, checked(check.targets)] = Targets()
     provision_url: Annotated[str, checked(check.provision_url)] = ""
     provision_ttl: Annotated[float, checked(check.non_negative_duration)] = 3600.0  # 0: none
     provision_token_file: Annotated[Path | None, checked(check.path)] = None
@@ -268,6 +270,7 @@ class Settings(BaseSettings):
         shown["maas_url"] = display_url(self.maas_url)
         shown["provision_url"] = display_url(self.provision_url)
         shown["mappings"] = f"{len(self.mappings)} MAC(s)"
+        shown["targets"] = f"{len(self.targets.rules)} rule(s)"
         # "provision_token" is a secret-looking key the log redacts; "bearer" is not.
         del shown["provision_token"]
         shown["provision_bearer"] = "set" if self.provision_token is not None else "unset"

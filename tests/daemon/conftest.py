@@ -83,8 +83,16 @@ class FakeMaas:
     async def deploy(self, system_id: str, distro_series: str | None = None) -> None:
         await self._op("deploy", system_id, distro_series=distro_series)
 
+    async def deploy_with(self, system_id: str, form: dict[str, str]) -> None:
+        """The deploy form as sent; recorded like deploy() (distro_series always named)."""
+        rest = {k: v for k, v in form.items() if k != "distro_series"}
+        await self._op("deploy", system_id, distro_series=form.get("distro_series"), **rest)
+
     async def power_off(self, system_id: str, stop_mode: str = "soft") -> None:
         await self._op("power_off", system_id, stop_mode=stop_mode)
+
+    async def power_on(self, system_id: str) -> None:
+        await self._op("power_on", system_id)
 
     async def release(self, system_id: str, **params: Any) -> None:
         await self._op("release", system_id, **params)

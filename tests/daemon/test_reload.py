@@ -62,7 +62,11 @@ def test_a_changed_filter_and_mappings_are_used_after_a_reload(
     files["mappings"].write_text(json.dumps({MAC: "node-b1"}))
     with capture_logs() as logs:
         outcomes = reload_settings(daemon, settings.reload_from)
-    assert outcomes == {"filter": ReloadOutcome.RELOADED, "mappings": ReloadOutcome.RELOADED}
+    assert outcomes == {
+        "filter": ReloadOutcome.RELOADED,
+        "mappings": ReloadOutcome.RELOADED,
+        "targets": ReloadOutcome.FIXED,  # not given
+    }
     assert daemon.filters.selects(lab_b)
     assert daemon.mappings.hostname_for(lab_b) == "node-b1"
     assert [e["setting"] for e in logs if e["event"] == "reloaded"] == ["filter", "mappings"]
@@ -79,7 +83,11 @@ def test_a_file_that_fails_to_load_keeps_the_old_one_and_says_why(
     files["mappings"].write_text(json.dumps({MAC: "node-b1"}))
     with capture_logs() as logs:
         outcomes = reload_settings(daemon, settings.reload_from)
-    assert outcomes == {"filter": ReloadOutcome.KEPT, "mappings": ReloadOutcome.RELOADED}
+    assert outcomes == {
+        "filter": ReloadOutcome.KEPT,
+        "mappings": ReloadOutcome.RELOADED,
+        "targets": ReloadOutcome.FIXED,
+    }
     assert daemon.filters is old_filter
     (failed,) = [e for e in logs if e["event"] == "reload failed; keeping the loaded one"]
     assert failed["log_level"] == "error"
@@ -110,7 +118,11 @@ def test_unchanged_and_inline_settings_are_left_as_they_are(
     settings = load_settings([], env)
     daemon = make_daemon(Fake([]), filters=FilterSpec.default())
     outcomes = reload_settings(daemon, settings.reload_from)
-    assert outcomes == {"filter": ReloadOutcome.FIXED, "mappings": ReloadOutcome.FIXED}
+    assert outcomes == {
+        "filter": ReloadOutcome.FIXED,
+        "mappings": ReloadOutcome.FIXED,
+        "targets": ReloadOutcome.FIXED,
+    }
     assert daemon.filters == FilterSpec.default()
 
 
@@ -121,4 +133,8 @@ def test_reloading_an_unchanged_file_changes_nothing(
     settings = settings_for(files, tmp_path)
     daemon = make_daemon(Fake([]), filters=settings.filter, mappings=settings.mappings)
     outcomes = reload_settings(daemon, settings.reload_from)
-    assert set(outcomes.values()) == {ReloadOutcome.UNCHANGED}
+    assert outcomes == {
+        "filter": ReloadOutcome.UNCHANGED,
+        "mappings": ReloadOutcome.UNCHANGED,
+        "targets": ReloadOutcome.FIXED,  # not given
+    }

@@ -279,6 +279,11 @@ class MaasClient:
             data["user_data"] = base64.b64encode(raw).decode("ascii")
         return await self._machine_op(system_id, "deploy", _form(data))
 
+    async def deploy_with(self, system_id: str, form: Mapping[str, str]) -> Machine:
+        """`POST machines/<id>/?op=deploy` with a form already in MAAS's shape (facts §3.3):
+        `Desire.deploy_form()`, whose `user_data` is base64 already; no `osystem`."""
+        return await self._machine_op(system_id, "deploy", _form(form))
+
     async def power_off(self, system_id: str, stop_mode: str = "soft") -> None:
         """`POST machines/<id>/?op=power_off stop_mode=<soft|hard>`."""
         if stop_mode not in ("soft", "hard"):
