@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -223,3 +224,16 @@ async def test_submit_sends_the_deploy_id_when_it_has_one(provisioner: Any) -> N
     await client.aclose()
     (seen,) = provisioner.requests
     assert seen.json()["deploy_id"] == "0123abcd"
+
+
+async def test_submit_sends_a_rules_role_and_no_role_without_one(provisioner: Any) -> None:
+    """A targets rule's provisioning role travels as `role` in the POST; none, no key."""
+    provisioner.script("POST", "/provision", (202, ""))
+    provisioner.script("POST", "/provision", (202, ""))
+    client = HttpProvisioner(provisioner.url, ttl=60)
+    await client.submit(dataclasses.replace(TARGET, role="worker"))
+    await client.submit(TARGET)
+    await client.aclose()
+    with_role, without = provisioner.requests
+    assert with_role.json()["role"] == "worker"
+    assert "role" not in without.json()

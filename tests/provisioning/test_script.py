@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import stat
 from pathlib import Path
@@ -215,3 +216,12 @@ async def test_the_deploy_id_reaches_the_script(tmp_path: Path) -> None:
     script = write_script(tmp_path, 'echo "deploy=$MAASFLOW_DEPLOY_ID"\n')
     output = await ScriptProvisioner(script, ttl=30).run(TARGET, deploy_id="0123abcd")
     assert output == "deploy=0123abcd\n"
+
+
+async def test_a_rules_role_reaches_the_script_as_maasflow_role(tmp_path: Path) -> None:
+    """A targets rule's provisioning role is MAASFLOW_ROLE in the script's environment."""
+    script = write_script(tmp_path, 'echo "role=${MAASFLOW_ROLE-unset}"\n')
+    with_role = await ScriptProvisioner(script, ttl=30).run(dataclasses.replace(TARGET, role="db"))
+    without = await ScriptProvisioner(script, ttl=30).run(TARGET)
+    assert "role=db" in with_role
+    assert "role=unset" in without
