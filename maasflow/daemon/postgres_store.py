@@ -304,6 +304,7 @@ class PostgresStore(ProvisionStore):
         setbacks: list[Setback],
         recoveries: list[Recovery],
         events: list[Event],
+        applied: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """Write these rows, exactly as they are, into this empty store: all of them or none.
 
@@ -311,7 +312,9 @@ class PostgresStore(ProvisionStore):
         installations are never mixed by accident.
         """
         with self._locked() as db, db.transaction():
-            db.execute("LOCK TABLE provision, setback, recovery, event IN EXCLUSIVE MODE")
+            db.execute(
+                "LOCK TABLE provision, setback, recovery, event, applied_deploy IN EXCLUSIVE MODE"
+            )
             held = _row_count(db)
             if held:
                 raise ValueError(f"it already holds {held} rows; give an empty database")
@@ -321,6 +324,10 @@ class PostgresStore(ProvisionStore):
             _insert(db, "recovery", "system_id, retries, quarantined",
                     [_values(r) for r in recoveries])  # fmt: skip
             _insert(db, "event", _EVENT_COLUMNS, [_values(e) for e in events])  # in id order
+            rows = [
+                (sid, json.dumps(dict(p), sort_keys=True)) for sid, p in (applied or {}).items()
+            ]
+            _insert(db, "applied_deploy", "system_id, params", rows)
 
     def close(self) -> None:
         self._session.close()
@@ -329,7 +336,8 @@ class PostgresStore(ProvisionStore):
 def _row_count(db: Connection) -> int:
     row = db.execute(
         "SELECT (SELECT count(*) FROM provision) + (SELECT count(*) FROM setback)"
-        " + (SELECT count(*) FROM recovery) + (SELECT count(*) FROM event) AS n"
+        " + (SELECT count(*) FROM recovery) + (SELECT count(*) FROM event)"
+        " + (SELECT count(*) FROM applied_deploy) AS n"
     ).fetchone()
     return 0 if row is None else int(row["n"])
 

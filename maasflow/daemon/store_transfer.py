@@ -1,7 +1,8 @@
 """`maasflow migrate-store --from sqlite:PATH --to postgresql://...`: move the daemon's records.
 
 An installation that outgrows one host moves its daemon's state (provisioning records with
-their deploy ids and script runs, setbacks, retry counts) from its SQLite file into
+their deploy ids and script runs, setbacks, retry counts, history, the deploy parameters
+last sent each machine) from its SQLite file into
 PostgreSQL, without losing a record:
 
 1. the SQLite file's instance lock is taken, so no daemon writes it meanwhile (a running
@@ -21,7 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from maasflow.common.command_parser import CommandParser
@@ -46,6 +47,7 @@ class Snapshot:
     setbacks: list[Setback]
     recoveries: list[Recovery]
     events: list[Event]
+    applied: dict[str, dict[str, str]] = field(default_factory=dict)  # last sent, by system_id
 
     @classmethod
     def of(cls, store: ProvisionStore) -> Snapshot:
@@ -54,12 +56,14 @@ class Snapshot:
             sorted(store.setbacks(), key=lambda s: s.system_id),
             sorted(store.recoveries(), key=lambda r: r.system_id),
             store.histories(),
+            store.applied_deploys(),
         )
 
     def summary(self) -> str:
         return (
             f"{len(self.records)} provisioning records, {len(self.setbacks)} setbacks, "
-            f"{len(self.recoveries)} retry counts, {len(self.events)} history events"
+            f"{len(self.recoveries)} retry counts, {len(self.events)} history events, "
+            f"{len(self.applied)} applied deploys"
         )
 
 
@@ -109,7 +113,9 @@ def transfer(source: Path, target: PostgresUrl, password: str | None) -> tuple[S
         moved = Snapshot.of(sqlite)
     with contextlib.closing(PostgresStore(target, password)) as postgres:
         try:
-            postgres.fill(moved.records, moved.setbacks, moved.recoveries, moved.events)
+            postgres.fill(
+                moved.records, moved.setbacks, moved.recoveries, moved.events, moved.applied
+            )
         except ValueError as exc:
             raise ConfigError(f"--to {target}: {exc}") from None
         return moved, Snapshot.of(postgres)

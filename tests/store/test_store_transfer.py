@@ -43,6 +43,7 @@ def _installation(path: Path, clock: Clock) -> Snapshot:
         store.fail("failed", "HTTP 502", "tail", clock.now + 30.5)
         store.save_setback(Setback("sb", "deploy", 3, clock.now + 99.125, "HTTP 503"))
         store.save_recovery(Recovery("rq", 2, quarantined=True))
+        store.save_applied("done", {"distro_series": "jammy", "user_data": "(9 bytes, sha256 1)"})
         store.add_events([Event("done", "n2", clock.now, EventKind.ACTION, "deploy", "ok"),
                           Event("sb", "n4", clock.now + 1, EventKind.ACTION, "deploy", "failed",
                                 "HTTP 503"),
@@ -75,6 +76,7 @@ def test_every_record_moves_unchanged(postgres_database: PostgresDatabase, tmp_p
     assert "moved 3 provisioning records, 1 setbacks, 1 retry counts, 3 history events" in (
         done.stdout
     )
+    assert "1 applied deploys" in done.stdout
     assert postgres_database.server.password not in done.stdout + done.stderr
     assert _held(postgres_database) == before
     by_id = {record.system_id: record for record in before.records}
