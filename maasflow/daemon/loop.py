@@ -253,8 +253,6 @@ class Daemon:
     ) -> None:
         """Once, at the first pass: Deployed machines of ours that have no record will be
         provisioned (again). Expected on a first start; after a lost state directory, not."""
-        if self.actuator.provisioner is None:
-            return
         unrecorded = [
             m.system_id
             for m in machines
@@ -262,6 +260,7 @@ class Daemon:
             and m.owner == self.me
             and m.system_id not in records
             and self.filters.selects(m)
+            and self._provisioned_here(m)
         ]
         if unrecorded:
             log.warning(
@@ -372,6 +371,13 @@ class Daemon:
         default. Every pass (and the preview) asks here, so a source put in front of the
         rules (a stored desired state) changes what every pass does."""
         return self.targets.choose(machine) or self.default
+
+    def _provisioned_here(self, machine: MachineData) -> bool:
+        """Whether a Deployed `machine` would be provisioned: its desire is Deployed and it
+        has a provisioner (its rule's, or PROVISION_URL's)."""
+        if self.desire_for(machine).desire.target is not Target.DEPLOYED:
+            return False
+        return self.actuator.provisioner_for(machine)[0] is not None
 
     def _provisioning_of(self, machine: MachineData) -> Provisioning | None:
         return self.desire_for(machine).desire.provision

@@ -1,7 +1,7 @@
 """Writes MAAS accepted whose effect no listing has shown yet: none is sent twice meanwhile.
 
-MAAS applies some writes after answering them (power_off runs in the background, §3.4,
-§10.1: `power_state` lags it by about a second) and its listings can lag even a write it
+MAAS applies some writes after answering them (power_off and power_on run in the background,
+§3.4, §10.1: `power_state` lags them by about a second) and its listings can lag even a write it
 applied at once (§10.1: a listing taken ~2 s after a deploy's 200 still said Allocated).
 Deciding from such a listing would send the same write again. So after each write MAAS
 accepted, the machine is left alone until a listing requested *after* the answer shows its
@@ -29,7 +29,7 @@ from maasflow.daemon.maas.listing import MachineData
 
 SETTLE_S = 120.0
 LAG_S = 10.0
-BACKGROUND_ACTIONS = frozenset({"power_off"})  # MAAS answers before the change is made
+BACKGROUND_ACTIONS = frozenset({"power_off", "power_on"})  # MAAS answers before the change
 LOCAL_ACTIONS = frozenset({"provision", "provision_poll", "forget_provision"})
 
 Fingerprint = tuple[object, ...]

@@ -186,3 +186,24 @@ def test_sighup_reloads_the_targets_file_and_keeps_the_old_one_when_bad(
     assert daemon.desire_for(web).desire.target == "ignore"
     (failed,) = [e for e in logs if e["event"] == "reload failed; keeping the loaded one"]
     assert failed["setting"] == "targets" and "rule 1: target: 'Gone'" in failed["reason"]
+
+
+async def test_the_first_pass_warning_counts_only_machines_that_would_be_provisioned(
+    mk: Any, Fake: Any, make_daemon: Any
+) -> None:
+    """A Deployed machine of ours without a record is counted only when its rule provisions it:
+    one under an Ignore rule, or without any provisioner, is not."""
+    rule = {"tags": {"include": ["^k8s$"]}, "provision": {"url": "http://127.0.0.1:9/p"}}
+    machines = [
+        mk("k", 6, owner="maasflow", power_state="on", tag_names=["k8s"]),
+        mk("i", 6, owner="maasflow", tag_names=["k8s", "x"]),
+        mk("p", 6, owner="maasflow"),
+    ]
+    ignore = {"tags": {"include": ["^x$"]}, "target": "Ignore"}
+    daemon = make_daemon(Fake(machines), targets=targets([ignore, rule]))
+    daemon.actuator.build = lambda where: HttpProvisioner(where, 60)
+    await daemon.identify(retry=False)
+    with capture_logs() as logs:
+        daemon._warn_unrecorded(machines, {})
+    (warned,) = [e for e in logs if "without a provisioning record" in e["event"]]
+    assert warned["system_ids"] == ["k"]

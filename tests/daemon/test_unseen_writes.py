@@ -52,3 +52,12 @@ def test_a_write_maas_applies_before_answering_is_trusted_again_after_the_lag_bo
     assert unseen.holds(before, listed_at=11.0, now=10.0 + LAG_S - 0.1)
     assert not unseen.holds(before, listed_at=11.0, now=10.0 + LAG_S)
     assert LAG_S < SETTLE_S
+
+
+def test_a_power_on_is_a_background_change_like_a_power_off(mk: Any) -> None:
+    """A power_on MAAS accepted holds an unchanged machine for SETTLE_S, not LAG_S (§3.4)."""
+    unseen = UnseenWrites()
+    machine = mk("m", 6, power_state="off")
+    unseen.wrote(machine, "power_on", answered_at=10.0)
+    assert unseen.holds(machine, listed_at=11.0, now=10.0 + LAG_S + 1)
+    assert not unseen.holds(machine, listed_at=11.0, now=10.0 + SETTLE_S)

@@ -12,8 +12,11 @@ import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from maasflow.daemon.lifecycle import (
+    ActionKind,
     Flow,
     Observation,
     PowerState,
@@ -188,11 +191,14 @@ CHANGED = Wanted(deploy={"distro_series": "noble"}, redeploy=True)
 def test_a_deployed_machine_is_redeployed_only_when_asked_and_changed(
     obs: Any, wanted: Wanted, applied: dict[str, str] | None, action: str | None
 ) -> None:
-    """Release-then-deploy happens only with redeploy set and known, different parameters."""
+    """Release-then-deploy happens only with redeploy set and known, different parameters,
+    and only to a machine maasflow's user owns."""
     decision = Flow("m").observe(
         obs(status=6, owner=ME, power_state="on", wanted=wanted, applied=applied)
     )
     assert (decision.action.kind if decision.action else None) == action
+    unowned = Flow("n").observe(obs(status=6, power_state="on", wanted=wanted, applied=applied))
+    assert unowned.action is None
 
 
 NONE, DONE = ProvisionView(ProvisionState.NONE), ProvisionView(ProvisionState.COMPLETE)
@@ -252,3 +258,48 @@ def test_a_default_observation_has_no_desire_beyond_deployed() -> None:
     observation = Observation(6, "off", ME, False, "ipmi", ME, None, "n", None, False, True)
     assert observation.wanted == Wanted() and observation.applied is None
     assert Flow("m").observe(observation).action is None
+
+
+wanted_values = st.builds(
+    Wanted,
+    deploy=st.sampled_from([{}, {"distro_series": "jammy"}, {"distro_series": "noble"}]),
+    power=st.sampled_from([None, PowerState.ON, PowerState.OFF]),
+    release=st.sampled_from([None, {}, ERASE]),
+    redeploy=st.booleans(),
+)
+target_observations = st.builds(
+    build_observation,
+    status=st.integers(min_value=-1, max_value=24),
+    power_state=st.sampled_from(["on", "off", "unknown", "error", "ON", ""]),
+    owner=st.one_of(st.none(), st.sampled_from([ME, "alice", ""])),
+    locked=st.booleans(),
+    provision=st.sampled_from([None, NONE, DONE, POLL]),
+    wanted=wanted_values,
+    applied=st.sampled_from([None, {}, {"distro_series": "jammy"}]),
+)
+
+
+@settings(max_examples=400)
+@given(st.sampled_from(list(Target)), st.lists(target_observations, min_size=1, max_size=5))
+def test_no_target_writes_what_its_rule_did_not_ask_for(
+    target: Target, sequence: list[Observation]
+) -> None:
+    """Whatever MAAS says, in any order: Ignore never acts, nothing acts on a locked or foreign
+    machine, only Deployed deploys, power moves only from the opposite known state, and a
+    release needs a Ready rule's release, a redeploy or a failed deployment, on OUR machine."""
+    flow = Flow("prop", target)
+    for obs in sequence:
+        action = flow.observe(obs).action
+        kind = action.kind if action else None
+        if target is Target.IGNORE or obs.locked or (obs.owner and obs.owner != obs.me):
+            assert kind is None
+        if kind is ActionKind.DEPLOY:
+            assert target is Target.DEPLOYED
+        if kind is ActionKind.POWER_ON:
+            assert obs.power_state == "off" and obs.status == 6
+        if kind is ActionKind.POWER_OFF and obs.status == 6:
+            assert obs.power_state == "on" and obs.wanted.power is PowerState.OFF
+        if kind is ActionKind.RELEASE:
+            asked = target is Target.READY and obs.wanted.release is not None
+            asked |= target is Target.DEPLOYED and (obs.wanted.redeploy or obs.status == 11)
+            assert asked and obs.owner == obs.me

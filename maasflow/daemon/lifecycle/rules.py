@@ -168,7 +168,8 @@ def _allocated(_system_id: str, obs: Observation) -> Step:
 def _deployed(system_id: str, obs: Observation) -> Step:
     """Redeploy when asked to and the parameters changed; provision; then mind the power."""
     wanted = obs.wanted
-    if wanted.redeploy and obs.applied is not None and obs.applied != wanted.deploy:
+    ours = bool(obs.owner) and obs.owner == obs.me
+    if ours and wanted.redeploy and obs.applied is not None and obs.applied != wanted.deploy:
         why = "Deployed with other deploy parameters and redeploy is set: release, then deploy"
         return act(Phase.DEPLOYED, ActionKind.RELEASE, why)
     step = _provisioned(system_id, obs)
