@@ -375,9 +375,10 @@ class Daemon:
     def _provisioned_here(self, machine: MachineData) -> bool:
         """Whether a Deployed `machine` would be provisioned: its desire is Deployed and it
         has a provisioner (its rule's, or PROVISION_URL's)."""
-        if self.desire_for(machine).desire.target is not Target.DEPLOYED:
+        desire = self.desire_for(machine).desire
+        if desire.target is not Target.DEPLOYED:
             return False
-        return self.actuator.provisioner_for(machine)[0] is not None
+        return self.actuator.provisioner is not None or desire.provision is not None
 
     def _provisioning_of(self, machine: MachineData) -> Provisioning | None:
         return self.desire_for(machine).desire.provision
@@ -407,7 +408,7 @@ class Daemon:
             me=self.me,
             desired_hostname=self._rename_to(machine),
             hostname=machine.hostname,
-            provision=self._provision_view(machine, record),
+            provision=self._provision_view(chosen, record),
             helper_script=bool(self.actuator.power_helper),
             always_rename=self.always_rename,
             quarantined=quarantined,
@@ -431,9 +432,10 @@ class Daemon:
         return wanted
 
     def _provision_view(
-        self, machine: MachineData, record: ProvisionRecord | None
+        self, chosen: Chosen, record: ProvisionRecord | None
     ) -> ProvisionView | None:
-        if self.actuator.provisioner_for(machine)[0] is None:
+        """None when nothing provisions the machine: no PROVISION_URL and no rule's override."""
+        if self.actuator.provisioner is None and chosen.desire.provision is None:
             return None
         if record is None:
             return ProvisionView(state=ProvisionState.NONE, retry_due=False, poll=False)

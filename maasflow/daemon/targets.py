@@ -27,6 +27,7 @@ machines maasflow may touch at all) still applies before any rule.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -145,6 +146,7 @@ def default_desire(distro: str) -> Desire:
     return Desire(distro_series=distro or None)
 
 
+@functools.lru_cache(maxsize=1024)
 def wanted(chosen: Chosen) -> Wanted:
     """What the lifecycle's rules read of a chosen desire.
 
@@ -152,7 +154,8 @@ def wanted(chosen: Chosen) -> Wanted:
     secrets reach neither logs, the preview nor the store. A release with `quick_erase` or
     `secure_erase` also sends `erase=true`: MAAS honours those two only with it (facts
     §10.1). The default desire leaves power alone, as maasflow did before targets existed;
-    every rule (and a stored desire) manages it.
+    every rule (and a stored desire) manages it. Cached: every machine of a rule shares one
+    answer, so a pass neither re-encodes nor re-hashes a rule's user data per machine.
     """
     desire = chosen.desire
     shown = desire.deploy_form()
