@@ -413,7 +413,7 @@ class Daemon:
             always_rename=self.always_rename,
             quarantined=quarantined,
             retry=retry,
-            wanted=wanted(chosen),
+            wanted=wanted(chosen, self.actuator.distro),
             applied=self.applied.get(machine.system_id),
         )
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from maasflow.common.errors import ConfigError
 from maasflow.daemon.desire import MAX_USER_DATA, Desire, Power
-from maasflow.daemon.lifecycle import PowerState, Wanted
+from maasflow.daemon.lifecycle import PowerState, Target, Wanted
 from maasflow.daemon.maas.listing import MachineData
 from maasflow.daemon.selection import SECTIONS, FilterSpec, expand_path, load_json_source
 
@@ -147,8 +147,9 @@ def default_desire(distro: str) -> Desire:
 
 
 @functools.lru_cache(maxsize=1024)
-def wanted(chosen: Chosen) -> Wanted:
-    """What the lifecycle's rules read of a chosen desire.
+def wanted(chosen: Chosen, distro: str = "") -> Wanted:
+    """What the lifecycle's rules read of a chosen desire; `distro` (`-distro`) is the series
+    of a Deployed desire that names none.
 
     User data is shown and remembered as a digest and sent from `hidden`, so cloud-init's
     secrets reach neither logs, the preview nor the store. A release with `quick_erase` or
@@ -158,6 +159,8 @@ def wanted(chosen: Chosen) -> Wanted:
     answer, so a pass neither re-encodes nor re-hashes a rule's user data per machine.
     """
     desire = chosen.desire
+    if desire.target is Target.DEPLOYED and desire.distro_series is None and distro:
+        desire = replace(desire, distro_series=distro)
     shown = desire.deploy_form()
     hidden = {}
     if "user_data" in shown:

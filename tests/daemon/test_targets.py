@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from maasflow.daemon.actions import Actuator
 from maasflow.daemon.lifecycle import ActionKind
 from maasflow.daemon.loop import Daemon
+from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.provisioning import HttpProvisioner
 from maasflow.daemon.reload import ReloadOutcome, reload_settings
+from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.settings import load_settings
 from maasflow.daemon.store import Store
 from maasflow.daemon.targets import Targets
@@ -111,21 +114,35 @@ async def test_a_changed_rule_redeploys_only_with_redeploy(
     assert fake.ops() == [("deploy", "a"), ("release", "a")]
 
 
-async def test_the_default_deploys_with_the_global_distro(mk: Any, Fake: Any) -> None:
-    """A machine no rule selects is deployed with -distro, as before targets existed."""
-    from maasflow.daemon.actions import Actuator
-    from maasflow.daemon.mappings import Mappings
-    from maasflow.daemon.selection import FilterSpec
-
-    fake = Fake([mk("a", 10, owner="maasflow")])
+async def test_the_default_and_a_rule_without_a_series_deploy_with_the_global_distro(
+    mk: Any, Fake: Any
+) -> None:
+    """A machine no rule selects is deployed with -distro, as before targets existed; a rule
+    naming no series gets it too, one naming its own keeps it."""
+    fake = Fake(
+        [
+            mk("a", 10, owner="maasflow"),
+            mk("b", 10, owner="maasflow", tag_names=["kvm"]),
+            mk("c", 10, owner="maasflow", tag_names=["old"]),
+        ]
+    )
+    rules = targets(
+        [
+            {"tags": {"include": ["^kvm$"]}, "install_kvm": True},
+            {"tags": {"include": ["^old$"]}, "distro_series": "focal"},
+        ]
+    )
     actuator = Actuator(fake, Store(":memory:"), None, distro="noble")
     daemon = Daemon(
         fake, actuator, filters=FilterSpec.load("{}", "t"),
-        mappings=Mappings.empty(), period=1.0,
+        mappings=Mappings.empty(), period=1.0, targets=rules,
     )  # fmt: skip
     await daemon.identify(retry=False)
     await one_pass(daemon)
-    assert calls(fake)["a"] == ("deploy", {"system_id": "a", "distro_series": "noble"})
+    sent = calls(fake)
+    assert sent["a"] == ("deploy", {"system_id": "a", "distro_series": "noble"})
+    assert sent["b"][1] == {"system_id": "b", "distro_series": "noble", "install_kvm": "true"}
+    assert sent["c"][1] == {"system_id": "c", "distro_series": "focal"}
 
 
 def test_a_rules_provisioning_replaces_provision_url_for_its_machines(
