@@ -1,4 +1,5 @@
-"""End to end: SIGHUP makes a running daemon read its filter file again, and never stops it.
+"""End to end: SIGHUP makes a running daemon read its filter (and targets) file again, and
+never stops it.
 
 Under systemd a death by SIGHUP counts as a clean exit, so a daemon that died of it was never
 restarted. Here the daemon starts with a filter file selecting no machine; a broken rewrite
@@ -52,4 +53,35 @@ def test_sighup_reloads_the_filter_file_and_keeps_the_old_one_when_it_is_broken(
     daemon.proc.send_signal(signal.SIGHUP)
     assert daemon.wait_event("reloaded")["setting"] == "filter"
     wait_until(lambda: sim.ops_for(system_id), lambda ops: "commission" in ops, 20, "commission")
+    assert daemon.terminate() == 0, daemon.output()
+
+
+def test_sighup_reloads_the_targets_file_and_a_broken_one_changes_nothing(
+    start_sim: SimFactory, start_daemon: DaemonFactory, env_for: EnvFor, tmp_path: Path
+) -> None:
+    """A Deployed machine under an Ignore rule is left alone; a broken rewrite keeps the rule
+    (logged); a good one saying power off has it powered off."""
+    spec = MachineSpec("web-1", status=6, owner="admin", power_state="on")
+    sim = start_sim(SimConfig(seed=6, time_factor=FAST, machines=[spec]))
+    (system_id,) = sim.machines
+    targets = tmp_path / "targets.json"
+    targets.write_text(json.dumps([{"hosts": {"include": ["^web-"]}, "target": "Ignore"}]))
+    args = ["-period", "0.2s", "-listen", "", "-log-format", "json", "-filter", "{}"]
+    args += ["-targets", f"@{targets}", "-db", str(tmp_path / "state.sqlite")]
+    daemon = start_daemon(args, env_for(sim))
+    daemon.wait_event("pass")
+
+    targets.write_text(json.dumps([{"hosts": {"include": ["^web-"]}, "power": "of"}]))
+    daemon.proc.send_signal(signal.SIGHUP)
+    failed = daemon.wait_event("reload failed; keeping the loaded one")
+    assert failed["setting"] == "targets" and "rule 1: power: 'of'" in failed["reason"]
+    seen = passes(daemon)
+    wait_until(lambda: passes(daemon), lambda n: n >= seen + 2, 20, "two passes after it")
+    assert sim.ops_for(system_id) == []
+
+    targets.write_text(json.dumps([{"hosts": {"include": ["^web-"]}, "power": "off"}]))
+    daemon.proc.send_signal(signal.SIGHUP)
+    assert daemon.wait_event("reloaded")["setting"] == "targets"
+    wait_until(lambda: sim.machines[system_id].power_state, lambda p: p == "off", 20, "off")
+    assert sim.ops_for(system_id) == ["power_off"]
     assert daemon.terminate() == 0, daemon.output()
