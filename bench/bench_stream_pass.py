@@ -6,7 +6,8 @@ script times: the floor, ijson (yajl2_c) streaming the same listing in another p
 (`bench/ijson_floor.py`); a steady `Daemon.run_pass()` here (flows already built, no action
 needed: the mix needs none, and the script checks that); and the naive baseline, httpx
 reading the whole body and `json.loads` parsing it. It prints the medians and the ratios
-pass ÷ floor (target at most 1.3) and naive ÷ floor, and the daemon's listing call alone,
+pass ÷ floor (target at most 1.3) and naive ÷ floor, the same in CPU seconds (pass ÷ floor:
+each process's own), and the daemon's listing call alone,
 measured in one run so they hold on a noisy machine. Bounded: a fixed number of rounds,
 each step under a deadline.
 Run: `.venv/bin/python bench/bench_stream_pass.py [N ...] [--rounds R]`.
@@ -73,16 +74,21 @@ async def naive(http: httpx.AsyncClient, url: str) -> float:
 async def measure(region: RealRegion, rounds: int) -> dict[str, list[float]]:
     daemon = build_daemon(region.url, region.key)
     auth = MaasAuth(region.key)
-    times: dict[str, list[float]] = {"floor": [], "pass": [], "naive": [], "listing": []}
+    names = ("floor", "floor cpu", "pass", "pass cpu", "naive", "listing")
+    times: dict[str, list[float]] = {name: [] for name in names}
     async with httpx.AsyncClient(auth=auth, timeout=STEP_DEADLINE) as http:
         with FloorProcess(region.url, region.key) as floor:
             await daemon.identify(retry=False)
             await steady_pass(daemon)  # builds every flow: not the steady state
-            _, machines, size = floor.run()  # warms the region's JSON cache
+            _, _, machines, size = floor.run()  # warms the region's JSON cache
             print(f"  {machines} machines, {size / 1e6:.1f} MB ({size / machines:.0f} B each)")
             for _ in range(rounds):
-                times["floor"].append(floor.run()[0])
+                wall, cpu, _, _ = floor.run()
+                times["floor"].append(wall)
+                times["floor cpu"].append(cpu)
+                cpu_before = time.process_time()
                 times["pass"].append(await steady_pass(daemon))
+                times["pass cpu"].append(time.process_time() - cpu_before)
                 times["naive"].append(await naive(http, region.url))
                 times["listing"].append(await listing(daemon))
     await daemon.client.aclose()
@@ -110,6 +116,10 @@ def main() -> int:
         print(f"  naive (whole body + json.loads) {med['naive']:.3f} s")
         print(f"  pass / floor  {ratio:.2f} (target <= {TARGET})")
         print(f"  naive / floor {med['naive'] / med['floor']:.2f}")
+        cpu_ratio = med["pass cpu"] / med["floor cpu"]
+        print(
+            f"  CPU: pass {med['pass cpu']:.3f} s, floor {med['floor cpu']:.3f} s: {cpu_ratio:.2f}"
+        )
     return 0 if worst <= TARGET else 1
 
 

@@ -1,10 +1,10 @@
 """The floor of a pass: ijson (yajl2_c, pull mode) streaming a listing, in its own process.
 
 `python bench/ijson_floor.py URL` reads the API key from its first stdin line (never on
-its command line), then one line "go" per run, fetches
-`machines/` from URL (OAuth-signed, urllib), parses every machine with `ijson.items` as the
-bytes arrive, and answers one line: seconds taken, machines, bytes. No fields are copied and
-nothing is decided: this is what the bytes themselves cost. `FloorProcess` drives it.
+its command line), then one line "go" per run, fetches `machines/` from URL (OAuth-signed,
+urllib), parses every machine with `ijson.items` as the bytes arrive, and answers one line:
+seconds taken (wall, then CPU), machines, bytes. No fields are copied and nothing is decided:
+this is what the bytes themselves cost. `FloorProcess` drives it.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ class _Counted:
         return data
 
 
-def floor_once(url: str, key: str) -> tuple[float, int, int]:
+def floor_once(url: str, key: str) -> tuple[float, float, int, int]:
     from maasflow.daemon.maas.auth import MaasAuth
 
     listing = url + "/api/2.0/machines/"
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if not listing.startswith("http://127.0.0.1:"):
         raise SystemExit(f"the floor reads only a loopback region, not {listing}")
     request = urllib.request.Request(listing)  # noqa: S310 - loopback http, checked above
@@ -43,7 +43,7 @@ def floor_once(url: str, key: str) -> tuple[float, int, int]:
     with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
         counted = _Counted(response)
         machines = sum(1 for _ in ijson.items(counted, "item", use_float=True))
-    return time.perf_counter() - started, machines, counted.size
+    return time.perf_counter() - started, time.process_time() - cpu, machines, counted.size
 
 
 class FloorProcess:
@@ -59,12 +59,12 @@ class FloorProcess:
         assert self._child.stdin is not None
         self._child.stdin.write(key + "\n")
 
-    def run(self) -> tuple[float, int, int]:
+    def run(self) -> tuple[float, float, int, int]:
         assert self._child.stdin is not None and self._child.stdout is not None
         self._child.stdin.write("go\n")
         self._child.stdin.flush()
-        seconds, machines, size = self._child.stdout.readline().split()
-        return float(seconds), int(machines), int(size)
+        seconds, cpu, machines, size = self._child.stdout.readline().split()
+        return float(seconds), float(cpu), int(machines), int(size)
 
     def __enter__(self) -> FloorProcess:
         return self
@@ -81,5 +81,5 @@ if __name__ == "__main__":
     print(f"backend {ijson.backend}", file=sys.stderr)
     api_key = sys.stdin.readline().strip()
     for _line in sys.stdin:
-        seconds, machines, size = floor_once(sys.argv[1], api_key)
-        print(seconds, machines, size, flush=True)
+        seconds, cpu, machines, size = floor_once(sys.argv[1], api_key)
+        print(seconds, cpu, machines, size, flush=True)

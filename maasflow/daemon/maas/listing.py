@@ -1,12 +1,11 @@
 """The machine listing, streamed: what the daemon reads of a machine, and how it is decoded.
 
 `GET machines/` is MAAS's largest answer (a real machine object is ~8.7 KB, so 10,000
-machines list in ~87 MB). It is parsed as it arrives by ijson's C pull parser (yajl2_c) in
-a thread (`item_pipe`), fed chunk by chunk, one machine at a time: each item is copied into
-a `ListedMachine`, a small slotted object holding only the fields maasflow uses,
+machines list in ~87 MB). It is decoded as it arrives, chunk by chunk, one machine at a time
+(`item_scanner`: the standard library's C JSON scanner, on the loop's thread): each item is
+copied into a `ListedMachine`, a small slotted object holding only the fields maasflow uses,
 type-checked by hand (per-item pydantic validation costs more than the parse itself), and
-dropped. Neither the body nor a full model
-of any machine is held.
+dropped. Neither the body nor a full model of any machine is held.
 
 `MachineData` (and its parts) is what the daemon's lifecycle reads: both a `ListedMachine`
 and the pydantic `models.Machine` (single-machine answers, tests) satisfy it.
@@ -24,21 +23,20 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-import ijson
 import structlog
 
 from maasflow.common.errors import PermanentMaasError
 from maasflow.daemon.maas.decoding import Streamed, UnreadableAnswer
-from maasflow.daemon.maas.item_pipe import ItemPipe
+from maasflow.daemon.maas.item_scanner import ItemScanner, NotAnArray
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-# A MAAS machine nests about 6 levels deep; ijson spends O(depth²) memory on a deep one.
+# A MAAS machine nests about 6 levels deep; a hostile body nested deeper is refused before
+# the (recursive) scanner sees it.
 MAX_DEPTH = 2048
 _SLICE = 2048  # at most ~700 brackets open in a valid slice: a real listing never hits the bound
-_KINDS = {b"{": "object", b'"': "string", b"t": "boolean", b"f": "boolean", b"n": "null"}
 
 
 # -- what the daemon reads ----------------------------------------------------------------
@@ -292,64 +290,50 @@ async def listed_machines(
 ) -> AsyncIterator[ListedMachine]:
     """Each machine of a listing soon after its last byte has arrived; bad entries skipped.
 
-    The parsing happens in a thread (`ItemPipe`). Raises UnreadableAnswer when the body is
-    not valid JSON (or ends early), and PermanentMaasError when it is valid JSON but not a
-    list.
+    Raises UnreadableAnswer when the body is not valid JSON (or ends early), and
+    PermanentMaasError when it is valid JSON but not a list.
     """
-    reading = _Reading()
-    pipe = ItemPipe("item")
+    reading, scanner = _Reading(), ItemScanner()
     try:
         async for chunk in chunks:
             reading.saw(chunk)
             for piece in _pieces(chunk, reading, method, shown, status):
-                await pipe.give(piece)
-            for machine in _drained(pipe.take(), reading):
-                yield machine
-            if pipe.done:  # the parser stopped before the body did: an error
-                break
-        rest = await _rest(pipe, reading, method, shown, status)
-    finally:
-        pipe.abort()
-    for machine in _drained(rest, reading):
+                for machine in _drained(scanner.feed(piece)):
+                    yield machine
+        rest = scanner.end()
+    except NotAnArray as exc:
+        message = f"expected a JSON list of machines, got a JSON {exc.kind}"
+        raise PermanentMaasError(method, shown, status, message) from None
+    except (ValueError, RecursionError):
+        raise _unreadable(reading, method, shown, status) from None
+    for machine in _drained(rest):
         yield machine
-    if reading.first not in (b"[", b""):
-        kind = _KINDS.get(reading.first, "number")
-        message = f"expected a JSON list of machines, got a JSON {kind}"
-        raise PermanentMaasError(method, shown, status, message)
 
 
-async def _rest(pipe: ItemPipe, reading: _Reading, method: str, shown: str, status: int) -> Any:
-    """The items parsed after the last piece; the parser's error as an UnreadableAnswer."""
-    try:
-        return await pipe.finished()
-    except (ijson.JSONError, ValueError, RecursionError, MemoryError):
-        raise UnreadableAnswer(
-            method,
-            shown,
-            status,
-            f"answer is not valid JSON ({reading.size} bytes read; truncated by a proxy "
-            "or an overloaded MAAS?)",
-        ) from None
+def _unreadable(reading: _Reading, method: str, shown: str, status: int) -> UnreadableAnswer:
+    return UnreadableAnswer(
+        method,
+        shown,
+        status,
+        f"answer is not valid JSON ({reading.size} bytes read; truncated by a proxy "
+        "or an overloaded MAAS?)",
+    )
 
 
 class _Reading:
-    """What has arrived so far: its size, its first non-blank byte, and a bound on its depth.
+    """What has arrived so far: its size, and a bound on its depth.
 
-    ijson keeps one path string per open level, so a hostile body nested 100,000 deep would
-    cost gigabytes; `opened` (opening minus closing brackets, strings included) bounds the
-    depth any byte of the next piece can reach, and a piece that could pass `MAX_DEPTH` is
-    looked at in small slices, each bounded again.
+    `opened` (opening minus closing brackets, strings included) bounds the depth any byte of
+    the next piece can reach, and a piece that could pass `MAX_DEPTH` is looked at in small
+    slices, each bounded again: a body nested 100,000 deep is refused before it is parsed.
     """
 
     def __init__(self) -> None:
         self.size = 0
-        self.first = b""
         self.opened = 0
 
     def saw(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if not self.first:
-            self.first = chunk.lstrip()[:1]
 
     def pieces(self, chunk: bytes) -> list[bytes]:
         """`chunk` cut so that no piece can take the parser past MAX_DEPTH; else _TooDeep."""
@@ -386,11 +370,8 @@ def _pieces(chunk: bytes, reading: _Reading, method: str, shown: str, status: in
         raise UnreadableAnswer(method, shown, status, message) from None
 
 
-def _drained(parsed: list[Any], reading: _Reading) -> list[ListedMachine]:
-    """The machines parsed so far (none unless the body is a list: an object's "item" key
-    has the same ijson prefix)."""
-    if reading.first != b"[":
-        return []
+def _drained(parsed: list[Any]) -> list[ListedMachine]:
+    """The machines of these parsed entries, bad entries skipped."""
     return [m for m in map(_machine_or_none, parsed) if m is not None]
 
 
