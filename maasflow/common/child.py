@@ -26,7 +26,9 @@ so a caller can record it first; `closed()` waits for the child to close its out
 may come before its exit); `detach()` lets go of a child without stopping it; `run` is
 start-then-wait for callers that only want the answer, and raises `ChildError` (its evidence
 attached, like `ops.pebble.ExecError`) unless the child exited 0. Callers word their own
-errors; this module does not log.
+errors; this module does not log. The limits, `Finished` and the errors live in
+`run_outcome` (shared with the supervisor's loop-free runner, `blocking_child`) and are
+found here too.
 """
 
 from __future__ import annotations
@@ -38,15 +40,43 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
-from maasflow.common.errors import MaasflowError
+from maasflow.common.run_outcome import (
+    DRAIN_WAIT,
+    KILL_GRACE,
+    LINE_LIMIT,
+    TAIL_BYTES,
+    ChildError,
+    Finished,
+    Limits,
+    StartError,
+    TimedOut,
+    exit_phrase,
+    last_line,
+    signal_group,
+)
 from maasflow.common.secrets import scrubbed_environ
 
-TAIL_BYTES = 64 * 1024  # output kept by default: the end is where failures explain themselves
-KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of the group
-DRAIN_WAIT = 1.0  # seconds to keep reading after the process itself has exited
-LINE_LIMIT = 200  # characters of the last line an error quotes
+__all__ = [  # the outcome's names, as callers have always found them here
+    "DRAIN_WAIT",
+    "KILL_GRACE",
+    "LINE_LIMIT",
+    "TAIL_BYTES",
+    "Child",
+    "ChildError",
+    "Finished",
+    "Limits",
+    "Sink",
+    "StartError",
+    "Streams",
+    "Tail",
+    "TimedOut",
+    "exit_phrase",
+    "last_line",
+    "run",
+    "signal_group",
+    "start",
+]
 
 
 class Streams(enum.Enum):
@@ -54,98 +84,6 @@ class Streams(enum.Enum):
 
     MERGED = "merged"
     SEPARATE = "separate"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How long a child may run, how it is stopped, how much of its output is kept."""
-
-    timeout: float | None = None
-    grace: float = KILL_GRACE
-    drain: float = DRAIN_WAIT
-    tail_bytes: int = TAIL_BYTES
-
-    def __post_init__(self) -> None:
-        if self.tail_bytes < 1:
-            raise ValueError("tail_bytes must be at least 1")
-
-
-def last_line(text: str, limit: int = LINE_LIMIT) -> str:
-    """The last non-blank line of `text`, stripped and cut to its last `limit` characters."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][-limit:] if lines else ""
-
-
-def exit_phrase(code: int) -> str:
-    """`exited 3`, or `was killed by signal SIGKILL` for a negative (signal) code."""
-    if code >= 0:
-        return f"exited {code}"
-    try:
-        return f"was killed by signal {signal.Signals(-code).name}"
-    except ValueError:  # a real-time or otherwise unnamed signal
-        return f"was killed by signal {-code}"
-
-
-class ChildError(MaasflowError):
-    """A child did not finish well; carries its evidence: argv[0], exit code, output tail."""
-
-    def __init__(
-        self, argv0: str, reason: str, *, exit_code: int | None = None, tail: str = ""
-    ) -> None:
-        self.argv0 = argv0
-        self.reason = reason
-        self.exit_code = exit_code
-        self.tail = tail
-        shown = f"{argv0!r} {reason}"
-        super().__init__(f"{shown}: {self.last_line}" if self.last_line else shown)
-
-    @property
-    def last_line(self) -> str:
-        return last_line(self.tail)
-
-
-class StartError(ChildError):
-    """The child could not be started (missing, not executable, bad interpreter, NUL byte)."""
-
-    def __init__(self, argv0: str, cause: str) -> None:
-        self.cause = cause
-        super().__init__(argv0, f"could not start: {cause}")
-
-
-class TimedOut(ChildError):
-    """The child ran past its timeout; its process group was killed."""
-
-
-@dataclass(frozen=True)
-class Finished:
-    """How a child ended. `output` is stdout (or both, merged); `errors` is stderr apart."""
-
-    argv0: str
-    pid: int
-    exit_code: int
-    timed_out: bool
-    stopped: bool
-    output: str
-    errors: str
-    timeout: float | None
-
-    @property
-    def evidence(self) -> str:
-        """What an error should quote: stderr when kept apart and not empty, else the output."""
-        return self.errors if self.errors.strip() else self.output
-
-    def check(self) -> Finished:
-        """Self when the child exited 0; else raise the ChildError saying how it ended."""
-        if self.exit_code == 0 and not (self.timed_out or self.stopped):
-            return self
-        error = TimedOut if self.timed_out else ChildError
-        raise error(self.argv0, self.reason(), exit_code=self.exit_code, tail=self.evidence)
-
-    def reason(self) -> str:
-        """How it ended, in words: `exited 3`, `timed out after 5 s; ...`, `was stopped`."""
-        if self.timed_out:
-            return f"timed out after {self.timeout:g} s; its process group was killed"
-        return "was stopped" if self.stopped else exit_phrase(self.exit_code)
 
 
 Sink = Callable[[bytes], None]
@@ -172,12 +110,6 @@ class Tail(asyncio.Protocol):
 
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
-
-
-def signal_group(pgid: int, sig: signal.Signals) -> None:
-    """Send `sig` to a process group that may already be gone."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class Child:

@@ -5,7 +5,7 @@ be SIGKILLed, upgraded or crash meanwhile. The script must then be neither lost 
 forgotten) nor doubled (a second run started beside it). So every such run is started here,
 the same way, by both programs:
 
-    parent ──gated start──► supervisor (python -m maasflow.common.supervisor, own session)
+    parent ──gated start──► supervisor (python -I -S, maasflow.common.supervisor, own session)
                                └── the program (common.child: own session, timeout, tail)
 
 1. `start()` starts the supervisor *gated*: it waits for one byte on its stdin before it
@@ -13,7 +13,7 @@ the same way, by both programs:
    group and start time as the kernel counts it, and the result file) in its store, then
    `release()`s it. If the parent dies before that, the supervisor reads end of file and
    exits without starting anything: a run the store does not know never begins.
-2. The supervisor runs the program through `common.child` (timeout, grace, the group
+2. The supervisor runs the program through `common.blocking_child` (timeout, grace, the group
    killed), forwards its output to the parent as it comes (the parent's live log), and
    when it ends, reports how (one line on its stderr) and saves the result file atomically,
    retrying while the disk is full. A stop signal (the parent's `stop()`, its shutdown)
@@ -40,31 +40,56 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
-import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from maasflow.common import child
 from maasflow.common.errors import MaasflowError
+from maasflow.common.result_file import (
+    FORMAT,
+    REPORT_MARK,
+    Phase,
+    ended,
+    not_started,
+    partial_path,
+    save_result,
+    start_ticks,
+)
+
+__all__ = [  # the result file's names, as callers have always found them here
+    "REPORT_MARK",
+    "Interrupted",
+    "Phase",
+    "Run",
+    "RunHandle",
+    "adopt",
+    "adopt_ended",
+    "decode",
+    "ended",
+    "not_started",
+    "save_result",
+    "start",
+    "start_ticks",
+    "stop_time",
+    "supervisor_argv",
+    "sweep",
+]
 
 SUPERVISOR = "maasflow.common.supervisor"
-REPORT_MARK = "maasflow-result "  # the line the supervisor writes on stderr when done
+# The supervisor starts once per job: isolated (-I) and without `site` (-S: ~15 ms of the
+# start-up), so maasflow is found from the folder holding the package, its first argument.
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    f"from {SUPERVISOR} import main; sys.exit(main(sys.argv[1:]))"
+)
 ADOPT_POLL = 0.25  # seconds between looks at an adopted run's supervisor
 STOP_MARGIN = 2.0  # seconds the supervisor gets beyond the program's grace and drains
-_FORMAT = 1
-
-
-class Phase(enum.StrEnum):
-    """What a result file says: the program is running (pid known), or it has ended."""
-
-    RUNNING = "running"
-    ENDED = "ended"
 
 
 class Interrupted(MaasflowError):
@@ -97,53 +122,12 @@ class RunHandle:
 
     def discard(self) -> None:
         """Remove the result file (and a half-written one): its result is stored elsewhere."""
-        for path in (Path(self.result_file), _partial(Path(self.result_file))):
+        for path in (Path(self.result_file), partial_path(Path(self.result_file))):
             with contextlib.suppress(OSError):
                 path.unlink()
 
 
-def start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat, or None when there is no such live (non-zombie) process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError):
-        return None
-    fields = text.rsplit(")", 1)[-1].split()  # the name in (...) may hold spaces
-    if len(fields) < 20 or fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])  # fields[0] is field 3
-
-
 # -- the result file ----------------------------------------------------------------------
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
-def save_result(path: Path, data: Mapping[str, Any]) -> None:
-    """Write `data` as JSON to `path` atomically (temporary file, fsync, rename, fsync dir)."""
-    partial = _partial(path)
-    with partial.open("w", encoding="utf-8") as out:
-        json.dump({"format": _FORMAT, **data}, out)
-        out.flush()
-        os.fsync(out.fileno())
-    partial.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def ended(finished: child.Finished) -> dict[str, Any]:
-    """What the supervisor saves and reports when the program has ended."""
-    return {"phase": Phase.ENDED, "start_error": None, **asdict(finished)}
-
-
-def not_started(argv0: str, cause: str) -> dict[str, Any]:
-    """What the supervisor saves and reports when the program could not be started."""
-    return {"phase": Phase.ENDED, "argv0": argv0, "start_error": cause}
 
 
 def decode(data: Mapping[str, Any], output: str | None = None) -> child.Finished:
@@ -165,7 +149,7 @@ def _load(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("format") == _FORMAT else None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
 
 
 def sweep(directory: Path, keep: set[str]) -> int:
@@ -257,7 +241,8 @@ def supervisor_argv(argv: Sequence[str], result_file: Path, limits: child.Limits
     """The command line that runs `argv` under the supervisor."""
     timeout = "none" if limits.timeout is None else repr(limits.timeout)
     settings = [timeout, repr(limits.grace), repr(limits.drain), str(limits.tail_bytes)]
-    return [sys.executable, "-m", SUPERVISOR, str(result_file), *settings, "--", *argv]
+    boot = [sys.executable, "-I", "-S", "-c", _BOOT, str(_PACKAGE_ROOT)]
+    return [*boot, str(result_file), *settings, "--", *argv]
 
 
 def stop_time(limits: child.Limits) -> float:

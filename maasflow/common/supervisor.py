@@ -1,12 +1,12 @@
-"""The supervisor: `python -m maasflow.common.supervisor RESULT TIMEOUT GRACE DRAIN TAIL -- ARGV`.
+"""The supervisor: `maasflow.common.supervisor RESULT TIMEOUT GRACE DRAIN TAIL -- ARGV`.
 
 A tiny program between maasflow and a provisioning script, so that the script's result
 survives maasflow's death (`common.supervision` starts it, and explains why). In order:
 
 1. waits for the parent's release: one byte on stdin. End of file first (the parent died
    before recording this run) or a stop signal: exit 3, having started nothing;
-2. runs ARGV through `common.child` with TIMEOUT (seconds, or `none`), GRACE, DRAIN and TAIL
-   (bytes of output kept), copying its output to our stdout as it comes (the parent's live
+2. runs ARGV through `common.blocking_child` with TIMEOUT (seconds, or `none`), GRACE, DRAIN
+   and TAIL (bytes of output kept), copying its output to our stdout as it comes (the parent's live
    log; once the parent is gone, the copy stops and the tail is still kept), and notes the
    program's pid and start time in RESULT, so a restarted parent can find an orphan;
    SIGTERM or SIGINT stops the program (its group: SIGTERM, SIGKILL after GRACE);
@@ -15,24 +15,29 @@ survives maasflow's death (`common.supervision` starts it, and explains why). In
    saves the result to RESULT atomically, retrying with backoff while that fails (a full
    disk), and exits 0. A result is never dropped while this process lives.
 
+It starts once per provisioning job, so it starts lean: no asyncio (importing it was most of
+a job's CPU), its program run by `common.blocking_child`, signals woken through
+`signal.set_wakeup_fd`; `supervision.supervisor_argv` starts it isolated and without
+`site` (`python -I -S`). tests/architecture keeps asyncio out of its imports.
+
 Where this module stops: it decides nothing about the result; it only carries it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
+import selectors
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maasflow.common import child
-from maasflow.common.backoff import Backoff
-from maasflow.common.supervision import (
+from maasflow.common.blocking_child import BlockingChild, Stop
+from maasflow.common.result_file import (
     REPORT_MARK,
     Phase,
     ended,
@@ -40,10 +45,11 @@ from maasflow.common.supervision import (
     save_result,
     start_ticks,
 )
+from maasflow.common.run_outcome import Limits, StartError
 
 NOT_RELEASED = 3
 USAGE = 2
-SAVE_BACKOFF = Backoff(0.2, 10.0)
+SAVE_FIRST_DELAY, SAVE_LONGEST_DELAY = 0.2, 10.0  # seconds between tries to save, doubling
 _STOPS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -52,7 +58,7 @@ class Spec:
     """What to run, with which limits, and where its result goes."""
 
     result_file: Path
-    limits: child.Limits
+    limits: Limits
     argv: list[str]
 
 
@@ -61,7 +67,7 @@ def parse(args: list[str]) -> Spec:
     if len(args) < 7 or args[5] != "--":
         raise ValueError("usage: RESULT TIMEOUT GRACE DRAIN TAIL -- PROGRAM [ARGS...]")
     result, timeout, grace, drain, tail = args[:5]
-    limits = child.Limits(
+    limits = Limits(
         timeout=None if timeout == "none" else float(timeout),
         grace=float(grace),
         drain=float(drain),
@@ -70,34 +76,31 @@ def parse(args: list[str]) -> Spec:
     return Spec(Path(result), limits, args[6:])
 
 
-class _Gate(asyncio.Protocol):
-    """Our stdin: `opened` once a byte arrives; `decided` at that byte or end of file."""
-
-    def __init__(self) -> None:
-        self.opened = False
-        self.decided = asyncio.Event()
-
-    def data_received(self, data: bytes) -> None:
-        self.opened = self.opened or bool(data)
-        self.decided.set()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.decided.set()
+def wakeups(stop: Stop) -> int:
+    """Route stop signals to `stop` and every signal (SIGCHLD too) to a wake-up pipe; its
+    read end."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    for sig in _STOPS:
+        signal.signal(sig, stop.set)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so its arrival wakes us
+    return read_fd
 
 
-async def released(stop: asyncio.Event) -> bool:
+def released(stop: Stop, wake_fd: int) -> bool:
     """True when the parent released us before a stop signal or the end of our stdin."""
-    gate = _Gate()
-    stdin = os.fdopen(0, "rb", buffering=0)
-    transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: gate, stdin)
-    waits = [asyncio.ensure_future(gate.decided.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
-        transport.close()
-    return gate.opened and not stop.is_set()
+    with selectors.DefaultSelector() as selector:
+        selector.register(0, selectors.EVENT_READ)
+        selector.register(wake_fd, selectors.EVENT_READ)
+        while not stop.asked:
+            for key, _ in selector.select():
+                if key.fd == 0:
+                    return bool(os.read(0, 1)) and not stop.asked
+                with contextlib.suppress(OSError):
+                    os.read(wake_fd, 4096)
+    return False
 
 
 class _Forward:
@@ -115,32 +118,22 @@ class _Forward:
                 self.open = False
 
 
-async def run(spec: Spec, stop: asyncio.Event) -> dict[str, Any]:
+def run(spec: Spec, stop: Stop, wake_fd: int) -> dict[str, Any]:
     """Run the program to its end (or until `stop`); what the result file should say."""
     try:
-        program = await child.start(spec.argv, limits=spec.limits, sink=_Forward())
-    except child.StartError as exc:
+        program = BlockingChild(spec.argv, spec.limits, _Forward())
+    except StartError as exc:
         return not_started(spec.argv[0], exc.cause)
+    program.watch(wake_fd)
     with contextlib.suppress(OSError):  # best effort: an orphan can then be found and killed
         running = {"phase": Phase.RUNNING, "pid": program.pid}
         save_result(spec.result_file, {**running, "start_ticks": start_ticks(program.pid)})
-    stopping = asyncio.ensure_future(_stop_on(stop, program))
-    try:
-        return ended(await program.wait())
-    finally:
-        stopping.cancel()
-
-
-async def _stop_on(stop: asyncio.Event, program: child.Child) -> None:
-    await stop.wait()
-    program.stop()
+    return ended(program.wait(stop))
 
 
 def hold() -> None:
     """From now on a stop signal cannot end us: we hold a result not yet saved."""
-    loop = asyncio.get_running_loop()
     for sig in _STOPS:
-        loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
 
 
@@ -157,30 +150,28 @@ def report(result: dict[str, Any]) -> None:
         os.close(devnull)
 
 
-async def save(path: Path, result: dict[str, Any]) -> None:
-    """Save the result, retrying with backoff for as long as it fails."""
-    attempt = 0
+def save(path: Path, result: dict[str, Any]) -> None:
+    """Save the result, retrying (0.2 s, doubling up to 10 s) for as long as it fails."""
+    delay = SAVE_FIRST_DELAY
     while True:
         try:
             save_result(path, result)
             return
         except OSError:
-            attempt += 1
-            await asyncio.sleep(SAVE_BACKOFF.delay(attempt))
+            time.sleep(delay)
+            delay = min(delay * 2, SAVE_LONGEST_DELAY)
 
 
-async def supervise(spec: Spec) -> int:
+def supervise(spec: Spec) -> int:
     """Steps 1 to 3 of the module docstring; the exit status."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in _STOPS:
-        loop.add_signal_handler(sig, stop.set)
-    if not await released(stop):
+    stop = Stop()
+    wake_fd = wakeups(stop)
+    if not released(stop, wake_fd):
         return NOT_RELEASED
-    result = await run(spec, stop)
+    result = run(spec, stop, wake_fd)
     hold()
     report(result)
-    await save(spec.result_file, result)
+    save(spec.result_file, result)
     return 0
 
 
@@ -190,7 +181,7 @@ def main(args: list[str]) -> int:
     except ValueError as exc:
         print(f"maasflow supervisor: {exc}", file=sys.stderr)
         return USAGE
-    return asyncio.run(supervise(spec))
+    return supervise(spec)
 
 
 if __name__ == "__main__":
