@@ -337,16 +337,16 @@ class _Reading:
 
     def pieces(self, chunk: bytes) -> list[bytes]:
         """`chunk` cut so that no piece can take the parser past MAX_DEPTH; else _TooDeep."""
-        opens = _opens(chunk)
+        opens, closes = _brackets(chunk)
         if self.opened + opens <= MAX_DEPTH:
-            self.opened += opens - _closes(chunk)
+            self.opened += opens - closes
             return [chunk]
         pieces = [chunk[at : at + _SLICE] for at in range(0, len(chunk), _SLICE)]
         for piece in pieces:
-            opens = _opens(piece)
+            opens, closes = _brackets(piece)
             if self.opened + opens > MAX_DEPTH:
                 raise _TooDeep
-            self.opened += opens - _closes(piece)
+            self.opened += opens - closes
         return pieces
 
 
@@ -354,12 +354,14 @@ class _TooDeep(ValueError):
     """The body may nest deeper than MAX_DEPTH."""
 
 
-def _opens(piece: bytes) -> int:
-    return piece.count(b"[") + piece.count(b"{")
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
-def _closes(piece: bytes) -> int:
-    return piece.count(b"]") + piece.count(b"}")
+def _brackets(piece: bytes) -> tuple[int, int]:
+    """How many brackets `piece` opens and closes (one pass over it: the brackets alone are
+    a hundredth of a machine's bytes, then counted)."""
+    brackets = piece.translate(None, _NOT_BRACKETS)
+    return brackets.count(b"[") + brackets.count(b"{"), brackets.count(b"]") + brackets.count(b"}")
 
 
 def _pieces(chunk: bytes, reading: _Reading, method: str, shown: str, status: int) -> list[bytes]:
