@@ -18,7 +18,8 @@ nothing but exit 0). Then:
 Run: `.venv/bin/python bench/bench_drive.py [N] [--time-factor F] [--period P]`. Bounded:
 the drive gives up after `--deadline` seconds (default 600). Durations are the simulator's
 (commissioning 20 s, testing 10 s, deploying 40 s, power 2 s at factor 1), scaled by F
-(default 0.05: ~3.6 s a machine).
+(default 0.05: ~3.6 s a machine). Its subnets have room for 6,000 machines (the default
+ones hold 735: past that MAAS answers a deploy with address exhaustion).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -44,6 +46,7 @@ from maasflow.sim import SimConfig, SimulatorThread, generate_machines
 TRANSITIONS = Counter({"commission": 1, "allocate": 1, "deploy": 1})
 POLL = 0.005
 READY, DEPLOYED = 4, 6
+SUBNETS = ["10.10.0.0/21", "10.20.0.0/21", "10.30.0.0/21"]  # room for 6,000 deployed machines
 
 
 def write_script(folder: Path) -> Path:
@@ -108,10 +111,11 @@ def provisioned(state_url: str, wanted: set[str]) -> int:
 
 
 def drive(
-    count: int, time_factor: float, period: str, deadline: float
+    count: int, time_factor: float, period: str, deadline: float, keep_log: Path | None
 ) -> tuple[float, Counter[str], int]:
     """The wall time to drive `count` machines, each machine's ops, and the write count."""
-    config = SimConfig(seed=1, time_factor=time_factor, machines=generate_machines(count, 1))
+    machines = generate_machines(count, 1)
+    config = SimConfig(seed=1, time_factor=time_factor, machines=machines, subnets=SUBNETS)
     with tempfile.TemporaryDirectory() as tmp, SimulatorThread(config) as sim:
         folder = Path(tmp)
         args = [sys.executable, "-m", "maasflow", "-period", period, "-log-format", "json"]
@@ -132,6 +136,8 @@ def drive(
         finally:
             daemon.terminate()
             daemon.wait(30)
+            if keep_log is not None:
+                shutil.copyfile(folder / "daemon.log", keep_log)
         ops = Counter(op for sid in wanted for op in sim.ops_for(sid))
         wrong = [sid for sid in wanted if Counter(sim.ops_for(sid)) != TRANSITIONS]
         if wrong:
@@ -145,11 +151,14 @@ def main() -> int:
     parser.add_argument("--time-factor", type=float, default=0.05)
     parser.add_argument("--period", default="1s")
     parser.add_argument("--deadline", type=float, default=600.0)
+    parser.add_argument("--keep-log", type=Path, help="copy the daemon's log here")
     args = parser.parse_args()
     configure_logging("error", "text")
     floor = floor_seconds(args.time_factor)
     print(f"floor: one machine, bare client, time factor {args.time_factor}: {floor:.2f} s")
-    wall, ops, writes = drive(args.count, args.time_factor, args.period, args.deadline)
+    wall, ops, writes = drive(
+        args.count, args.time_factor, args.period, args.deadline, args.keep_log
+    )
     transitions = sum(ops.values())
     print(f"{args.count} machines New -> Provisioned by the daemon (period {args.period}):")
     print(f"  wall {wall:.2f} s; wall / floor {wall / floor:.2f}")
