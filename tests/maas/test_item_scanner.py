@@ -74,8 +74,16 @@ def test_a_long_body_that_is_not_an_array_is_not_held() -> None:
         scanner.end()
 
 
-def test_a_long_item_is_retried_only_as_it_doubles() -> None:
-    """A 1 MB item fed in 1 KB pieces is tried about log2(1024) times, not 1,024 times."""
+@pytest.mark.parametrize(
+    ("item", "value"),
+    [
+        (json.dumps("y" * 1_000_000).encode(), "y" * 1_000_000),
+        (b"0." + b"1" * 1_000_000, float("0." + "1" * 1_000_000)),
+    ],
+)
+def test_a_long_item_is_retried_only_as_it_doubles(item: bytes, value: object) -> None:
+    """An item of 1 MB fed in 1 KB pieces is tried about log2(1024) times, not 1,024 times:
+    a string not yet closed, or a number that may go on in the next piece."""
     scanner = ItemScanner()
     tries = 0
     original = scanner._item
@@ -87,7 +95,7 @@ def test_a_long_item_is_retried_only_as_it_doubles() -> None:
         return result
 
     scanner._item = counted  # type: ignore[method-assign]
-    body = json.dumps(["y" * 1_000_000]).encode()
+    body = b"[" + item + b"]"
     items = [i for at in range(0, len(body), 1024) for i in scanner.feed(body[at : at + 1024])]
-    assert items + scanner.end() == ["y" * 1_000_000]
+    assert items + scanner.end() == [value]
     assert tries <= 16

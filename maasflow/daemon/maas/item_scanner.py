@@ -132,7 +132,7 @@ class ItemScanner:
             self._retry_at = 2 * (len(text) - at)
             return None
         if not final and _NUMBER_TAIL.match(text, end) and _is_number(item):  # may go on
-            self._retry_at = len(text) - at + 1
+            self._retry_at = 2 * (len(text) - at)
             return None
         items.append(item)
         self._expect = _Expect.COMMA_OR_CLOSING
