@@ -82,10 +82,11 @@ __all__ = [  # the result file's names, as callers have always found them here
 
 SUPERVISOR = "maasflow.common.supervisor"
 # The supervisor starts once per job: isolated (-I) and without `site` (-S: ~15 ms of the
-# start-up), so maasflow is found from the folder holding the package, its first argument.
+# start-up), so maasflow is found from the folder holding the package, its first argument,
+# searched after the standard library (a backport installed beside maasflow never shadows it).
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 _BOOT = (
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "import sys; sys.path.append(sys.argv.pop(1)); "
     f"from {SUPERVISOR} import main; sys.exit(main(sys.argv[1:]))"
 )
 ADOPT_POLL = 0.25  # seconds between looks at an adopted run's supervisor
