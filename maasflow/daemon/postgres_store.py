@@ -1,7 +1,7 @@
 """The daemon's provisioning records in PostgreSQL: `ProvisionStore` for more than one host.
 
 The same tables as the SQLite store (`daemon.store`: provision, setback, recovery, event,
-applied_deploy),
+applied_deploy, desire),
 with the same columns and meaning, created by this module's own versioned migrations
 (`common.postgres.migrate`, component "daemon") when the store opens. One connection, used
 by one caller at a time (a lock), keeps the contract's "each call atomic": every write is
@@ -29,12 +29,15 @@ from maasflow.daemon.lifecycle import ProvisionState
 from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import (
+    DESIRE_COLUMNS,
     ProvisionRecord,
     ProvisionStore,
     _clip,  # one clipping rule for both stores
     _mode,  # one check of `mode` for both stores
+    desire_row,
     new_deploy_id,
 )
+from maasflow.daemon.stored_desire import StoredDesire
 
 COMPONENT = "daemon"
 _TABLES = (
@@ -96,12 +99,22 @@ _APPLIED = (
         params    TEXT NOT NULL
     )""",
 )
+_DESIRE = (
+    """CREATE TABLE desire (
+        system_id TEXT PRIMARY KEY,
+        hostname  TEXT NOT NULL DEFAULT '',
+        desire    TEXT NOT NULL,
+        set_at    DOUBLE PRECISION NOT NULL,
+        set_by    TEXT NOT NULL DEFAULT ''
+    )""",
+)
 SCHEMA = Schema(
     (
         Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),
         Migration(2, "the leader row: fencing epoch and holder (`daemon.leadership`)", _LEADER),
         Migration(3, "each machine's recent history (`daemon.history`)", _EVENT),
         Migration(4, "the deploy parameters maasflow last sent each machine", _APPLIED),
+        Migration(5, "desires stored over HTTP (`daemon.stored_desire`)", _DESIRE),
     )
 )
 _COLUMNS = (
@@ -241,6 +254,27 @@ class PostgresStore(ProvisionStore):
         with self._locked() as db:
             return [Event(**row) for row in db.execute(sql)]
 
+    # -- desires stored over HTTP (as in `daemon.store`) -------------------------------------
+
+    def desires(self) -> list[StoredDesire]:
+        sql = f'SELECT {DESIRE_COLUMNS} FROM desire ORDER BY system_id COLLATE "C"'  # noqa: S608 - constant columns
+        with self._locked() as db:
+            return [StoredDesire.decoded(**row) for row in db.execute(sql)]
+
+    def save_desire(self, stored: StoredDesire) -> None:
+        with self._locked() as db:
+            db.execute(
+                f"INSERT INTO desire ({DESIRE_COLUMNS}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608 - constant columns
+                " ON CONFLICT (system_id) DO UPDATE SET hostname = excluded.hostname,"
+                " desire = excluded.desire, set_at = excluded.set_at, set_by = excluded.set_by",
+                desire_row(stored),
+            )
+
+    def clear_desire(self, system_id: str) -> bool:
+        with self._locked() as db:
+            cursor = db.execute("DELETE FROM desire WHERE system_id = %s", (system_id,))
+            return cursor.rowcount > 0
+
     # -- setbacks and retry counts (as in `daemon.store`) -------------------------------------
 
     def setbacks(self) -> list[Setback]:
@@ -305,6 +339,7 @@ class PostgresStore(ProvisionStore):
         recoveries: list[Recovery],
         events: list[Event],
         applied: Mapping[str, Mapping[str, str]] | None = None,
+        desires: Sequence[StoredDesire] = (),
     ) -> None:
         """Write these rows, exactly as they are, into this empty store: all of them or none.
 
@@ -313,7 +348,8 @@ class PostgresStore(ProvisionStore):
         """
         with self._locked() as db, db.transaction():
             db.execute(
-                "LOCK TABLE provision, setback, recovery, event, applied_deploy IN EXCLUSIVE MODE"
+                "LOCK TABLE provision, setback, recovery, event, applied_deploy, desire"
+                " IN EXCLUSIVE MODE"
             )
             held = _row_count(db)
             if held:
@@ -328,6 +364,7 @@ class PostgresStore(ProvisionStore):
                 (sid, json.dumps(dict(p), sort_keys=True)) for sid, p in (applied or {}).items()
             ]
             _insert(db, "applied_deploy", "system_id, params", rows)
+            _insert(db, "desire", DESIRE_COLUMNS, [desire_row(d) for d in desires])
 
     def close(self) -> None:
         self._session.close()
@@ -337,7 +374,7 @@ def _row_count(db: Connection) -> int:
     row = db.execute(
         "SELECT (SELECT count(*) FROM provision) + (SELECT count(*) FROM setback)"
         " + (SELECT count(*) FROM recovery) + (SELECT count(*) FROM event)"
-        " + (SELECT count(*) FROM applied_deploy) AS n"
+        " + (SELECT count(*) FROM applied_deploy) + (SELECT count(*) FROM desire) AS n"
     ).fetchone()
     return 0 if row is None else int(row["n"])
 

@@ -10,6 +10,8 @@ a preview and `maasflow status --db` see them too (schema version 2; version 3 a
 deploy id and the run). Version 4 adds each machine's recent history (`daemon.history`), a
 bounded table of events that `maasflow status <machine>` reads. Version 5 adds the deploy
 parameters maasflow last sent each machine (`daemon.applied`, for a rule's `redeploy`).
+Version 6 adds the desires an orchestrator stored over HTTP (`daemon.stored_desire`), one
+row per machine.
 
 Each row names its deploy: `start` gives a new record a fresh `deploy_id` and keeps it for
 every retry, so the id is sent with each POST and a provisioner can tell a repeated request
@@ -54,6 +56,7 @@ from maasflow.daemon.history import HISTORY_LIMIT, Event, HistoryStore, clip
 from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
 from maasflow.daemon.retry_budget import Recovery, RetryStore
 from maasflow.daemon.setbacks import Setback, SetbackStore
+from maasflow.daemon.stored_desire import BY_LIMIT, DesireStore, StoredDesire
 
 TEXT_LIMIT = 4096  # bytes-ish bound on last_error / output_tail kept per record
 
@@ -126,6 +129,15 @@ CREATE TABLE applied_deploy (
     params    TEXT NOT NULL
 )
 """
+_DESIRE = """
+CREATE TABLE desire (
+    system_id TEXT PRIMARY KEY,
+    hostname  TEXT NOT NULL DEFAULT '',
+    desire    TEXT NOT NULL,
+    set_at    REAL NOT NULL,
+    set_by    TEXT NOT NULL DEFAULT ''
+)
+"""
 SCHEMA = Schema(
     (
         Migration(1, "the provision table", (_SCHEMA,)),
@@ -133,6 +145,7 @@ SCHEMA = Schema(
         Migration(3, "each record's deploy id and its script run", _DEPLOY_AND_RUN),
         Migration(4, "each machine's recent history", _EVENT),
         Migration(5, "the deploy parameters maasflow last sent each machine", (_APPLIED,)),
+        Migration(6, "desires stored over HTTP", (_DESIRE,)),
     )
 )
 SCHEMA_VERSION = SCHEMA.version
@@ -142,6 +155,7 @@ _COLUMNS = (
     "run_pid, run_pgid, run_start_ticks, run_file"
 )
 _EVENT_COLUMNS = "system_id, hostname, at, kind, action, outcome, detail"
+DESIRE_COLUMNS = "system_id, hostname, desire, set_at, set_by"
 _INSERT_EVENT = f"INSERT INTO event ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constant columns
 _NO_RUN = "run_pid = NULL, run_pgid = NULL, run_start_ticks = NULL, run_file = ''"
 
@@ -194,11 +208,12 @@ def _clip(text: str) -> str:
     return text[-TEXT_LIMIT:]
 
 
-class ProvisionStore(SetbackStore, RetryStore, HistoryStore, AppliedStore, Protocol):
+class ProvisionStore(SetbackStore, RetryStore, HistoryStore, AppliedStore, DesireStore, Protocol):
     """What the daemon needs from its provisioning records, whatever keeps them.
 
-    It keeps the daemon's setbacks, retry counts and machines' recent histories too
-    (`SetbackStore`, `RetryStore`, `HistoryStore`).
+    It keeps the daemon's setbacks, retry counts, machines' recent histories, the deploy
+    parameters last sent and the desires stored over HTTP too (`SetbackStore`,
+    `RetryStore`, `HistoryStore`, `AppliedStore`, `DesireStore`).
 
     The contract, for every implementation:
     - each call is atomic and safe from several threads at once (no update is lost);
@@ -383,6 +398,24 @@ class SqliteStore(ProvisionStore):
         with self._locked() as db:
             return [Event(**dict(row)) for row in db.execute(sql)]
 
+    # -- desires stored over HTTP (`daemon.stored_desire`) ------------------------------------
+
+    def desires(self) -> list[StoredDesire]:
+        sql = f"SELECT {DESIRE_COLUMNS} FROM desire ORDER BY system_id"  # noqa: S608 - constant columns
+        with self._locked() as db:
+            return [StoredDesire.decoded(**dict(row)) for row in db.execute(sql)]
+
+    def save_desire(self, stored: StoredDesire) -> None:
+        with self._locked() as db:
+            db.execute(
+                f"INSERT OR REPLACE INTO desire ({DESIRE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
+                desire_row(stored),
+            )
+
+    def clear_desire(self, system_id: str) -> bool:
+        with self._locked() as db:
+            return db.execute("DELETE FROM desire WHERE system_id = ?", (system_id,)).rowcount > 0
+
     # -- setbacks and retry counts (see the module docstring) --------------------------------
 
     def setbacks(self) -> list[Setback]:
@@ -446,6 +479,12 @@ Store = SqliteStore  # the name the wiring and the tests construct; SQLite is th
 def new_deploy_id() -> str:
     """A fresh id for one deploy's provisioning: 32 hex digits, unique without coordination."""
     return uuid.uuid4().hex
+
+
+def desire_row(stored: StoredDesire) -> tuple[str, str, str, float, str]:
+    """`stored` as the desire table's row (DESIRE_COLUMNS), `set_by` clipped."""
+    by = stored.set_by[:BY_LIMIT]
+    return (stored.system_id, stored.hostname, stored.encoded(), stored.set_at, by)
 
 
 def _mode(mode: str) -> ProvisionMode:

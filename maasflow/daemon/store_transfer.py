@@ -2,7 +2,7 @@
 
 An installation that outgrows one host moves its daemon's state (provisioning records with
 their deploy ids and script runs, setbacks, retry counts, history, the deploy parameters
-last sent each machine) from its SQLite file into
+last sent each machine, the desires stored over HTTP) from its SQLite file into
 PostgreSQL, without losing a record:
 
 1. the SQLite file's instance lock is taken, so no daemon writes it meanwhile (a running
@@ -34,6 +34,7 @@ from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import ProvisionRecord, ProvisionStore, SqliteStore
+from maasflow.daemon.stored_desire import StoredDesire
 
 PROG = "maasflow migrate-store"
 SQLITE_PREFIX = "sqlite:"
@@ -48,6 +49,7 @@ class Snapshot:
     recoveries: list[Recovery]
     events: list[Event]
     applied: dict[str, dict[str, str]] = field(default_factory=dict)  # last sent, by system_id
+    desires: list[StoredDesire] = field(default_factory=list)
 
     @classmethod
     def of(cls, store: ProvisionStore) -> Snapshot:
@@ -57,13 +59,14 @@ class Snapshot:
             sorted(store.recoveries(), key=lambda r: r.system_id),
             store.histories(),
             store.applied_deploys(),
+            store.desires(),
         )
 
     def summary(self) -> str:
         return (
             f"{len(self.records)} provisioning records, {len(self.setbacks)} setbacks, "
             f"{len(self.recoveries)} retry counts, {len(self.events)} history events, "
-            f"{len(self.applied)} applied deploys"
+            f"{len(self.applied)} applied deploys, {len(self.desires)} stored desires"
         )
 
 
@@ -114,7 +117,12 @@ def transfer(source: Path, target: PostgresUrl, password: str | None) -> tuple[S
     with contextlib.closing(PostgresStore(target, password)) as postgres:
         try:
             postgres.fill(
-                moved.records, moved.setbacks, moved.recoveries, moved.events, moved.applied
+                moved.records,
+                moved.setbacks,
+                moved.recoveries,
+                moved.events,
+                moved.applied,
+                moved.desires,
             )
         except ValueError as exc:
             raise ConfigError(f"--to {target}: {exc}") from None

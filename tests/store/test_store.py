@@ -21,6 +21,7 @@ from maasflow.daemon.store import (
     Store,
     retry_delay,
 )
+from maasflow.daemon.stored_desire import StoredDesire
 from tests.common.full_disk import fill, small_filesystem
 from tests.store.conftest import Clock
 
@@ -83,12 +84,13 @@ def test_a_version_3_file_gains_the_history_and_keeps_its_records(tmp_path: Path
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE event")
         db.execute("DROP TABLE applied_deploy")  # version 5's
+        db.execute("DROP TABLE desire")  # version 6's
         db.execute("PRAGMA user_version = 3")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.events("a1") == []
         store.add_events([Event("a1", "node-a", 2.0, "action", "deploy", "failed", "503")])
         assert [e.detail for e in store.events("a1")] == ["503"]
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
 
 
 def test_a_version_4_file_gains_the_applied_deploys_and_keeps_its_records(tmp_path: Path) -> None:
@@ -99,11 +101,29 @@ def test_a_version_4_file_gains_the_applied_deploys_and_keeps_its_records(tmp_pa
     Store(path).close()
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE applied_deploy")
+        db.execute("DROP TABLE desire")  # version 6's
         db.execute("PRAGMA user_version = 4")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.applied_deploys() == {}
         store.save_applied("a1", {"distro_series": "jammy"})
         assert store.applied_deploys() == {"a1": {"distro_series": "jammy"}}
+
+
+def test_a_version_5_file_gains_the_desires_and_keeps_its_history(tmp_path: Path) -> None:
+    """A file of schema 5 (before stored desires) opens at the current version, its records and
+    history intact, with no desire stored and room for one."""
+    path = tmp_path / "maasflow.sqlite"
+    write_todays_file(path, 1)
+    with closing(Store(path)) as store:
+        store.add_events([Event("a1", "node-a", 1.0, "action", "deploy", "ok")])
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("DROP TABLE desire")
+        db.execute("PRAGMA user_version = 5")
+    with closing(Store(path)) as store:
+        assert store.all() == TODAYS_ROWS and store.desires() == []
+        assert [e.at for e in store.events("a1")] == [1.0]
+        store.save_desire(StoredDesire("a1", "node-a", {"target": "ready"}, 2.0, "cloud"))
+        assert [d.desire for d in store.desires()] == [{"target": "ready"}]
 
 
 def test_file_store_uses_wal_and_versions_its_schema(tmp_path: Path) -> None:

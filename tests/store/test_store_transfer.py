@@ -25,6 +25,7 @@ from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import SqliteStore
 from maasflow.daemon.store_transfer import Snapshot
+from maasflow.daemon.stored_desire import StoredDesire
 from tests.postgres_cluster import PostgresDatabase
 from tests.store.conftest import Clock
 
@@ -49,6 +50,7 @@ def _installation(path: Path, clock: Clock) -> Snapshot:
                                 "HTTP 503"),
                           Event("done", "n2", clock.now + 2, EventKind.PROVISIONING,
                                 "provision", "ok")])  # fmt: skip
+        store.save_desire(StoredDesire("done", "n2", {"target": "ready"}, clock.now, "cloud"))
         return Snapshot.of(store)
 
 
@@ -77,6 +79,7 @@ def test_every_record_moves_unchanged(postgres_database: PostgresDatabase, tmp_p
         done.stdout
     )
     assert "1 applied deploys" in done.stdout
+    assert "1 stored desires" in done.stdout
     assert postgres_database.server.password not in done.stdout + done.stderr
     assert _held(postgres_database) == before
     by_id = {record.system_id: record for record in before.records}
