@@ -33,6 +33,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("maasflow.daemon.control_client:pause", "pause the daemon: no new actions"),
     "resume": ("maasflow.daemon.control_client:resume", "resume a paused daemon"),
     "retry": ("maasflow.daemon.control_client:retry", "retry one machine at the next pass"),
+    "desire": (
+        "maasflow.daemon.desire_client:main",
+        "show, set or clear a machine's desired state",
+    ),
 }
 
 

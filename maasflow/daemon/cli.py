@@ -46,6 +46,7 @@ from maasflow.common.secrets import (
 from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.control import control_routes
+from maasflow.daemon.desire_api import desire_routes
 from maasflow.daemon.leadership import Leadership, Role
 from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.loop import Daemon
@@ -65,6 +66,8 @@ log = structlog.get_logger(__name__)
 _KEY_FLAGS = ("-apiKey", "-apikey", "--apiKey", "--apikey")
 CONTROL_CREDENTIAL = "control_token"  # LoadCredential=control_token:<file> under systemd
 _CONTROL = "control token"
+DESIRE_CREDENTIAL = "desire_token"  # LoadCredential=desire_token:<file> under systemd
+_DESIRE = "desired-state token"
 
 
 def main(argv: list[str]) -> int:
@@ -413,17 +416,18 @@ async def _telemetry(daemon: Daemon, settings: Settings, metrics: Metrics) -> As
     if not settings.listen:
         yield
         return
-    token = control_token(settings)
+    token, desire = control_token(settings), desire_token(settings)
     app = build_telemetry_app(
         daemon.health,
         metrics,
         daemon.snapshot,
         snapshot_all=lambda: daemon.snapshot(left_out=True),
         history=daemon.history,
-        routes=control_routes(daemon, token),
+        routes=[*control_routes(daemon, token), *desire_routes(daemon.desired, desire, token)],
     )
     async with serve_telemetry(app, settings.listen) as url:
-        log.info("telemetry listening", url=url, control="on" if token else "off")
+        api = "on" if token or desire else "off"
+        log.info("telemetry listening", url=url, control="on" if token else "off", desired=api)
         yield
 
 
@@ -431,8 +435,22 @@ def control_token(settings: Settings, environ: Mapping[str, str] = os.environ) -
     """The token `/control/*` requires: -control-token-file's, else the credential
     `control_token` (systemd's LoadCredential=); None, control off, when neither gives one
     (a blank credential, the unit's default, gives none)."""
-    if settings.control_token_file is not None:
-        return read_token_file(settings.control_token_file, "-control-token-file", _CONTROL)
-    text = read_credential(CONTROL_CREDENTIAL, _CONTROL, environ)
-    origin = f"{CREDENTIALS_VARIABLE}/{CONTROL_CREDENTIAL}"
-    return None if text is None else parse_token(text, origin, _CONTROL)
+    return _token(settings.control_token_file, "-control-token-file", CONTROL_CREDENTIAL,
+                  _CONTROL, environ)  # fmt: skip
+
+
+def desire_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The token `/machines/<id>/desired` requires (besides the control token):
+    -desire-token-file's, else the credential `desire_token`; None when neither gives one."""
+    return _token(settings.desire_token_file, "-desire-token-file", DESIRE_CREDENTIAL,
+                  _DESIRE, environ)  # fmt: skip
+
+
+def _token(
+    file: Path | None, flag: str, credential: str, what: str, environ: Mapping[str, str]
+) -> str | None:
+    if file is not None:
+        return read_token_file(file, flag, what)
+    text = read_credential(credential, what, environ)
+    origin = f"{CREDENTIALS_VARIABLE}/{credential}"
+    return None if text is None else parse_token(text, origin, what)

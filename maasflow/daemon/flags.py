@@ -128,6 +128,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("control_token_file", ("control-token-file",), ("CONTROL_TOKEN_FILE",), "(none)",
            "file holding the Bearer token that maasflow pause, resume and retry send to "
            "-listen's /control routes; none = control off"),
+    Option("desire_token_file", ("desire-token-file",), ("DESIRE_TOKEN_FILE",), "(none)",
+           "file holding the Bearer token of -listen's /machines/<id>/desired routes "
+           "(maasflow desire); opens those only; the control token opens them too"),
     Option("state_dir", ("state-dir",), ("STATE_DIRECTORY",), "~/.local/state/maasflow",
            "directory for state ($XDG_STATE_HOME/maasflow when that is set)"),
     Option("db", ("db",), ("MAASFLOW_DB",), "<state-dir>/maasflow.sqlite",

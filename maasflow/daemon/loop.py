@@ -1,25 +1,27 @@
 """The daemon: one pass every period (start to start), from the listing to one action a machine.
 
 A pass lists the machines once, keeps the ones the filters select, gives each its desire
-(`desire_for`: the first `-targets` rule that selects it, else Deployed with the global
-settings), lets each machine's long-lived `Flow` decide from what MAAS says now
-(level-triggered), and hands any action to the executor, which never blocks the pass, while it
-has room (free slots plus a small queue; the machines beyond are deferred to a later pass and
-counted in the pass's one line). Per machine it holds back what would repeat or hammer: an
-action still in flight, a write MAAS accepted that no listing shows yet (`unseen_writes`), and
-an action backing off after failures (`setbacks`, so a doomed machine costs one request per
-backoff step and never a slot while it waits). With `-retry-failed N` it hands the lifecycle
-each machine's retry budget (`retry_budget`). Every machine MAAS lists gets a reason in its view
-(`views`): the decision's, or what held it back (in flight, an unseen write, a backoff, a pause,
-the filters), logged at debug once per change. Each action's outcome goes into the machine's
-history (`history`, through the store). An operator can pause it (no action starts but
-provisioning polls; those under way finish), resume it, and retry one machine (its holds
-cleared; `daemon.control`). The loop owns the period, the backoff after a failed pass
-(`maasflow.common.backoff`), health, metrics, the systemd watchdog's answer (every step marks
-its progress in `liveness`) and shutdown. Its time comes from one injected `Clock` (wall time
-for timestamps, monotonic time for durations and the stuck check, sleeps), so tests move time
-instead of waiting for it. It does not speak HTTP to MAAS itself (the client does), decide
-anything (the lifecycle does) or carry out actions (the actuator does).
+(`desire_for`: one stored over HTTP, else the first `-targets` rule that selects it, else
+Deployed with the global settings), lets each machine's long-lived `Flow` decide from what MAAS
+says now (level-triggered), and hands any action to the executor, which never blocks the pass,
+while it has room (free slots plus a small queue; the machines beyond are deferred to a later
+pass and counted in the pass's one line). Per machine it holds back what would repeat or
+hammer: an action still in flight, a write MAAS accepted that no listing shows yet
+(`unseen_writes`), and an action backing off after failures (`setbacks`, so a doomed machine
+costs one request per backoff step and never a slot while it waits). With `-retry-failed N` it
+hands the lifecycle each machine's retry budget (`retry_budget`). Every machine MAAS lists gets
+a reason in its view (`views`): the decision's, or what held it back (in flight, an unseen
+write, a backoff, a pause, the filters), logged at debug once per change. Each action's outcome
+goes into the machine's history (`history`, through the store). An operator can pause it (no
+action starts but provisioning polls; those under way finish), resume it, and retry one machine
+(its holds cleared; `daemon.control`). An orchestrator can store a machine's desired state
+(`daemon.desire_api`): every pass reads the stored desires again (`desired_states`), and such a
+desire wins over the rules in `desire_for`. The loop owns the period, the backoff after a
+failed pass (`maasflow.common.backoff`), health, metrics, the systemd watchdog's answer (every
+step marks its progress in `liveness`) and shutdown. Its time comes from one injected `Clock`
+(wall time for timestamps, monotonic time for durations and the stuck check, sleeps), so tests
+move time instead of waiting for it. It does not speak HTTP to MAAS itself (the client does),
+decide anything (the lifecycle does) or carry out actions (the actuator does).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from maasflow.common.errors import (
 from maasflow.daemon.actions import Actuator, Outcome
 from maasflow.daemon.applied import AppliedDeploys
 from maasflow.daemon.desire import Provisioning
+from maasflow.daemon.desired_states import DesiredStates
 from maasflow.daemon.executor import Executor
 from maasflow.daemon.history import Event, EventKind, event_kind
 from maasflow.daemon.lifecycle import (
@@ -77,6 +80,7 @@ from maasflow.daemon.retry_budget import DEFAULT_TAG, RetryBudgets
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.setbacks import Setback, Setbacks
 from maasflow.daemon.store import ProvisionRecord
+from maasflow.daemon.stored_desire import public, winning
 from maasflow.daemon.targets import DEFAULT, Chosen, Targets, default_desire, wanted
 from maasflow.daemon.telemetry import Health
 from maasflow.daemon.unseen_writes import UnseenWrites
@@ -165,6 +169,9 @@ class Daemon:
         self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
         self._in_flight: dict[str, ActionKind] = {}  # system_id -> its action under way
         self._history: list[Event] = []  # noted, not yet written (`flush_history`)
+        self.desired = DesiredStates(  # stored over HTTP (`daemon.desire_api`); read every pass
+            actuator.store, self.views, clock=clock.time, note=self._note, me=lambda: self.me
+        )
         self.paused = False  # `maasflow pause`: no new action but provisioning polls
         self.metrics.watch(lambda: self.executor.in_flight, lambda: self.health.check()[0])
         self._refused_names: dict[str, str] = {}  # system_id -> a hostname MAAS refused
@@ -241,6 +248,7 @@ class Daemon:
         """Every provisioning record by system_id; None (health says why) if unreadable."""
         try:
             records = {r.system_id: r for r in self.actuator.store.all()}
+            self.desired.reload()  # deciding without them would undo what was asked
         except StoreError as exc:
             self.health.store_failed("read", str(exc))
             log.error("state store cannot be read; no decision this pass", reason=str(exc))
@@ -363,13 +371,17 @@ class Daemon:
     ) -> Decision:
         """What this machine's flow makes of what MAAS says now; `listener` hears phase entries."""
         chosen = self.desire_for(machine)
+        self.desired.decided(machine.system_id, chosen.label, chosen.desire)
         flow = self._flow(machine, chosen.desire.target)
         return flow.observe(self._observation(machine, records, chosen), listener)
 
     def desire_for(self, machine: MachineData) -> Chosen:
-        """What `machine` should be, and why: the first targets rule that selects it, else the
-        default. Every pass (and the preview) asks here, so a source put in front of the
-        rules (a stored desired state) changes what every pass does."""
+        """What `machine` should be, and why: the desire an orchestrator stored over HTTP
+        ("api"), else the first targets rule that selects it, else the default. Every pass
+        (and the preview) asks here."""
+        stored = self.desired.get(machine.system_id)
+        if stored is not None:
+            return Chosen(*winning(stored))
         return self.targets.choose(machine) or self.default
 
     def _provisioned_here(self, machine: MachineData) -> bool:
@@ -457,6 +469,7 @@ class Daemon:
         for system_id in [s for s in self.flows if s not in present]:
             if not self.executor.busy(system_id):
                 self.flows.pop(system_id, None)
+                self.desired.forget(system_id)
                 self.views.forget(system_id)
                 self._acted_at.pop(system_id, None)
                 self._refused_names.pop(system_id, None)
@@ -634,10 +647,12 @@ class Daemon:
         events = self.actuator.store.events(system_id)
         if view is None and not events:
             return None
+        stored = self.desired.get(system_id)
         return {
             "generated_at": self.clock.time(),
             "machine": None if view is None else asdict(view),
             "events": [asdict(e) for e in events],
+            "desired": None if stored is None else public(stored),
         }
 
     # -- control (`maasflow pause|resume|retry`, see daemon.control) --------------------------
@@ -782,6 +797,14 @@ class Daemon:
         self.flush_history()
         log.info("stopped", cancelled_actions=cancelled)
 
+    def _with_desires(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`rows` (`/state`'s machines), each with a stored desire marked (`desired`)."""
+        for row in rows:
+            stored = self.desired.get(row["system_id"])
+            if stored is not None:
+                row["desired"] = public(stored)
+        return rows
+
     def status_line(self) -> str:
         """One line for systemd's STATUS=: how the last pass went."""
         paused = "PAUSED; " if self.paused else ""
@@ -803,7 +826,7 @@ class Daemon:
                 "last_ok_at": self.health.last_success_at,
                 "last_error": self.last_error,
             },
-            "machines": self.views.rows(left_out=left_out),
+            "machines": self._with_desires(self.views.rows(left_out=left_out)),
             **({"leadership": self.leadership()} if self.leadership else {}),
         }
 

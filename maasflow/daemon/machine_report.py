@@ -5,7 +5,9 @@ The machine is named by hostname or system_id. From the running daemon it reads
 last pass saw it and its recent history (the actions sent and MAAS's answers, provisioning
 attempts, operators' retries; the newest `daemon.history.HISTORY_LIMIT`). With `--db` it
 reads the same history from the store, read-only, with what the store knows of the machine
-(its provisioning record, setback and retry count). `--json` prints the document. Text from
+(its provisioning record, setback and retry count). Either way it shows the desire an
+orchestrator stored for it over HTTP, if any (`daemon.desire_api`; user data as its size
+only). `--json` prints the document. Text from
 MAAS is escaped as in the table (`report`). Exit status as `maasflow status`: 1 also when
 neither knows the machine.
 """
@@ -66,7 +68,8 @@ def read_store(path: str, key: str) -> dict[str, Any] | None:
     sid = row["system_id"] if row else events[-1]["system_id"]
     events = sorted((e for e in events if e["system_id"] == sid), key=lambda e: e["id"])
     clean = [{k: v for k, v in e.items() if k != "id"} for e in events]
-    return {"generated_at": time.time(), "machine": row, "events": clean}
+    desired = None if row is None else row.get("desired")
+    return {"generated_at": time.time(), "machine": row, "events": clean, "desired": desired}
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -74,13 +77,24 @@ def render(doc: dict[str, Any]) -> str:
     now = report.epoch(doc.get("generated_at")) or time.time()
     machine = doc.get("machine") or {}
     events = [e for e in doc.get("events") or [] if isinstance(e, dict)]
-    lines = _facts(machine, events, now)
+    lines = _facts(machine, events, now, doc.get("desired"))
     lines.append("")
     lines += _history(events, now)
     return "\n".join(lines)
 
 
-def _facts(m: dict[str, Any], events: list[dict[str, Any]], now: float) -> list[str]:
+def _desired(desired: Any, now: float) -> str:
+    """`api: target=ready (by cloud-7 ..., 3m ago)`, or what says none is stored."""
+    if not isinstance(desired, dict):
+        return "- (none stored: the rules decide)"
+    at = report.ago(report.epoch(desired.get("set_at")), now)
+    by = report.shown(desired.get("set_by")) or "?"
+    return f"api: {report.shown(desired.get('summary'))} (by {by}, {at})"
+
+
+def _facts(
+    m: dict[str, Any], events: list[dict[str, Any]], now: float, doc_desired: Any = None
+) -> list[str]:
     hostname = m.get("hostname") or (events[-1].get("hostname") if events else None)
     system_id = m.get("system_id") or (events[-1].get("system_id") if events else None)
     facts = [
@@ -91,6 +105,7 @@ def _facts(m: dict[str, Any], events: list[dict[str, Any]], now: float) -> list[
         ),
         ("MAAS status", report.shown(m.get("status_name") or m.get("status")) or "-"),
         ("phase", report.shown(m.get("phase")) or "-"),
+        ("desired", _desired(doc_desired, now)),
         ("reason", report.shown(m.get("reason")) or "-"),
         ("last error", report.shown(report.last_error(m)) or "-"),
         ("backoff", report.backoff_cell(m, now)),

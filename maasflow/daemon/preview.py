@@ -1,12 +1,14 @@
 """`-preview`: one pass computed, printed as a plan, nothing written anywhere.
 
 For every machine MAAS lists: whether the filters select it (and why not), its status, the
-targets rule its desire comes from (`rule 2: ready`, or `default: deployed`), and the one action
-the daemon would take with its parameters, or why it leaves the machine alone. An action backing
-off after failures (read from the state file) is shown as held, with its failures and when it
-may be sent again. The caller guarantees no write: the MAAS client is read-only, and this module
-never calls the actuator, the provisioner or a script. The text plan shows MAAS's strings
-escaped (`safe_text.escape`); the JSON plan is escaped by JSON itself.
+targets rule its desire comes from (`rule 2: ready`, or `default: deployed`; `api: ready` for
+a desire an orchestrator stored over HTTP, read from the state file, which wins over the rules
+and whose fields the line shows as `[api: ...]`), and the one action the daemon would take with
+its parameters, or why it leaves the machine alone. An action backing off after failures (read
+from the state file) is shown as held, with its failures and when it may be sent again. The
+caller guarantees no write: the MAAS client is read-only, and this module never calls the
+actuator, the provisioner or a script. The text plan shows MAAS's strings escaped
+(`safe_text.escape`); the JSON plan is escaped by JSON itself.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from maasflow.daemon.loop import Daemon
 from maasflow.daemon.maas.listing import MachineData
 from maasflow.daemon.setbacks import Setback
 from maasflow.daemon.store import ProvisionRecord
+from maasflow.daemon.stored_desire import summary
 
 EXCLUDED = "excluded"  # the plan's phase for a machine the filters do not select
 
@@ -39,12 +42,14 @@ class PlanItem:
     held: str | None = None  # why the action waits: its backoff after failures
     rule: str = ""  # where its desire comes from: "rule 2", "default"; "" when excluded
     target: str = ""  # the target that desire names (deployed, ready, ...)
+    desired: str | None = None  # a stored desire's fields (`stored_desire.summary`)
 
 
 async def make_plan(daemon: Daemon) -> list[PlanItem]:
     """List machines once and decide each one, starting nothing."""
     machines = await daemon.client.list_machines()
     records = {r.system_id: r for r in daemon.actuator.store.all()}
+    daemon.desired.reload()
     return [_item(daemon, m, records) for m in machines]
 
 
@@ -62,6 +67,7 @@ def _item(daemon: Daemon, machine: MachineData, records: dict[str, ProvisionReco
         )
     chosen = daemon.desire_for(machine)
     decision = daemon.decide(machine, records)
+    stored = daemon.desired.get(machine.system_id)
     action = decision.action
     setback = daemon.held(machine, action) if action else None
     return PlanItem(
@@ -74,6 +80,7 @@ def _item(daemon: Daemon, machine: MachineData, records: dict[str, ProvisionReco
         held=_held(setback, daemon.clock.time()) if setback else None,
         rule=chosen.label,
         target=str(chosen.desire.target),
+        desired=summary(stored.desire) if stored else None,
     )
 
 
@@ -107,6 +114,8 @@ def _line(item: PlanItem, width: int) -> str:
     if item.params:
         what += " " + " ".join(f"{k}={v}" for k, v in sorted(item.params.items()))
     why = item.reason if item.held is None else f"{item.reason}; held, {item.held}"
+    if item.desired is not None:
+        why = f"[{item.rule}: {item.desired}] {why}"
     rule = f"{item.rule}: {item.target}" if item.rule else "-"
     host, sid, status, what, reason = map(
         escape, (item.hostname, item.system_id, item.status, what, why)

@@ -6,7 +6,9 @@ or, with `--db PATH`, from the daemon's SQLite store, opened read-only (its tabl
 provisioning, setbacks and retry counts, so MAAS status and zone are blank there). REASON
 says why maasflow acts on a machine or leaves it alone (waiting for MAAS, an action in
 flight, backing off until a time, locked, owned by another user, quarantined, paused, ...);
-`--all` adds the machines the filters leave out, with the filter that does. LAST ERROR is
+`--all` adds the machines the filters leave out, with the filter that does. DESIRED marks a
+machine with a desire an orchestrator stored over HTTP (`api: target=ready ...`; user data
+as its size only). LAST ERROR is
 MAAS's own `error_description` (or `status_message`) for a machine in trouble, else the last
 error maasflow met. The BACKOFF column shows an action backing off after failures (`deploy
 x3, next in 2m`) and the retries spent on a failed machine (`-retry-failed`); a quarantined
@@ -44,6 +46,7 @@ from maasflow.common.options import Bound, duration_type
 from maasflow.common.safe_text import escape
 from maasflow.common.sqlite import open_read_only
 from maasflow.daemon.lifecycle import Phase, ProvisionState
+from maasflow.daemon.stored_desire import summary
 
 DEFAULT_URL = "http://127.0.0.1:9410"
 ERROR_WIDTH = 60
@@ -55,6 +58,7 @@ COLUMNS = (
     "ZONE",
     "MAAS STATUS",
     "PHASE",
+    "DESIRED",
     "REASON",
     "LAST ACTION",
     "WHEN",
@@ -209,6 +213,7 @@ def _row(m: Mapping[str, Any], ref: float) -> list[str]:
     status = m.get("status_name") or m.get("status")
     named = (m.get("hostname"), m.get("system_id"), m.get("zone"), status, m.get("phase"))
     cells = [truncate(shown(v), CELL_WIDTH) or "-" for v in named]
+    cells.append(desired_cell(m.get("desired")))
     cells.append(truncate(shown(m.get("reason")), REASON_WIDTH) or "-")
     cells.append(truncate(shown(m.get("last_action")), CELL_WIDTH) or "-")
     cells.append(ago(epoch(m.get("last_action_at")), ref))
@@ -216,6 +221,13 @@ def _row(m: Mapping[str, Any], ref: float) -> list[str]:
     cells.append(backoff_cell(m, ref))
     cells.append(truncate(shown(last_error(m)), ERROR_WIDTH) or "-")
     return cells
+
+
+def desired_cell(desired: Any) -> str:
+    """`api: target=ready` for a machine with a desire stored over HTTP; `-` without."""
+    if not isinstance(desired, Mapping):
+        return "-"
+    return truncate(f"api: {shown(desired.get('summary'))}", CELL_WIDTH)
 
 
 def last_error(m: Mapping[str, Any]) -> Any:
@@ -329,8 +341,10 @@ def table_rows(
 
 
 def _add_trouble(file: Path, machines: dict[str, dict[str, Any]]) -> None:
-    """Fold the setback and retry-count tables (absent in older files) into `machines`."""
-    for table, fold in (("setback", _fold_setback), ("recovery", _fold_recovery)):
+    """Fold the setback, retry-count and desire tables (absent in older files) into
+    `machines`."""
+    folds = (("setback", _fold_setback), ("recovery", _fold_recovery), ("desire", _fold_desire))
+    for table, fold in folds:
         try:
             rows = table_rows(file, table)
         except ConfigError:
@@ -352,6 +366,16 @@ def _fold_setback(machine: dict[str, Any], row: Mapping[str, Any]) -> None:
     machine["backoff_failures"] = row.get("failures")
     machine["backoff_until"] = row.get("retry_at")
     machine["last_error"] = machine.get("last_error") or row.get("last_error") or None
+
+
+def _fold_desire(machine: dict[str, Any], row: Mapping[str, Any]) -> None:
+    try:
+        desire = json.loads(str(row.get("desire")))
+    except ValueError:
+        desire = {}
+    text = summary(desire) if isinstance(desire, dict) else "unreadable"
+    machine["hostname"] = machine.get("hostname") or row.get("hostname")
+    machine["desired"] = {"summary": text, "set_at": row.get("set_at"), "set_by": row.get("set_by")}
 
 
 def _fold_recovery(machine: dict[str, Any], row: Mapping[str, Any]) -> None:

@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     quarantine_tag: Annotated[str, checked(check.quarantine_tag)] = "maasflow-quarantine"
     listen: Annotated[str, checked(check.listen)] = "127.0.0.1:9410"
     control_token_file: Annotated[Path | None, checked(check.path)] = None
+    desire_token_file: Annotated[Path | None, checked(check.path)] = None
     state_dir: Annotated[Path, checked(check.state_dir)] = Path()  # StateDirectorySource sets it
     db: Annotated[Path | PostgresUrl, checked(check.database)] = Field(
         Path(), validate_default=True

@@ -29,14 +29,17 @@ Four read-only routes, all GET (HEAD works too), and the control routes the call
         "last_outcome": str | null, "attempts": int, "last_error": str | null,
         "maas_error": str | null,            # MAAS's error_description / status_message
         "backoff_action": str | null, "backoff_failures": int,
-        "backoff_until": float | null, "retries": int
-      }, ...]
+        "backoff_until": float | null, "retries": int,
+        "owner": str | null, "locked": bool,  # as MAAS lists them
+        "desired": {"summary": str, "set_at": float, "set_by": str}  # only with a desire
+      }, ...]                                # stored over HTTP (`daemon.stored_desire`)
     }
 
 - `/machines/{machine}` — one machine (hostname or system_id) and its recent history, read
   by `maasflow status <machine>`: `{"generated_at", "machine": <a row above> | null,
-  "events": [{"system_id", "hostname", "at", "kind", "action", "outcome", "detail"}, ...]}`,
-  oldest first; 404 when neither the last pass nor the history knows it.
+  "events": [{"system_id", "hostname", "at", "kind", "action", "outcome", "detail"}, ...],
+  "desired": {"summary", "set_at", "set_by"} | null}`, events oldest first; 404 when neither
+  the last pass nor the history knows it. Neither route shows a stored desire's user data.
 
 `serve_telemetry(app, listen)` runs uvicorn inside the caller's event loop (no thread, no
 signal handlers of its own: the daemon owns SIGTERM/SIGINT) and yields the real URL, so

@@ -45,6 +45,8 @@ class MachineView:
     backoff_until: float | None = None  # when it may be sent again (unix time)
     retries: int = 0  # -retry-failed retries spent on this machine
     maas_error: str | None = None  # MAAS's own error text, for a machine in trouble
+    owner: str | None = None  # its MAAS owner, as listed
+    locked: bool = False  # MAAS lists it locked
 
 
 # Phases in which MAAS's own text says what went wrong.
@@ -77,6 +79,7 @@ class MachineViews:
         view.hostname, view.zone, view.pool = machine.hostname, machine.zone.name, machine.pool_name
         view.status, view.status_name = machine.status, machine.status_name
         view.phase, view.reason = decision.phase, decision.reason
+        view.owner, view.locked = machine.owner, machine.locked
         view.maas_error = _maas_error(machine) if decision.phase in _TROUBLE else None
         if record is not None:
             view.attempts = record.attempts
@@ -112,6 +115,7 @@ class MachineViews:
         view = MachineView(
             machine.system_id, machine.hostname, machine.zone.name, machine.pool_name,
             machine.status, machine.status_name, None, reason, selected=False,
+            owner=machine.owner, locked=machine.locked,
         )  # fmt: skip
         self._left_out[machine.system_id] = view
         return view

@@ -39,7 +39,8 @@ async def test_table_shows_one_aligned_row_per_machine(
     summary, header, *rows = _lines(capsys.readouterr().out)
     assert summary.startswith("3 machines; MAAS http://127.0.0.1:5240/MAAS; passes 42")
     assert header.split() == [
-        "HOSTNAME", "SYSTEM_ID", "ZONE", "MAAS", "STATUS", "PHASE", "REASON", "LAST", "ACTION",
+        "HOSTNAME", "SYSTEM_ID", "ZONE", "MAAS", "STATUS", "PHASE", "DESIRED", "REASON", "LAST",
+        "ACTION",
         "WHEN", "ATTEMPTS", "BACKOFF", "LAST", "ERROR",
     ]  # fmt: skip
     assert [r.split()[0] for r in rows] == ["node-a", "node-b", "web-1"]
@@ -70,7 +71,7 @@ async def test_long_errors_are_truncated_and_missing_values_dashed(
     header, *rows = _lines(capsys.readouterr().out)[1:]
     error = rows[1][header.index("LAST ERROR") :].strip()
     assert error.startswith("exit 1: xxx") and error.endswith("…") and len(error) == 60
-    assert rows[2].split()[5:] == ["-", "-", "-", "0", "-", "-"]
+    assert rows[2].split()[5:] == ["-", "-", "-", "-", "0", "-", "-"]  # DESIRED: "-" too
 
 
 async def test_json_output_is_the_state_document(
