@@ -23,7 +23,7 @@ import structlog
 
 from maasflow.daemon.desire import Desire
 from maasflow.daemon.history import EventKind
-from maasflow.daemon.stored_desire import API_LABEL, DesireStore, StoredDesire, summary
+from maasflow.daemon.stored_desire import API_LABEL, DesireStore, StoredDesire, summary, winning
 from maasflow.daemon.views import MachineView, MachineViews
 
 log = structlog.get_logger(__name__)
@@ -66,10 +66,24 @@ class DesiredStates:
         self._me = me
         self._held: dict[str, StoredDesire] = {}
         self._used: dict[str, tuple[str, Desire]] = {}  # the desire each last decision used
+        self._parsed: dict[str, tuple[StoredDesire, tuple[str, Desire]]] = {}  # parse once
 
     def reload(self) -> None:
         """Read every stored desire again; StoreError (and nothing changed) when refused."""
         self._held = {d.system_id: d for d in self._store.desires()}
+        for gone in self._parsed.keys() - self._held.keys():
+            del self._parsed[gone]
+
+    def winning(self, system_id: str) -> tuple[str, Desire] | None:
+        """The label and desire a pass uses for the machine's stored desire (`winning`), or
+        None; parsed once per stored row, not at every ask of every pass."""
+        stored = self._held.get(system_id)
+        if stored is None:
+            return None
+        cached = self._parsed.get(system_id)
+        if cached is None or cached[0] != stored:
+            cached = self._parsed[system_id] = (stored, winning(stored))
+        return cached[1]
 
     def get(self, system_id: str) -> StoredDesire | None:
         return self._held.get(system_id)

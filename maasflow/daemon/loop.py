@@ -80,7 +80,7 @@ from maasflow.daemon.retry_budget import DEFAULT_TAG, RetryBudgets
 from maasflow.daemon.selection import FilterSpec
 from maasflow.daemon.setbacks import Setback, Setbacks
 from maasflow.daemon.store import ProvisionRecord
-from maasflow.daemon.stored_desire import public, winning
+from maasflow.daemon.stored_desire import public
 from maasflow.daemon.targets import DEFAULT, Chosen, Targets, default_desire, wanted
 from maasflow.daemon.telemetry import Health
 from maasflow.daemon.unseen_writes import UnseenWrites
@@ -379,9 +379,9 @@ class Daemon:
         """What `machine` should be, and why: the desire an orchestrator stored over HTTP
         ("api"), else the first targets rule that selects it, else the default. Every pass
         (and the preview) asks here."""
-        stored = self.desired.get(machine.system_id)
+        stored = self.desired.winning(machine.system_id)
         if stored is not None:
-            return Chosen(*winning(stored))
+            return Chosen(*stored)
         return self.targets.choose(machine) or self.default
 
     def _provisioned_here(self, machine: MachineData) -> bool:

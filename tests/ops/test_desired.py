@@ -425,3 +425,20 @@ async def test_a_stored_desire_s_target_and_deploy_parameters_are_what_the_pass_
         (op, p.get("distro_series")) for method, op, p in running.fake.calls if method == "POST"
     ]
     assert sent == [("deploy", "noble")]
+
+
+def test_a_stored_desire_is_parsed_once_per_row_not_per_ask() -> None:
+    """Passes ask for a machine's desire several times: the same parsed Desire comes back
+    until the stored row changes, then the new one."""
+    store = Store(":memory:")
+    store.save_desire(StoredDesire("a", "node", {"user_data": USER_DATA}, 1.0, "cloud-7"))
+    states = daemon_on(_fleet(), store=store).desired
+    states.reload()
+    first = states.winning("a")
+    states.reload()
+    again = states.winning("a")
+    assert first is not None and again is not None and again[1] is first[1]
+    store.save_desire(StoredDesire("a", "node", {"power": "off"}, 2.0, "cloud-7"))
+    states.reload()
+    changed = states.winning("a")
+    assert changed is not None and changed[1].power == "off" and states.winning("b") is None
