@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
+
 from maasflow import __version__
-from maasflow.sim import SimulatorThread
+from maasflow.sim import Simulator, SimulatorThread
 from tests.e2e.conftest import DaemonFactory
 from tests.e2e.helpers import base_env, get, run_cli, wait_until
 from tests.e2e.test_telemetry import machines_config, start_watched
+from tests.sim.helpers import OAuth
 
 TOKEN = "e2e-control-token-0123456789"
 
@@ -30,10 +33,19 @@ def passes(url: str) -> float:
     return metric(url, r'maasflow_passes_total\{outcome="ok"\}')
 
 
+def enlist_one_more(sim: Simulator) -> None:
+    """Add a machine as an admin would (MAAS commissions it; the daemon must then allocate it)."""
+    form = {"architecture": "amd64/generic", "mac_addresses": "52:54:00:aa:bb:71"}
+    form |= {"hostname": "late-71", "power_type": "manual"}
+    created = httpx.post(f"{sim.url}/api/2.0/machines/", data=form, auth=OAuth(sim.admin_key))
+    assert created.status_code == 200, created.text
+
+
 def test_a_paused_daemon_sends_no_writes_until_resumed(
     start_daemon: DaemonFactory, home: Path, tmp_path: Path
 ) -> None:
-    """Paused (token from CONTROL_TOKEN_FILE), passes go on without writes; resumed, it writes."""
+    """Paused (token from CONTROL_TOKEN_FILE), passes go on without writes; resumed, it writes
+    (to a machine enlisted during the pause, so a write is due whatever was done before it)."""
     token_file = tmp_path / "control-token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
@@ -48,6 +60,7 @@ def test_a_paused_daemon_sends_no_writes_until_resumed(
         before, since = writes(url), passes(url)
         wait_until(lambda: passes(url), lambda n: n >= since + 3, 20, "three passes")
         assert writes(url) == before
+        enlist_one_more(sim)  # whatever was done before the pause, this one needs a write
         status = run_cli(["status"], env)
         assert status.stdout.startswith("PAUSED (maasflow resume to act again)"), status.stdout
         assert metric(url, "maasflow_paused") == 1
