@@ -80,6 +80,9 @@ class MaasWebhookDriver:
     version: str = "3.6.1"
     sent: list[Sent] = field(default_factory=list)
     attempts: int = 0  # agent attempts started
+    # Per-attempt activity timeouts (seconds) overriding ACTIVITY_TIMEOUT * scale, so a test can
+    # let one attempt die quickly and give the next one room on a busy machine.
+    attempt_timeouts: tuple[float, ...] = ()
 
     def headers(self, system_id: str | None = None) -> dict[str, str]:
         headers = {"User-Agent": f"MAAS {self.version}", "Accept": "application/json"}
@@ -179,6 +182,11 @@ class MaasWebhookDriver:
             await self.cycle()
         return await self.query()
 
+    def _timeout(self, attempt: int) -> float:
+        if attempt < len(self.attempt_timeouts):
+            return self.attempt_timeouts[attempt]
+        return ACTIVITY_TIMEOUT * self.scale
+
     async def agent(self, action: str) -> str:
         """The region's workflow for "on", "off" or "cycle": what MAAS finally records."""
         failure = DriverError("no attempt ran")
@@ -187,7 +195,7 @@ class MaasWebhookDriver:
                 await asyncio.sleep(RETRY_BACKOFF[attempt - 1] * self.scale)
             self.attempts += 1
             try:
-                printed = await asyncio.wait_for(self.cli(action), ACTIVITY_TIMEOUT * self.scale)
+                printed = await asyncio.wait_for(self.cli(action), self._timeout(attempt))
             except TimeoutError:
                 failure = DriverError("activity StartToClose timeout")
                 continue

@@ -316,7 +316,9 @@ async def test_an_ack_during_maas_second_attempt_completes_its_power_off(
     del config["machines"]["desk1"]["off_ack_timeout"]  # the default: all of MAAS's attempts
     async with power_service(config) as (base, component):
         component.store.set("desk1", "on")
-        maas = driver_for(base, scale=0.001)  # an attempt is killed after 0.3 s
+        # attempt 1 is killed after 0.3 s (no ack comes before attempt 2 starts); attempt 2
+        # has 30 s, so the ack lands in it however busy the machine is
+        maas = driver_for(base, scale=0.001, attempt_timeouts=(0.3, 30.0))
         off = asyncio.create_task(maas.agent("off"))
         while not component.acks.is_pending("desk1"):
             await asyncio.sleep(0.005)
