@@ -322,9 +322,13 @@ def create_request(
         problems = hostname_errors(world, hostname, None)
         if problems:
             errors["hostname"] = problems
+    domain_field = first(params, "domain") or ""
+    if domain_field and domain_field not in world.domains:
+        errors["domain"] = [_INVALID_CHOICE]
     if errors:
         raise field_errors(errors)
     host, _, domain = (hostname or _free_name(world)).partition(".")
+    domain = domain or domain_field
     spec = MachineSpec(
         hostname=host,
         status=Status.DEPLOYED if deployed else Status.NEW,
