@@ -1,7 +1,7 @@
 """The daemon's provisioning records in PostgreSQL: `ProvisionStore` for more than one host.
 
 The same tables as the SQLite store (`daemon.store`: provision, setback, recovery, event,
-applied_deploy),
+applied_deploy, sighting),
 with the same columns and meaning, created by this module's own versioned migrations
 (`common.postgres.migrate`, component "daemon") when the store opens. One connection, used
 by one caller at a time (a lock), keeps the contract's "each call atomic": every write is
@@ -24,6 +24,7 @@ from typing import Any
 from maasflow.common.postgres import Connection, PostgresUrl, Session
 from maasflow.common.sqlite import Migration, Schema
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.adoption import Sighting
 from maasflow.daemon.history import HISTORY_LIMIT, Event, clip
 from maasflow.daemon.lifecycle import ProvisionState
 from maasflow.daemon.retry_budget import Recovery
@@ -96,12 +97,21 @@ _APPLIED = (
         params    TEXT NOT NULL
     )""",
 )
+_SIGHTING = (
+    """CREATE TABLE sighting (
+        system_id    TEXT PRIMARY KEY,
+        first_status INTEGER NOT NULL,
+        first_seen   DOUBLE PRECISION NOT NULL,
+        adopted      BOOLEAN NOT NULL
+    )""",
+)
 SCHEMA = Schema(
     (
         Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),
         Migration(2, "the leader row: fencing epoch and holder (`daemon.leadership`)", _LEADER),
         Migration(3, "each machine's recent history (`daemon.history`)", _EVENT),
         Migration(4, "the deploy parameters maasflow last sent each machine", _APPLIED),
+        Migration(5, "each machine's first sighting (`daemon.adoption`)", _SIGHTING),
     )
 )
 _COLUMNS = (
@@ -295,6 +305,24 @@ class PostgresStore(ProvisionStore):
                 " ON CONFLICT (system_id) DO UPDATE SET params = excluded.params",
                 (system_id, json.dumps(dict(params), sort_keys=True)),
             )
+
+    # -- first sightings (as in `daemon.store`) -------------------------------------------------
+
+    def sightings(self) -> list[Sighting]:
+        sql = "SELECT system_id, first_status, first_seen, adopted FROM sighting"
+        with self._locked() as db:
+            return [Sighting(**row) for row in db.execute(sql)]
+
+    def save_sighting(self, sighting: Sighting) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT INTO sighting (system_id, first_status, first_seen, adopted)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (system_id) DO UPDATE SET"
+                " first_status = excluded.first_status, first_seen = excluded.first_seen,"
+                " adopted = excluded.adopted",
+                (sighting.system_id, sighting.first_status, sighting.first_seen,
+                 sighting.adopted),
+            )  # fmt: skip
 
     # -- filling a new store (`maasflow migrate-store`) ----------------------------------------
 

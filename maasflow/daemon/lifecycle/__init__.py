@@ -10,6 +10,7 @@ Priority of the rules, highest first (one action per pass)::
 
     locked / owned by another user / Retired, Reserved, Rescue mode  -> hands-off, no action
     carries the quarantine tag                                       -> quarantined, no action
+    adopted (already Deployed when first seen, `daemon.adoption`)    -> no action at all
     status this target does not know                                 -> unknown, no action
     not Deployed but a provisioning record exists                    -> forget_provision
     mapped hostname differs (always, or only while New)              -> rename

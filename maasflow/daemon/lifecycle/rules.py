@@ -85,6 +85,8 @@ class Observation:
     retry: RetryView | None = None  # None: failed machines are left to a human
     wanted: Wanted = field(default_factory=lambda: NOTHING_MORE)  # the desire beyond its target
     applied: Mapping[str, str] | None = None  # the deploy parameters maasflow last sent it
+    adopted: bool = False  # already Deployed when first seen, nobody asked to change it
+    commission_unknown_power: bool = False  # -commission-unknown-power
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ def new_machine(_system_id: str, obs: Observation) -> Step:
         )
     if power == PowerState.OFF:
         return act(Phase.NEW, ActionKind.COMMISSION, "New and powered off: commission")
+    if power == PowerState.UNKNOWN and obs.power_type and obs.commission_unknown_power:
+        why = f"New, power unknown ({obs.power_type}): commission; MAAS asks its driver for power"
+        return act(Phase.NEW, ActionKind.COMMISSION, why)
     if obs.power_type == "" and obs.helper_script:
         why = f"New, power {power}, no power type: run the helper"
         return act(Phase.NEW, ActionKind.POWER_HELPER, why)
@@ -303,6 +308,8 @@ def decide(rules: Mapping[int, Rule], system_id: str, obs: Observation) -> Step:
         return Step(Phase.HANDS_OFF, None, f"owned by {obs.owner}")
     if obs.quarantined:
         return Step(Phase.QUARANTINED, None, "quarantine tag set: hands off until it is removed")
+    if obs.adopted:
+        return _adopted(obs)
     rule = rules.get(obs.status)
     if rule is None:
         return Step(Phase.UNKNOWN, None, f"unknown MAAS status {obs.status}")
@@ -311,6 +318,15 @@ def decide(rules: Mapping[int, Rule], system_id: str, obs: Observation) -> Step:
         return step
     chore = _forget(obs) or _rename(obs)
     return step if chore is None else Step(step.phase, chore, chore.reason)
+
+
+def _adopted(obs: Observation) -> Step:
+    """Already running when maasflow first saw it: no action of any kind (not even a rename)."""
+    why = (
+        f"adopted: {STATUS_NAMES.get(obs.status, obs.status)} before maasflow first saw it; "
+        "left as it runs (-provision-existing, or a rule naming it, changes that)"
+    )
+    return Step(Phase.DEPLOYED if obs.status == DEPLOYED else Phase.HANDS_OFF, None, why)
 
 
 def describe(decision: Decision) -> str:
