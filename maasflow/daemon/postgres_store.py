@@ -333,6 +333,7 @@ class PostgresStore(ProvisionStore):
         recoveries: list[Recovery],
         events: list[Event],
         applied: Mapping[str, Mapping[str, str]] | None = None,
+        sightings: Sequence[Sighting] = (),
     ) -> None:
         """Write these rows, exactly as they are, into this empty store: all of them or none.
 
@@ -341,7 +342,8 @@ class PostgresStore(ProvisionStore):
         """
         with self._locked() as db, db.transaction():
             db.execute(
-                "LOCK TABLE provision, setback, recovery, event, applied_deploy IN EXCLUSIVE MODE"
+                "LOCK TABLE provision, setback, recovery, event, applied_deploy, sighting"
+                " IN EXCLUSIVE MODE"
             )
             held = _row_count(db)
             if held:
@@ -356,6 +358,8 @@ class PostgresStore(ProvisionStore):
                 (sid, json.dumps(dict(p), sort_keys=True)) for sid, p in (applied or {}).items()
             ]
             _insert(db, "applied_deploy", "system_id, params", rows)
+            _insert(db, "sighting", "system_id, first_status, first_seen, adopted",
+                    [_values(s) for s in sightings])  # fmt: skip
 
     def close(self) -> None:
         self._session.close()
@@ -365,12 +369,12 @@ def _row_count(db: Connection) -> int:
     row = db.execute(
         "SELECT (SELECT count(*) FROM provision) + (SELECT count(*) FROM setback)"
         " + (SELECT count(*) FROM recovery) + (SELECT count(*) FROM event)"
-        " + (SELECT count(*) FROM applied_deploy) AS n"
+        " + (SELECT count(*) FROM applied_deploy) + (SELECT count(*) FROM sighting) AS n"
     ).fetchone()
     return 0 if row is None else int(row["n"])
 
 
-def _values(row: ProvisionRecord | Setback | Recovery | Event) -> tuple[Any, ...]:
+def _values(row: ProvisionRecord | Setback | Recovery | Event | Sighting) -> tuple[Any, ...]:
     return dataclasses.astuple(row)
 
 

@@ -29,6 +29,7 @@ from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.postgres import PostgresUrl, read_password
+from maasflow.daemon.adoption import Sighting
 from maasflow.daemon.history import Event
 from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.retry_budget import Recovery
@@ -48,6 +49,7 @@ class Snapshot:
     recoveries: list[Recovery]
     events: list[Event]
     applied: dict[str, dict[str, str]] = field(default_factory=dict)  # last sent, by system_id
+    sightings: list[Sighting] = field(default_factory=list)
 
     @classmethod
     def of(cls, store: ProvisionStore) -> Snapshot:
@@ -57,13 +59,15 @@ class Snapshot:
             sorted(store.recoveries(), key=lambda r: r.system_id),
             store.histories(),
             store.applied_deploys(),
+            sorted(store.sightings(), key=lambda s: s.system_id),
         )
 
     def summary(self) -> str:
         return (
             f"{len(self.records)} provisioning records, {len(self.setbacks)} setbacks, "
             f"{len(self.recoveries)} retry counts, {len(self.events)} history events, "
-            f"{len(self.applied)} applied deploys"
+            f"{len(self.applied)} applied deploys, "
+            f"{len(self.sightings)} first sightings"
         )
 
 
@@ -114,7 +118,12 @@ def transfer(source: Path, target: PostgresUrl, password: str | None) -> tuple[S
     with contextlib.closing(PostgresStore(target, password)) as postgres:
         try:
             postgres.fill(
-                moved.records, moved.setbacks, moved.recoveries, moved.events, moved.applied
+                moved.records,
+                moved.setbacks,
+                moved.recoveries,
+                moved.events,
+                moved.applied,
+                moved.sightings,
             )
         except ValueError as exc:
             raise ConfigError(f"--to {target}: {exc}") from None
