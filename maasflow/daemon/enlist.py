@@ -9,7 +9,7 @@ Deployed without commissioning, powering or rebooting it. That needs an admin's 
 MAAS 3.1 or later; MAAS 3.0 silently ignores `deployed` and commissions the machine (power
 cycling a live workload), so the version MAAS reports (`GET version/`, `version` such as
 "3.6.1", served by `VersionHandler` in MAAS's `src/maasserver/api/version.py`) is checked
-before anything is written, and anything older, or unreadable, is refused. Idempotent: two
+before anything is written, and anything older, or unreadable, is refused. Idempotent:
 filtered listings (`hostname=`, `mac_address=`) tell which entries MAAS already has; those
 are reported and skipped (`enlistment.plan`), so a second run creates nothing. `--dry-run`
 checks the same and prints what it would create, sending only GETs. MAAS's URL and key are
@@ -47,6 +47,7 @@ from maasflow.daemon.enlistment import (
 from maasflow.daemon.maas.client import AnswerLost, MaasClient
 from maasflow.daemon.settings import load_settings
 
+BATCH = 100  # filter values per listing request
 MIN_VERSION = (3, 1)  # the first MAAS whose create form has `deployed` (facts §3.9)
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
 Write = Callable[[str], None]
@@ -113,17 +114,22 @@ async def require_enlisting(client: MaasClient) -> None:
 
 
 async def known_machines(client: MaasClient, entries: Sequence[Enlistee]) -> Known:
-    """MAAS's machines that share a hostname or a MAC with an entry: two filtered GETs."""
+    """MAAS's machines that share a hostname or a MAC with an entry: filtered GETs, one per
+    `BATCH` names and one per `BATCH` MACs (the values travel in the query string)."""
     hostnames: dict[str, str] = {}
     macs: dict[str, str] = {}
-    wanted_names = [e.hostname for e in entries]
-    for machine in await client.list_machines(hostname=wanted_names):
-        hostnames[machine.hostname.lower()] = machine.system_id
-    wanted_macs = [mac for e in entries for mac in e.macs]
-    if wanted_macs:
-        for machine in await client.list_machines(mac_address=wanted_macs):
+    names = [e.hostname for e in entries]
+    for batch in _batches(names):
+        for machine in await client.list_machines(hostname=batch):
+            hostnames[machine.hostname.lower()] = machine.system_id
+    for batch in _batches([mac for e in entries for mac in e.macs]):
+        for machine in await client.list_machines(mac_address=batch):
             macs.update({mac.lower(): machine.system_id for mac in machine.macs})
     return Known(hostnames, macs)
+
+
+def _batches(values: list[str]) -> list[list[str]]:
+    return [values[start : start + BATCH] for start in range(0, len(values), BATCH)]
 
 
 async def _create(client: MaasClient, item: Planned, write: Write) -> bool:
