@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 import pytest
 
 from maasflow.common.errors import StoreError
 from maasflow.daemon.adoption import Adoptions, Sighting
+from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.store import Store
+from maasflow.daemon.targets import Targets
 
 
 def test_deployed_at_first_sight_without_a_record_is_adopted() -> None:
@@ -82,3 +88,32 @@ def test_a_refused_write_keeps_the_sighting_in_memory() -> None:
     adoptions = Adoptions(RefusingStore())
     assert adoptions.adopted("a", 6, False, 1.0) is True
     assert adoptions.adopted("a", 6, True, 2.0) is True
+
+
+async def test_the_default_desire_leaves_adopted_machines_and_a_rule_overrides_it(
+    mk: Any, Fake: Any, make_daemon: Any
+) -> None:
+    """Without -provision-existing: an adopted machine under the default desire gets no write
+    (not even the mapped rename); one a targets rule selects is acted on (power off)."""
+    me = "maasflow"
+    fake = Fake(
+        [
+            mk("kept", 6, owner=me, power_state="on", mac="52:54:00:00:00:0a"),
+            mk("ruled", 6, owner=me, power_state="on", tag_names=["stop"]),
+        ]
+    )
+    rules = json.dumps([{"tags": {"include": ["^stop$"]}, "power": "off"}])
+    daemon = make_daemon(
+        fake,
+        provision_existing=False,
+        targets=Targets.load(rules, "-targets"),
+        mappings=Mappings.load(json.dumps({"52:54:00:00:00:0a": "renamed"}), "test"),
+    )
+    await daemon.identify(retry=False)
+    await daemon.run_pass()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await daemon.executor.drain(2)
+    written = [(method, op, p["system_id"]) for method, op, p in fake.calls if method != "GET"]
+    assert written == [("POST", "power_off", "ruled")]
+    assert daemon.adoptions.get("kept") == Sighting("kept", 6, daemon.clock.time(), adopted=True)
