@@ -20,14 +20,19 @@ def kind(decision: Any) -> str | None:
 def test_an_adopted_machine_gets_no_action_in_any_status_or_power(
     obs: Any, status: int, power: str
 ) -> None:
-    """Adopted: no provision, rename, power, release or commission, whatever MAAS says."""
-    observation = obs(
-        status=status, power_state=power, owner="maasflow", provision=NO_RECORD,
-        desired_hostname="mapped-name", adopted=True, retry=None,
-    )  # fmt: skip
-    decision = Flow("a").observe(observation)
-    assert decision.action is None
-    assert "adopted" in decision.reason or decision.phase in ("hands-off", "quarantined")
+    """Adopted: any action the machine would get (provision, rename, power...) is withheld and
+    the reason says adopted; a decision without an action is the same as without adoption."""
+    fields = {
+        "status": status, "power_state": power, "owner": "maasflow", "provision": NO_RECORD,
+        "desired_hostname": "mapped-name", "retry": None,
+    }  # fmt: skip
+    free = Flow("a").observe(obs(**fields, adopted=False))
+    adopted = Flow("a").observe(obs(**fields, adopted=True))
+    assert adopted.action is None
+    if free.action is None:
+        assert (adopted.phase, adopted.reason) == (free.phase, free.reason)
+    else:
+        assert "adopted" in adopted.reason and str(free.action.kind) in adopted.reason
 
 
 def test_an_adopted_deployed_machine_is_deployed_and_says_why(obs: Any) -> None:

@@ -308,25 +308,27 @@ def decide(rules: Mapping[int, Rule], system_id: str, obs: Observation) -> Step:
         return Step(Phase.HANDS_OFF, None, f"owned by {obs.owner}")
     if obs.quarantined:
         return Step(Phase.QUARANTINED, None, "quarantine tag set: hands off until it is removed")
-    if obs.adopted:
-        return _adopted(obs)
     rule = rules.get(obs.status)
     if rule is None:
         return Step(Phase.UNKNOWN, None, f"unknown MAAS status {obs.status}")
     step = rule(system_id, obs)
     if step.phase is Phase.HANDS_OFF or (step.action and step.action.kind is ActionKind.QUARANTINE):
-        return step
+        return _unless_adopted(obs, step)
     chore = _forget(obs) or _rename(obs)
-    return step if chore is None else Step(step.phase, chore, chore.reason)
+    return _unless_adopted(obs, step if chore is None else Step(step.phase, chore, chore.reason))
 
 
-def _adopted(obs: Observation) -> Step:
-    """Already running when maasflow first saw it: no action of any kind (not even a rename)."""
+def _unless_adopted(obs: Observation, step: Step) -> Step:
+    """An adopted machine (running when maasflow first saw it) gets no action of any kind,
+    not even a rename; a step without an action stands as it is."""
+    if not obs.adopted or step.action is None:
+        return step
     why = (
-        f"adopted: {STATUS_NAMES.get(obs.status, obs.status)} before maasflow first saw it; "
-        "left as it runs (-provision-existing, or a rule naming it, changes that)"
+        f"adopted: {STATUS_NAMES.get(obs.status, obs.status)} before maasflow first saw it, "
+        f"so not {step.action.kind}; left as it runs (-provision-existing, or a rule naming "
+        "it, changes that)"
     )
-    return Step(Phase.DEPLOYED if obs.status == DEPLOYED else Phase.HANDS_OFF, None, why)
+    return Step(Phase.DEPLOYED if obs.status == DEPLOYED else step.phase, None, why)
 
 
 def describe(decision: Decision) -> str:
