@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "power-config": ("maasflow.serve.power_config", "print MAAS power parameters for a machine"),
     "demo": ("maasflow.demo", "simulator + service + daemon on loopback, with a live view"),
     "status": ("maasflow.daemon.report", "show what the daemon knows about each machine"),
+    "enlist": (
+        "maasflow.daemon.enlist",
+        "record machines that already run in MAAS as Deployed (MAAS 3.1+)",
+    ),
     "migrate-store": (
         "maasflow.daemon.store_transfer",
         "move the daemon's records from SQLite into PostgreSQL",

@@ -95,6 +95,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("once", ("once",), (), "false", "run one pass, then exit", boolean=True),
     Option("always_rename", ("always-rename",), ("ALWAYS_RENAME",), "true",
            "rename mapped machines at every stage (false: only while New)", boolean=True),
+    Option("provision_existing", ("provision-existing",), ("PROVISION_EXISTING",), "false",
+           "also provision (and rename) machines that were already Deployed when maasflow "
+           "first saw them, as maas-flow did; false: such adopted machines are left as they "
+           "run", boolean=True),
+    Option("commission_unknown_power", ("commission-unknown-power",),
+           ("COMMISSION_UNKNOWN_POWER",), "false",
+           "commission a New machine whose power state MAAS cannot read (manual, WoL "
+           "webhooks); MAAS then asks its power driver to power it on; false: wait",
+           boolean=True),
     Option("power_helper_script", ("power-helper-script",), ("POWER_HELPER_SCRIPT",), "(none)",
            "script given a machine's MACs that prints its power parameters as JSON: run as "
            "SCRIPT MAC..., or as maas-flow did, SCRIPT USER HOST MAC..., when "

@@ -9,19 +9,21 @@ pass and counted in the pass's one line). Per machine it holds back what would r
 hammer: an action still in flight, a write MAAS accepted that no listing shows yet
 (`unseen_writes`), and an action backing off after failures (`setbacks`, so a doomed machine
 costs one request per backoff step and never a slot while it waits). With `-retry-failed N` it
-hands the lifecycle each machine's retry budget (`retry_budget`). Every machine MAAS lists gets
-a reason in its view (`views`): the decision's, or what held it back (in flight, an unseen
-write, a backoff, a pause, the filters), logged at debug once per change. Each action's outcome
-goes into the machine's history (`history`, through the store). An operator can pause it (no
-action starts but provisioning polls; those under way finish), resume it, and retry one machine
-(its holds cleared; `daemon.control`). An orchestrator can store a machine's desired state
-(`daemon.desire_api`): every pass reads the stored desires again (`desired_states`), and such a
-desire wins over the rules in `desire_for`. The loop owns the period, the backoff after a
-failed pass (`maasflow.common.backoff`), health, metrics, the systemd watchdog's answer (every
-step marks its progress in `liveness`) and shutdown. Its time comes from one injected `Clock`
-(wall time for timestamps, monotonic time for durations and the stuck check, sleeps), so tests
-move time instead of waiting for it. It does not speak HTTP to MAAS itself (the client does),
-decide anything (the lifecycle does) or carry out actions (the actuator does).
+hands the lifecycle each machine's retry budget (`retry_budget`), and always whether the
+machine is adopted: already running when first seen, so left alone (`adoption`). Every machine
+MAAS lists gets a reason in its view (`views`): the decision's, or what held it back (in
+flight, an unseen write, a backoff, a pause, the filters), logged at debug once per change.
+Each action's outcome goes into the machine's history (`history`, through the store). An
+operator can pause it (no action starts but provisioning polls; those under way finish), resume
+it, and retry one machine (its holds cleared; `daemon.control`). An orchestrator can store a
+machine's desired state (`daemon.desire_api`): every pass reads the stored desires again
+(`desired_states`), and such a desire wins over the rules in `desire_for`. The loop owns the
+period, the backoff after a failed pass (`maasflow.common.backoff`), health, metrics, the
+systemd watchdog's answer (every step marks its progress in `liveness`) and shutdown. Its time
+comes from one injected `Clock` (wall time for timestamps, monotonic time for durations and the
+stuck check, sleeps), so tests move time instead of waiting for it. It does not speak HTTP to
+MAAS itself (the client does), decide anything (the lifecycle does) or carry out actions (the
+actuator does).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from maasflow.common.errors import (
     Unauthorized,
 )
 from maasflow.daemon.actions import Actuator, Outcome
+from maasflow.daemon.adoption import Adoptions
 from maasflow.daemon.applied import AppliedDeploys
 from maasflow.daemon.desire import Provisioning
 from maasflow.daemon.desired_states import DesiredStates
@@ -118,6 +121,8 @@ class Daemon:
         period: float,
         concurrency: int = 16,
         always_rename: bool = True,
+        provision_existing: bool = False,
+        commission_unknown_power: bool = False,
         retry_failed: int = 0,
         quarantine_tag: str = DEFAULT_TAG,
         metrics: Metrics | None = None,
@@ -154,6 +159,12 @@ class Daemon:
             machine_backoff,
             read_only=getattr(client, "read_only", False),  # -preview writes nothing
         )
+        self.adoptions = Adoptions(
+            actuator.store,
+            provision_existing=provision_existing,
+            read_only=getattr(client, "read_only", False),
+        )
+        self.commission_unknown_power = commission_unknown_power
         self.unseen = UnseenWrites()
         self.executor = Executor(concurrency)
         self.flows: dict[str, Flow] = {}
@@ -259,8 +270,11 @@ class Daemon:
     def _warn_unrecorded(
         self, machines: Sequence[MachineData], records: dict[str, ProvisionRecord]
     ) -> None:
-        """Once, at the first pass: Deployed machines of ours that have no record will be
-        provisioned (again). Expected on a first start; after a lost state directory, not."""
+        """Once, at the first pass, with -provision-existing: Deployed machines of ours that
+        have no record will be provisioned (again). Expected on a first start; after a lost
+        state directory, not. Without it they are adopted and left as they run."""
+        if not self.adoptions.provision_existing:
+            return  # such machines are adopted, not provisioned (`daemon.adoption`)
         unrecorded = [
             m.system_id
             for m in machines
@@ -427,7 +441,22 @@ class Daemon:
             retry=retry,
             wanted=wanted(chosen, self.actuator.distro),
             applied=self.applied.get(machine.system_id),
+            adopted=self._adopted(machine, records, chosen),
+            commission_unknown_power=self.commission_unknown_power,
         )
+
+    def _adopted(
+        self, machine: MachineData, records: dict[str, ProvisionRecord], chosen: Chosen
+    ) -> bool:
+        """The Observation's `adopted`: the one place it is decided (`daemon.adoption`).
+
+        A targets rule or a desired-state request that selects the machine (its desire is not
+        the default) overrides adoption: someone asked for this machine explicitly.
+        """
+        explicit = chosen.label != DEFAULT
+        sid = machine.system_id
+        now = self.clock.time()
+        return self.adoptions.adopted(sid, machine.status, sid in records, now, explicit)
 
     def _rename_to(self, machine: MachineData) -> str | None:
         """The mapped name, unless the machine has it already or MAAS refused it before.

@@ -1,7 +1,7 @@
 """The daemon's provisioning records in PostgreSQL: `ProvisionStore` for more than one host.
 
 The same tables as the SQLite store (`daemon.store`: provision, setback, recovery, event,
-applied_deploy, desire),
+applied_deploy, desire, sighting),
 with the same columns and meaning, created by this module's own versioned migrations
 (`common.postgres.migrate`, component "daemon") when the store opens. One connection, used
 by one caller at a time (a lock), keeps the contract's "each call atomic": every write is
@@ -24,6 +24,7 @@ from typing import Any
 from maasflow.common.postgres import Connection, PostgresUrl, Session
 from maasflow.common.sqlite import Migration, Schema
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.adoption import Sighting
 from maasflow.daemon.history import HISTORY_LIMIT, Event, clip
 from maasflow.daemon.lifecycle import ProvisionState
 from maasflow.daemon.retry_budget import Recovery
@@ -108,6 +109,14 @@ _DESIRE = (
         set_by    TEXT NOT NULL DEFAULT ''
     )""",
 )
+_SIGHTING = (
+    """CREATE TABLE sighting (
+        system_id    TEXT PRIMARY KEY,
+        first_status INTEGER NOT NULL,
+        first_seen   DOUBLE PRECISION NOT NULL,
+        adopted      BOOLEAN NOT NULL
+    )""",
+)
 SCHEMA = Schema(
     (
         Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),
@@ -115,6 +124,7 @@ SCHEMA = Schema(
         Migration(3, "each machine's recent history (`daemon.history`)", _EVENT),
         Migration(4, "the deploy parameters maasflow last sent each machine", _APPLIED),
         Migration(5, "desires stored over HTTP (`daemon.stored_desire`)", _DESIRE),
+        Migration(6, "each machine's first sighting (`daemon.adoption`)", _SIGHTING),
     )
 )
 _COLUMNS = (
@@ -330,6 +340,24 @@ class PostgresStore(ProvisionStore):
                 (system_id, json.dumps(dict(params), sort_keys=True)),
             )
 
+    # -- first sightings (as in `daemon.store`) -------------------------------------------------
+
+    def sightings(self) -> list[Sighting]:
+        sql = "SELECT system_id, first_status, first_seen, adopted FROM sighting"
+        with self._locked() as db:
+            return [Sighting(**row) for row in db.execute(sql)]
+
+    def save_sighting(self, sighting: Sighting) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT INTO sighting (system_id, first_status, first_seen, adopted)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (system_id) DO UPDATE SET"
+                " first_status = excluded.first_status, first_seen = excluded.first_seen,"
+                " adopted = excluded.adopted",
+                (sighting.system_id, sighting.first_status, sighting.first_seen,
+                 sighting.adopted),
+            )  # fmt: skip
+
     # -- filling a new store (`maasflow migrate-store`) ----------------------------------------
 
     def fill(
@@ -340,6 +368,7 @@ class PostgresStore(ProvisionStore):
         events: list[Event],
         applied: Mapping[str, Mapping[str, str]] | None = None,
         desires: Sequence[StoredDesire] = (),
+        sightings: Sequence[Sighting] = (),
     ) -> None:
         """Write these rows, exactly as they are, into this empty store: all of them or none.
 
@@ -348,7 +377,7 @@ class PostgresStore(ProvisionStore):
         """
         with self._locked() as db, db.transaction():
             db.execute(
-                "LOCK TABLE provision, setback, recovery, event, applied_deploy, desire"
+                "LOCK TABLE provision, setback, recovery, event, applied_deploy, desire, sighting"
                 " IN EXCLUSIVE MODE"
             )
             held = _row_count(db)
@@ -365,6 +394,8 @@ class PostgresStore(ProvisionStore):
             ]
             _insert(db, "applied_deploy", "system_id, params", rows)
             _insert(db, "desire", DESIRE_COLUMNS, [desire_row(d) for d in desires])
+            _insert(db, "sighting", "system_id, first_status, first_seen, adopted",
+                    [_values(s) for s in sightings])  # fmt: skip
 
     def close(self) -> None:
         self._session.close()
@@ -374,12 +405,13 @@ def _row_count(db: Connection) -> int:
     row = db.execute(
         "SELECT (SELECT count(*) FROM provision) + (SELECT count(*) FROM setback)"
         " + (SELECT count(*) FROM recovery) + (SELECT count(*) FROM event)"
-        " + (SELECT count(*) FROM applied_deploy) + (SELECT count(*) FROM desire) AS n"
+        " + (SELECT count(*) FROM applied_deploy) + (SELECT count(*) FROM desire)"
+        " + (SELECT count(*) FROM sighting) AS n"
     ).fetchone()
     return 0 if row is None else int(row["n"])
 
 
-def _values(row: ProvisionRecord | Setback | Recovery | Event) -> tuple[Any, ...]:
+def _values(row: ProvisionRecord | Setback | Recovery | Event | Sighting) -> tuple[Any, ...]:
     return dataclasses.astuple(row)
 
 

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     preview: Annotated[bool, checked(check.boolean)] = False
     once: Annotated[bool, checked(check.boolean)] = False
     always_rename: Annotated[bool, checked(check.boolean)] = True
+    provision_existing: Annotated[bool, checked(check.boolean)] = False
+    commission_unknown_power: Annotated[bool, checked(check.boolean)] = False
     power_helper_script: Annotated[str, checked(check.optional_executable)] = ""
     power_helper_user: Annotated[str, checked(check.helper_user)] = ""
     power_helper_host: Annotated[str, checked(check.helper_host)] = ""

@@ -11,7 +11,8 @@ deploy id and the run). Version 4 adds each machine's recent history (`daemon.hi
 bounded table of events that `maasflow status <machine>` reads. Version 5 adds the deploy
 parameters maasflow last sent each machine (`daemon.applied`, for a rule's `redeploy`).
 Version 6 adds the desires an orchestrator stored over HTTP (`daemon.stored_desire`), one
-row per machine.
+row per machine; version 7 each machine's first sighting (`daemon.adoption`: was it already
+Deployed, is that deploy adopted).
 
 Each row names its deploy: `start` gives a new record a fresh `deploy_id` and keeps it for
 every retry, so the id is sent with each POST and a provisioner can tell a repeated request
@@ -51,6 +52,7 @@ from maasflow.common.backoff import Backoff
 from maasflow.common.errors import StoreError
 from maasflow.common.sqlite import Migration, Schema, open_database, transaction
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.adoption import Sighting, SightingStore
 from maasflow.daemon.applied import AppliedStore
 from maasflow.daemon.history import HISTORY_LIMIT, Event, HistoryStore, clip
 from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
@@ -138,6 +140,14 @@ CREATE TABLE desire (
     set_by    TEXT NOT NULL DEFAULT ''
 )
 """
+_SIGHTING = """
+CREATE TABLE sighting (
+    system_id    TEXT PRIMARY KEY,
+    first_status INTEGER NOT NULL,
+    first_seen   REAL NOT NULL,
+    adopted      INTEGER NOT NULL
+)
+"""
 SCHEMA = Schema(
     (
         Migration(1, "the provision table", (_SCHEMA,)),
@@ -146,6 +156,7 @@ SCHEMA = Schema(
         Migration(4, "each machine's recent history", _EVENT),
         Migration(5, "the deploy parameters maasflow last sent each machine", (_APPLIED,)),
         Migration(6, "desires stored over HTTP", (_DESIRE,)),
+        Migration(7, "each machine's first sighting (`daemon.adoption`)", (_SIGHTING,)),
     )
 )
 SCHEMA_VERSION = SCHEMA.version
@@ -208,7 +219,9 @@ def _clip(text: str) -> str:
     return text[-TEXT_LIMIT:]
 
 
-class ProvisionStore(SetbackStore, RetryStore, HistoryStore, AppliedStore, DesireStore, Protocol):
+class ProvisionStore(
+    SetbackStore, RetryStore, HistoryStore, AppliedStore, DesireStore, SightingStore, Protocol
+):
     """What the daemon needs from its provisioning records, whatever keeps them.
 
     It keeps the daemon's setbacks, retry counts, machines' recent histories, the deploy
@@ -467,6 +480,26 @@ class SqliteStore(ProvisionStore):
                 "INSERT OR REPLACE INTO applied_deploy (system_id, params) VALUES (?, ?)",
                 (system_id, json.dumps(dict(params), sort_keys=True)),
             )
+
+    # -- first sightings (`daemon.adoption`) ---------------------------------------------------
+
+    def sightings(self) -> list[Sighting]:
+        sql = "SELECT system_id, first_status, first_seen, adopted FROM sighting"
+        with self._locked() as db:
+            rows = list(db.execute(sql))
+        return [
+            Sighting(r["system_id"], r["first_status"], r["first_seen"], bool(r["adopted"]))
+            for r in rows
+        ]
+
+    def save_sighting(self, sighting: Sighting) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO sighting (system_id, first_status, first_seen, adopted)"
+                " VALUES (?, ?, ?, ?)",
+                (sighting.system_id, sighting.first_status, sighting.first_seen,
+                 int(sighting.adopted)),
+            )  # fmt: skip
 
     def close(self) -> None:
         with self._lock:

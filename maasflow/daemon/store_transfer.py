@@ -29,6 +29,7 @@ from maasflow.common.command_parser import CommandParser
 from maasflow.common.errors import ConfigError
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.postgres import PostgresUrl, read_password
+from maasflow.daemon.adoption import Sighting
 from maasflow.daemon.history import Event
 from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.retry_budget import Recovery
@@ -50,6 +51,7 @@ class Snapshot:
     events: list[Event]
     applied: dict[str, dict[str, str]] = field(default_factory=dict)  # last sent, by system_id
     desires: list[StoredDesire] = field(default_factory=list)
+    sightings: list[Sighting] = field(default_factory=list)
 
     @classmethod
     def of(cls, store: ProvisionStore) -> Snapshot:
@@ -60,13 +62,15 @@ class Snapshot:
             store.histories(),
             store.applied_deploys(),
             store.desires(),
+            sorted(store.sightings(), key=lambda s: s.system_id),
         )
 
     def summary(self) -> str:
         return (
             f"{len(self.records)} provisioning records, {len(self.setbacks)} setbacks, "
             f"{len(self.recoveries)} retry counts, {len(self.events)} history events, "
-            f"{len(self.applied)} applied deploys, {len(self.desires)} stored desires"
+            f"{len(self.applied)} applied deploys, {len(self.desires)} stored desires, "
+            f"{len(self.sightings)} first sightings"
         )
 
 
@@ -123,6 +127,7 @@ def transfer(source: Path, target: PostgresUrl, password: str | None) -> tuple[S
                 moved.events,
                 moved.applied,
                 moved.desires,
+                moved.sightings,
             )
         except ValueError as exc:
             raise ConfigError(f"--to {target}: {exc}") from None

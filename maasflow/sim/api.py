@@ -249,12 +249,17 @@ class Api:
         user = call.user
         if user is not None and not user.is_superuser:
             forms.require_admin(False)
-        new = forms.create_request(self._world, call.params, is_admin=user is not None)
+        new = forms.create_request(
+            self._world,
+            call.params,
+            is_admin=user is not None,
+            deployed_field=self._config.deployed_enlistment,
+        )
         machine = self._world.add(new.spec)
         machine.power_type, machine.power_parameters = new.power_type, new.power_parameters
         call.system_id = machine.system_id
         if new.deployed and user is not None:
-            machine.owner = user.username
+            self._lifecycle.enlist_deployed(machine, user.username)
         elif new.commission and user is not None:
             self._lifecycle.commission(machine, user.username)
         return _machine(machine)
@@ -365,7 +370,8 @@ class Api:
         """Release an allocated or deployed machine, optionally erasing its disks."""
         machine = self._get(call, "edit")
         params = call.params
-        erase = [forms.parse_bool(params, f) for f in ("erase", "secure_erase", "quick_erase")]
+        flags = [forms.parse_bool(params, f) for f in ("erase", "secure_erase", "quick_erase")]
+        erase = any(flags) if self._config.any_erase_flag_erases else flags[0]
         if machine.status in RELEASE_NOOP:
             return _machine(machine)
         if machine.status not in RELEASABLE:
@@ -373,7 +379,7 @@ class Api:
                 409,
                 f"Machine cannot be released in its current state ('{machine.status_name}').",
             )
-        self._lifecycle.release(machine, call.caller.username, any(erase))
+        self._lifecycle.release(machine, call.caller.username, erase)
         return _machine(machine)
 
     async def _power_on(self, call: Call) -> Response:

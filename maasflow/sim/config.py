@@ -6,7 +6,8 @@ simulator does, including the webhook confirm loop, is multiplied by `time_facto
 run the same lifecycle in milliseconds. Failure rates are per attempt, rolled from a
 per-machine seeded generator, so a run is reproducible. `maas_version` is the version the
 simulator reports and also picks how it powers webhook machines (`PowerPath`): MAAS 3.5 and
-later run power through the rack's agent, earlier versions through the rack's RPC driver.
+later run power through the rack's agent, earlier versions through the rack's RPC driver;
+before 3.1 a create's `deployed=true` is not a field MAAS knows, so it is ignored.
 This module only validates values; `server.py` builds a simulator from them.
 """
 
@@ -24,6 +25,8 @@ from maasflow.sim.world import SUBNETS
 
 MAAS_VERSION = "3.6.1"
 AGENT_SINCE = (3, 5)  # the first MAAS whose power actions run on the rack's agent
+DEPLOYED_ENLISTMENT_SINCE = (3, 1)  # `POST machines/ deployed=true` (facts §3.9)
+RELEASE_SCRIPTS_SINCE = (3, 5)  # release's erase flags become the `wipe-disks` release script
 _VERSION = re.compile(r"(\d+)\.(\d+)")
 
 
@@ -106,12 +109,28 @@ class SimConfig:
             _check_subnet(cidr)
 
     @property
-    def power_path(self) -> PowerPath:
-        """The way the simulated MAAS version powers webhook machines."""
+    def version(self) -> tuple[int, int]:
+        """The simulated MAAS's (major, minor)."""
         found = _VERSION.match(self.maas_version)
         assert found is not None  # checked in __post_init__
-        version = (int(found.group(1)), int(found.group(2)))
-        return PowerPath.AGENT_WORKFLOW if version >= AGENT_SINCE else PowerPath.RACK_RPC
+        return (int(found.group(1)), int(found.group(2)))
+
+    @property
+    def power_path(self) -> PowerPath:
+        """The way the simulated MAAS version powers webhook machines."""
+        return PowerPath.AGENT_WORKFLOW if self.version >= AGENT_SINCE else PowerPath.RACK_RPC
+
+    @property
+    def any_erase_flag_erases(self) -> bool:
+        """3.5+: any of erase/quick_erase/secure_erase erases (`ReleaseForm.clean` in
+        `src/maasserver/forms/ephemeral.py`); before, `Node.release_or_erase` erased only
+        with erase=true, the other two choosing how (facts §3.7, §10.1 on 3.4)."""
+        return self.version >= RELEASE_SCRIPTS_SINCE
+
+    @property
+    def deployed_enlistment(self) -> bool:
+        """True when the admin create form has `deployed` (MAAS 3.1+); 3.0 ignores it."""
+        return self.version >= DEPLOYED_ENLISTMENT_SINCE
 
 
 def _check_subnet(cidr: str) -> None:

@@ -4,8 +4,9 @@ Hostname rules are the simulator's reading of `validate_hostname`/`validate_doma
 MAAS's `src/maasserver/utils/dns.py` (RFC 952/1123 labels, no `_` in the host label, ≤255
 characters; a dotted value is an FQDN whose domain must exist, facts §3.8). Booleans accept
 the formencode `StringBool` spellings (true/false, yes/no, on/off, 1/0). Distro series may
-be `jammy`, `ubuntu/jammy` or `22.04` (facts §3.3). Power types and their parameters are
-checked on every update and create, as MAAS's form always carries them (`powertypes.py`).
+be `jammy`, `ubuntu/jammy` or `22.04` (facts §3.3), or another synced OS's image such as
+`centos/centos70`. Power types and their parameters are checked on every update and
+create, as MAAS's form always carries them (`powertypes.py`).
 Errors are 400 JSON field dicts. Each function validates everything before returning, so a
 refused write changes nothing.
 """
@@ -62,6 +63,12 @@ ARCHITECTURES: tuple[str, ...] = (
     "s390x/generic",
 )
 SERIES = {"bionic": "18.04", "focal": "20.04", "jammy": "22.04", "noble": "24.04"}
+# The boot resources this MAAS has synced: Ubuntu's series, plus CentOS images as a region
+# with them imported offers them (facts §10.1: `osystem/series`, a bare series is Ubuntu).
+IMAGES: dict[str, frozenset[str]] = {
+    "ubuntu": frozenset(SERIES),
+    "centos": frozenset({"centos70", "centos8"}),
+}
 DEFAULT_SERIES = "jammy"
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 _LABEL_CHARS = re.compile(r"^[a-zA-Z0-9-]*$")
@@ -246,14 +253,16 @@ def _arch_message(value: str) -> str:
 
 
 def resolve_series(value: str | None) -> tuple[str, str]:
-    """(osystem, series) for a `distro_series` value; 400 JSON when unknown."""
+    """(osystem, series) for a `distro_series` value among the synced images; 400 JSON if not."""
     raw = (value or DEFAULT_SERIES).strip()
     osystem, _, series = raw.rpartition("/")
     osystem = osystem or "ubuntu"
-    by_version = {version: name for name, version in SERIES.items()}
-    series = by_version.get(series, series)
-    if osystem != "ubuntu" or series not in SERIES:
-        choices = ", ".join(["''"] + [f"'ubuntu/{name}'" for name in sorted(SERIES)])
+    if osystem == "ubuntu":
+        by_version = {version: name for name, version in SERIES.items()}
+        series = by_version.get(series, series)
+    if series not in IMAGES.get(osystem, ()):
+        offered = sorted(f"{os_name}/{name}" for os_name, names in IMAGES.items() for name in names)
+        choices = ", ".join(["''"] + [f"'{choice}'" for choice in offered])
         message = f"'{raw[:64]}' is not a valid distro_series.  It should be one of: {choices}."
         raise field_errors({"distro_series": [message]})
     return osystem, series
@@ -292,10 +301,16 @@ class CreateRequest:
     power_parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def create_request(world: World, params: Params, is_admin: bool) -> CreateRequest:
-    """Validate a machine creation (facts §3.9); 400 JSON listing every problem."""
+def create_request(
+    world: World, params: Params, is_admin: bool, deployed_field: bool = True
+) -> CreateRequest:
+    """Validate a machine creation (facts §3.9); 400 JSON listing every problem.
+
+    `deployed` is a field of the admin form of MAAS 3.1+ only (`deployed_field`); anyone
+    else's `deployed=true` is not a field the form has, so it is ignored.
+    """
     errors: dict[str, list[str]] = {}
-    deployed = parse_bool(params, "deployed") if is_admin else False
+    deployed = parse_bool(params, "deployed") if is_admin and deployed_field else False
     commission = parse_bool(params, "commission", default=True) if is_admin else False
     power = _power_change(params, "", {}, errors) or ("", {})
     wanted_type = first(params, "power_type") or ""
@@ -307,13 +322,17 @@ def create_request(world: World, params: Params, is_admin: bool) -> CreateReques
         problems = hostname_errors(world, hostname, None)
         if problems:
             errors["hostname"] = problems
+    domain_field = first(params, "domain") or ""
+    if domain_field and domain_field not in world.domains:
+        errors["domain"] = [_INVALID_CHOICE]
     if errors:
         raise field_errors(errors)
     host, _, domain = (hostname or _free_name(world)).partition(".")
+    domain = domain or domain_field
     spec = MachineSpec(
         hostname=host,
         status=Status.DEPLOYED if deployed else Status.NEW,
-        power_state="on" if deployed else "unknown",
+        power_state="unknown",  # deployed=true too: no power type yet (facts §10.1)
         architecture=architecture,
         macs=macs,
         domain=domain or next(iter(world.domains)),

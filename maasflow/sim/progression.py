@@ -9,9 +9,11 @@ that walks the rest of the way with scaled waits:
     deploy:     [Ready → Allocated] → Deploying (addresses assigned, power on) → Deployed,
                 or Failed deployment
     (each "power on" that starts a machine is a power cycle if it is on, as in MAAS)
-    release:    → Releasing (power off) → Ready, or Releasing failed; with erase flags
-                → Disk erasing (power on) → Ready (power off), or Failed disk erasing
-    abort:      Commissioning/Testing → where it was before, Deploying → Allocated,
+    release:    → Releasing (power off) → Ready, or Releasing failed; with erase=true
+                → Disk erasing (power on) → Ready (power off), or Failed disk erasing;
+                New instead of Ready when commissioning never passed (an enlisted
+                machine: `_finalize_release` in MAAS's `src/maasserver/models/node.py`)
+    abort:      Commissioning → New, Testing → where it was before, Deploying → Allocated,
                 Disk erasing → Failed disk erasing (`abort_operation` in MAAS's
                 `src/maasserver/models/node.py`); the machine is powered off
 
@@ -37,6 +39,8 @@ from maasflow.sim.statuses import Status, status_name
 from maasflow.sim.world import World, status_event
 
 log = structlog.get_logger(__name__)
+
+PASSED, ABORTED = 2, 5  # MAAS's SCRIPT_STATUS values for a script set's result
 
 
 class Lifecycle:
@@ -84,6 +88,13 @@ class Lifecycle:
         self.set_status(machine, Status.DEPLOYING)
         self._start(machine, self._deploy_flow(machine))
 
+    def enlist_deployed(self, machine: Machine, user: str) -> None:
+        """A machine created with `deployed=true`: Deployed, owned by `user`, no addresses
+        and no commissioning data, so a later release takes it to New (facts §3.9, §10.1)."""
+        machine.owner = user
+        machine.commissioning_result = machine.testing_result = -1
+        self._world.release_ips(machine)
+
     def release(self, machine: Machine, user: str, erase: bool) -> None:
         self._world.record(machine, "REQUEST_NODE_RELEASE", user=user)
         if erase:
@@ -95,9 +106,10 @@ class Lifecycle:
         self.cancel(machine)
         request, done, target = _ABORTS[Status(machine.status)]
         self._world.record(machine, request, user=user)
-        if machine.status in (Status.COMMISSIONING, Status.TESTING):
+        if machine.status == Status.TESTING:  # MAAS: back to the previous status
             target = Status(machine.return_status)
-            machine.commissioning_result = machine.testing_result = 5
+        if machine.status in (Status.COMMISSIONING, Status.TESTING):
+            machine.commissioning_result = machine.testing_result = ABORTED
         if machine.status == Status.DEPLOYING:
             self._world.release_ips(machine)
         self._world.record(machine, done)
@@ -227,7 +239,9 @@ class Lifecycle:
         self._world.release_ips(machine)
         machine.owner, machine.agent_name, machine.user_data = None, "", None
         machine.osystem, machine.distro_series, machine.hwe_kernel = "", "", None
-        self.set_status(machine, Status.READY)
+        self.set_status(
+            machine, Status.READY if machine.commissioning_result == PASSED else Status.NEW
+        )
         if erase:
             await self._power.change(machine, "off")
 

@@ -138,7 +138,7 @@ def daemon_on(fake: FakeMaas, **kw: Any) -> Daemon:
         mappings=kw.pop("mappings", Mappings.load("{}", "test")),
         period=kw.pop("period", 1.0),
         clock=kw.pop("clock", None) or FakeClock(),
-        **kw,
+        **{"provision_existing": True, **kw},  # provision machines first seen Deployed
     )
 
 

@@ -62,6 +62,7 @@ def build(fake: Any, store: SqliteStore, provisioner: Any, clock: FakeClock) -> 
         period=1.0,
         health=health,
         clock=clock,
+        provision_existing=True,  # provision machines first seen Deployed
     )
 
 

@@ -36,7 +36,7 @@ def build(
         filters=kw.pop("filters", FilterSpec.load("{}", "test")),
         mappings=kw.pop("mappings", Mappings.load("{}", "test")),
         period=kw.pop("period", 1.0),
-        **kw,
+        **{"provision_existing": True, **kw},  # provision machines first seen Deployed
     )
 
 

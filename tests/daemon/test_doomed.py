@@ -115,6 +115,7 @@ async def test_doomed_503_deploy_holds_no_slot_so_healthy_machines_progress() ->
         period=1.0,
         concurrency=1,
         clock=clock,
+        provision_existing=True,  # provision machines first seen Deployed
     )
     await daemon.identify(retry=False)
     await daemon.run_pass()
@@ -347,7 +348,7 @@ def _daemon(Fake: Any, fake: Any, clock: FakeClock, **kw: Any) -> Daemon:
         mappings=kw.pop("mappings", Mappings.empty()),
         period=1.0,
         clock=clock,
-        **kw,
+        **{"provision_existing": True, **kw},  # provision machines first seen Deployed
     )
 
 

@@ -51,7 +51,11 @@ def build(fake: Any, clock: FakeClock, store: Store | None = None, **kw: Any) ->
         period=1.0,
         clock=clock,
         rand=lambda: 1.0,
-        **{"retry_failed": 2, **kw},
+        **{
+            "retry_failed": 2,
+            "provision_existing": True,
+            **kw,
+        },  # provision machines first seen Deployed
     )
 
 

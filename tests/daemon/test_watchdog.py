@@ -133,6 +133,7 @@ def daemon_on_maas(url: str, clock: FakeClock) -> Daemon:
         period=10.0,
         clock=clock,
         liveness=liveness,
+        provision_existing=True,  # provision machines first seen Deployed
     )
 
 

@@ -6,7 +6,9 @@ in another zone, Deployed ones (ours: provisioned; someone else's: left alone) a
 MAC is mapped to a new hostname. The locked one is Deployed and ours, so only its lock keeps
 it from being provisioned: MAAS locks only Deployed or Deploying machines (`Node.lock`).
 `EXPECTED` is written from the issue, not from the daemon's code: it is the oracle, keyed by
-hostname.
+hostname. The daemon runs with `FLAGS`: `-provision-existing`, since the Deployed machines of
+ours are already Deployed at the daemon's first sight and would otherwise be adopted and left
+alone (tests/e2e/test_adopted.py covers that default).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ MAPPED_MAC = "52:54:00:aa:00:0d"
 NEW_NAME = "renamed-host"
 FILTER = {"hosts": {"exclude": ["^skip-"]}, "zones": {"include": ["^default$"]}}
 MAPPINGS = {MAPPED_MAC.upper().replace(":", "-"): NEW_NAME}  # another notation on purpose
+FLAGS = ["-provision-existing"]  # provision Deployed machines first seen Deployed
 
 # hostname → the one action one pass takes (None: no write request at all).
 EXPECTED: dict[str, str | None] = {

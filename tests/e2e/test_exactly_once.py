@@ -236,18 +236,19 @@ def test_a_lost_state_directory_is_reported_before_provisioning_again(
     runs_file: Path,
     tmp_path: Path,
 ) -> None:
-    """With the state directory deleted, the first pass warns once how many Deployed machines
-    of ours have no record, before they are provisioned again."""
+    """With the state directory deleted and -provision-existing, the first pass warns once how
+    many Deployed machines of ours have no record, before they are provisioned again (without
+    it they are adopted and left alone: tests/e2e/test_adopted.py)."""
     sim = start_sim(SimConfig(seed=55, time_factor=FAST, machines=generate_machines(3, 55)))
     state = tmp_path / "state"
     daemon = start_daemon(daemon_args(state, str(script)), env_for(sim))
     wait_all_provisioned(daemon, daemon.telemetry_url(), set(sim.machines), 30)
     assert daemon.terminate() == 0
-    quiet = run_cli(["-once", "-listen", "", "-log-format", "json", "-state-dir", str(state),
-                     "-provision-url", str(script)], env_for(sim))  # fmt: skip
+    once = ["-once", "-listen", "", "-log-format", "json", "-state-dir", str(state),
+            "-provision-url", str(script), "-provision-existing"]  # fmt: skip
+    quiet = run_cli(once, env_for(sim))
     shutil.rmtree(state)
-    lost = run_cli(["-once", "-listen", "", "-log-format", "json", "-state-dir", str(state),
-                    "-provision-url", str(script)], env_for(sim))  # fmt: skip
+    lost = run_cli(once, env_for(sim))
     assert quiet.returncode == lost.returncode == 0
     assert warnings(quiet.stderr) == []
     (warning,) = warnings(lost.stderr)

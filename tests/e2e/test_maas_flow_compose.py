@@ -60,7 +60,9 @@ def test_a_cord_pods_compose_environment_runs_one_pass(
     ]
     sim = start_sim(SimConfig(time_factor=FAST, machines=specs))
     env = env_for(sim, **compose_env(helper, script))
-    result = run_cli(["-once", "-listen", "", "-db", str(tmp_path / "s.sqlite")], env)
+    # -provision-existing: maas-flow provisioned a node first seen Deployed; maasflow adopts it
+    args = ["-once", "-listen", "", "-db", str(tmp_path / "s.sqlite"), "-provision-existing"]
+    result = run_cli(args, env)
 
     assert result.returncode == 0, result.stderr
     assert seen.read_text().splitlines() == ["cord", "10.100.198.1", MAC]

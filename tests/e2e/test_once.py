@@ -33,7 +33,7 @@ def run_once(sim: Simulator, env: dict[str, str], script: Path, tmp_path: Path) 
     """Run `maasflow -once` on the scenario; its stderr (JSON log) lines."""
     args = ["-once", "-listen", "", "-db", str(tmp_path / "state.sqlite"), "-log-format", "json"]
     args += ["-filter", scenario.filter_json(), "-mappings", scenario.mappings_json()]
-    args += ["-provision-url", str(script)]
+    args += ["-provision-url", str(script), *scenario.FLAGS]
     result = run_cli(args, env, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stderr.splitlines()

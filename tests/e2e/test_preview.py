@@ -22,7 +22,7 @@ EnvFor = Callable[..., dict[str, str]]
 def preview(sim: Simulator, env: dict[str, str], script: Path, db: Path, fmt: str) -> str:
     args = ["-preview", "-listen", "", "-db", str(db), "-log-format", fmt]
     args += ["-filter", scenario.filter_json(), "-mappings", scenario.mappings_json()]
-    args += ["-provision-url", str(script)]
+    args += ["-provision-url", str(script), *scenario.FLAGS]
     result = run_cli(args, env)
     assert result.returncode == 0, result.stderr
     return result.stdout

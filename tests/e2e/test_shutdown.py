@@ -35,7 +35,7 @@ def test_sigterm_kills_a_running_script_after_the_grace_and_exits_0(
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     machines = [MachineSpec("deployed-1", status=6, owner="admin", power_state="on")]
     sim = start_sim(SimConfig(seed=71, time_factor=FAST, machines=machines))
-    args = [*LOOP, "-grace", "1s", "-provision-url", str(script)]
+    args = [*LOOP, "-grace", "1s", "-provision-url", str(script), "-provision-existing"]
     daemon = start_daemon([*args, "-db", str(tmp_path / "state.sqlite")], env_for(sim))
     pid = int(wait_until(pid_file_text(pid_file), bool, 20, "the script's pid").strip())
     assert daemon.terminate(timeout=20) == 0, daemon.output()

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.adoption import Sighting
 from maasflow.daemon.history import DETAIL_LIMIT, HISTORY_LIMIT, Event, EventKind
 from maasflow.daemon.retry_budget import Recovery
 from maasflow.daemon.setbacks import Setback
@@ -245,6 +246,21 @@ def test_retry_counts_are_kept_replaced_and_cleared(open_store: OpenStore, clock
     ]
     second.clear_recovery("b")
     assert second.recoveries() == [Recovery("a", 3, quarantined=True)]
+
+
+def test_first_sightings_are_kept_and_replaced(open_store: OpenStore, clock: Clock) -> None:
+    """A saved sighting survives reopening, and a second save for the machine replaces it."""
+    first = open_store(clock)
+    assert first.sightings() == []
+    first.save_sighting(Sighting("a", 6, clock.now, adopted=True))
+    first.save_sighting(Sighting("b", 0, clock.now + 1, adopted=False))
+    first.save_sighting(Sighting("a", 6, clock.now, adopted=False))
+    first.close()
+    second = open_store(clock)
+    assert sorted(second.sightings(), key=lambda s: s.system_id) == [
+        Sighting("a", 6, clock.now, adopted=False),
+        Sighting("b", 0, clock.now + 1, adopted=False),
+    ]
 
 
 # -- machines' histories and an operator's retry ----------------------------------------------

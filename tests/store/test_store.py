@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maasflow.common.errors import ConfigError, StoreError
+from maasflow.daemon.adoption import Sighting
 from maasflow.daemon.history import Event
 from maasflow.daemon.store import (
     SCHEMA_VERSION,
@@ -85,12 +86,13 @@ def test_a_version_3_file_gains_the_history_and_keeps_its_records(tmp_path: Path
         db.execute("DROP TABLE event")
         db.execute("DROP TABLE applied_deploy")  # version 5's
         db.execute("DROP TABLE desire")  # version 6's
+        db.execute("DROP TABLE sighting")  # version 7's
         db.execute("PRAGMA user_version = 3")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.events("a1") == []
         store.add_events([Event("a1", "node-a", 2.0, "action", "deploy", "failed", "503")])
         assert [e.detail for e in store.events("a1")] == ["503"]
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
 
 
 def test_a_version_4_file_gains_the_applied_deploys_and_keeps_its_records(tmp_path: Path) -> None:
@@ -102,6 +104,7 @@ def test_a_version_4_file_gains_the_applied_deploys_and_keeps_its_records(tmp_pa
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE applied_deploy")
         db.execute("DROP TABLE desire")  # version 6's
+        db.execute("DROP TABLE sighting")  # version 7's
         db.execute("PRAGMA user_version = 4")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.applied_deploys() == {}
@@ -118,12 +121,30 @@ def test_a_version_5_file_gains_the_desires_and_keeps_its_history(tmp_path: Path
         store.add_events([Event("a1", "node-a", 1.0, "action", "deploy", "ok")])
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE desire")
+        db.execute("DROP TABLE sighting")  # version 7's
         db.execute("PRAGMA user_version = 5")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.desires() == []
         assert [e.at for e in store.events("a1")] == [1.0]
         store.save_desire(StoredDesire("a1", "node-a", {"target": "ready"}, 2.0, "cloud"))
         assert [d.desire for d in store.desires()] == [{"target": "ready"}]
+
+
+def test_a_version_6_file_gains_first_sightings_and_keeps_its_records(tmp_path: Path) -> None:
+    """A file of schema 6 (before sightings) opens at version 7, rows and history intact, with
+    an empty sighting table that takes sightings."""
+    path = tmp_path / "maasflow.sqlite"
+    write_todays_file(path, 1)
+    with closing(Store(path)) as store:
+        store.add_events([Event("a1", "node-a", 1.0, "action", "deploy", "ok")])
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("DROP TABLE sighting")
+        db.execute("PRAGMA user_version = 6")
+    with closing(Store(path)) as store:
+        assert store.all() == TODAYS_ROWS and len(store.events("a1")) == 1
+        assert store.sightings() == []
+        store.save_sighting(Sighting("a1", 6, 5.0, adopted=True))
+        assert store.sightings() == [Sighting("a1", 6, 5.0, adopted=True)]
 
 
 def test_file_store_uses_wal_and_versions_its_schema(tmp_path: Path) -> None:

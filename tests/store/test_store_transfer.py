@@ -19,6 +19,7 @@ from maasflow.cli import main
 from maasflow.common.instance_lock import InstanceLock
 from maasflow.common.postgres import PostgresUrl
 from maasflow.common.supervision import RunHandle
+from maasflow.daemon.adoption import Sighting
 from maasflow.daemon.history import Event, EventKind
 from maasflow.daemon.postgres_store import PostgresStore
 from maasflow.daemon.retry_budget import Recovery
@@ -45,6 +46,7 @@ def _installation(path: Path, clock: Clock) -> Snapshot:
         store.save_setback(Setback("sb", "deploy", 3, clock.now + 99.125, "HTTP 503"))
         store.save_recovery(Recovery("rq", 2, quarantined=True))
         store.save_applied("done", {"distro_series": "jammy", "user_data": "(9 bytes, sha256 1)"})
+        store.save_sighting(Sighting("legacy", 6, clock.now + 0.5, adopted=True))
         store.add_events([Event("done", "n2", clock.now, EventKind.ACTION, "deploy", "ok"),
                           Event("sb", "n4", clock.now + 1, EventKind.ACTION, "deploy", "failed",
                                 "HTTP 503"),
@@ -80,6 +82,7 @@ def test_every_record_moves_unchanged(postgres_database: PostgresDatabase, tmp_p
     )
     assert "1 applied deploys" in done.stdout
     assert "1 stored desires" in done.stdout
+    assert "1 first sightings" in done.stdout
     assert postgres_database.server.password not in done.stdout + done.stderr
     assert _held(postgres_database) == before
     by_id = {record.system_id: record for record in before.records}

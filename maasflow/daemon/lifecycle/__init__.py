@@ -21,9 +21,11 @@ the daemon derives from the machine's desire. A Deployed machine is redeployed (
 only when its rule says `redeploy` and the deploy parameters maasflow last sent differ;
 once provisioned, its power is turned on or off only when MAAS reports the opposite state.
 
-Hands-off means no action of any kind, not even clearing our own record (it is cleared once
-the machine comes back). The record is cleared before a rename because it is local
-bookkeeping that must not outlive the deploy it describes; an unknown status is left alone.
+An adopted machine (already Deployed when first seen, `daemon.adoption`) keeps the step's phase
+and reason when it has no action; an action, whatever it is, is withheld and the reason says
+so. Hands-off means no action of any kind, not even clearing our own record (it is cleared once
+the machine comes back). The record is cleared before a rename because it is local bookkeeping
+that must not outlive the deploy it describes; an unknown status is left alone.
 
 Quarantine is hands-off too. With a retry budget (`-retry-failed N`, the `RetryView`),
 Failed commissioning is commissioned again and Failed deployment released (the rules then

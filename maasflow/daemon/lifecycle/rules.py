@@ -85,6 +85,8 @@ class Observation:
     retry: RetryView | None = None  # None: failed machines are left to a human
     wanted: Wanted = field(default_factory=lambda: NOTHING_MORE)  # the desire beyond its target
     applied: Mapping[str, str] | None = None  # the deploy parameters maasflow last sent it
+    adopted: bool = False  # already Deployed when first seen, nobody asked to change it
+    commission_unknown_power: bool = False  # -commission-unknown-power
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ def new_machine(_system_id: str, obs: Observation) -> Step:
         )
     if power == PowerState.OFF:
         return act(Phase.NEW, ActionKind.COMMISSION, "New and powered off: commission")
+    if power == PowerState.UNKNOWN and obs.power_type and obs.commission_unknown_power:
+        why = f"New, power unknown ({obs.power_type}): commission; MAAS asks its driver for power"
+        return act(Phase.NEW, ActionKind.COMMISSION, why)
     if obs.power_type == "" and obs.helper_script:
         why = f"New, power {power}, no power type: run the helper"
         return act(Phase.NEW, ActionKind.POWER_HELPER, why)
@@ -308,9 +313,22 @@ def decide(rules: Mapping[int, Rule], system_id: str, obs: Observation) -> Step:
         return Step(Phase.UNKNOWN, None, f"unknown MAAS status {obs.status}")
     step = rule(system_id, obs)
     if step.phase is Phase.HANDS_OFF or (step.action and step.action.kind is ActionKind.QUARANTINE):
-        return step
+        return _unless_adopted(obs, step)
     chore = _forget(obs) or _rename(obs)
-    return step if chore is None else Step(step.phase, chore, chore.reason)
+    return _unless_adopted(obs, step if chore is None else Step(step.phase, chore, chore.reason))
+
+
+def _unless_adopted(obs: Observation, step: Step) -> Step:
+    """An adopted machine (running when maasflow first saw it) gets no action of any kind,
+    not even a rename; a step without an action stands as it is."""
+    if not obs.adopted or step.action is None:
+        return step
+    why = (
+        f"adopted: {STATUS_NAMES.get(obs.status, obs.status)} before maasflow first saw it, "
+        f"so not {step.action.kind}; left as it runs (-provision-existing, or a rule naming "
+        "it, changes that)"
+    )
+    return Step(Phase.DEPLOYED if obs.status == DEPLOYED else step.phase, None, why)
 
 
 def describe(decision: Decision) -> str:

@@ -253,6 +253,18 @@ class MaasClient:
 
     # -- writes --------------------------------------------------------------------------
 
+    async def create_deployed(self, hostname: str, **fields: FormValue) -> Machine:
+        """`POST machines/ deployed=true hostname=<h> ...`: record a machine that already runs.
+
+        MAAS 3.1+ and an admin key (facts §3.9): MAAS stores it as Deployed, owned by the
+        caller, without commissioning, powering or rebooting it; 3.0 ignores `deployed` and
+        commissions it, so the caller checks the version first. `fields` are create's other
+        parameters (`mac_addresses` as a list, `architecture`, `domain`, `power_type`,
+        `power_parameters_<name>`). A hostname or MAC MAAS already has is a 400.
+        """
+        data = _form({**fields, "hostname": hostname, "deployed": True})
+        return await self._call("POST", "machines/", data=data, decode=model_decoder(Machine))
+
     async def commission(self, system_id: str, **params: FormValue) -> Machine:
         """`POST machines/<id>/?op=commission` (admin; New, Failed commissioning, Ready, Broken)."""
         return await self._machine_op(system_id, "commission", _form(params))
