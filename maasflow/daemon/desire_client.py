@@ -28,6 +28,7 @@ import httpx
 
 from maasflow.common.errors import ConfigError
 from maasflow.common.safe_text import escape
+from maasflow.common.text_file import read_capped_text
 from maasflow.daemon import control_client
 from maasflow.daemon.desire import MAX_USER_DATA, Desire, Power
 from maasflow.daemon.lifecycle import Target
@@ -95,16 +96,7 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _user_data(path: Path) -> str:
-    try:
-        data = path.expanduser().read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"--user-data-file {path}: cannot read it ({exc.strerror})") from None
-    if len(data) > MAX_USER_DATA:
-        raise ConfigError(f"--user-data-file {path}: larger than {MAX_USER_DATA} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"--user-data-file {path}: not UTF-8 text") from None
+    return read_capped_text(path.expanduser(), "--user-data-file", MAX_USER_DATA)
 
 
 def _send(

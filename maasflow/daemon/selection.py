@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from maasflow.common.errors import ConfigError
+from maasflow.common.text_file import read_capped_text
 from maasflow.daemon.maas.listing import MachineData
 
 SECTIONS = ("hosts", "zones", "pools", "tags")
@@ -71,20 +72,6 @@ def expand_path(text: str, origin: str, environ: Mapping[str, str] | None = None
     return Path(os.path.expanduser(expanded))
 
 
-def _read_capped(path: Path, origin: str) -> str:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{origin}: cannot read file {str(path)!r}: {exc.strerror}") from None
-    if len(data) > MAX_SOURCE_BYTES:
-        raise ConfigError(f"{origin}: file {str(path)!r} is larger than 16 MiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{origin}: file {str(path)!r} is not UTF-8 text") from None
-
-
 def load_json_source(
     source: str, origin: str, environ: Mapping[str, str] | None = None
 ) -> tuple[Any, str]:
@@ -98,7 +85,7 @@ def load_json_source(
     if source.startswith("@"):
         path = expand_path(source[1:], origin, environ)
         label = f"{origin} file {str(path)!r}"
-        text = _read_capped(path, origin)
+        text = read_capped_text(path, origin, MAX_SOURCE_BYTES)
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates(label)), label
     except json.JSONDecodeError as exc:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from maasflow.common.errors import ConfigError
+from maasflow.common.text_file import read_capped_text
 from maasflow.daemon.desire import MAX_USER_DATA, Desire, Power
 from maasflow.daemon.lifecycle import PowerState, Target, Wanted
 from maasflow.daemon.maas.listing import MachineData
@@ -127,18 +128,7 @@ def _user_data(value: object, where: str, base: Path) -> str:
     """The text of a rule's user data file, read once at load (capped at 64 KiB)."""
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: give a file path as a string")
-    path = base / Path(value).expanduser()
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_USER_DATA + 1)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {str(path)!r}: {exc.strerror}") from None
-    if len(data) > MAX_USER_DATA:
-        raise ConfigError(f"{where}: {str(path)!r} is larger than {MAX_USER_DATA // 1024} KiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: {str(path)!r} is not UTF-8 text") from None
+    return read_capped_text(base / Path(value).expanduser(), where, MAX_USER_DATA)
 
 
 def default_desire(distro: str) -> Desire:

@@ -366,7 +366,7 @@ async def test_a_stored_desire_that_no_longer_parses_keeps_hands_off() -> None:
         (["desire"], "maasflow: desire: name the machine"),
         (["desire", "node", "--clear", "--target", "ready"], "maasflow: --clear: give it alone"),
         (["desire", "node", "--user-data-file", "/nonexistent/x"],
-         "maasflow: --user-data-file /nonexistent/x: cannot read it"),
+         "maasflow: --user-data-file: cannot read file '/nonexistent/x'"),
         (["desire", "node", "--power", "off", "--target", "ignore"],
          "maasflow: desire: power: only a Deployed target takes it"),
     ],
@@ -395,7 +395,8 @@ def test_user_data_larger_than_maas_takes_is_refused(
     token.write_text(DESIRE + "\n")
     argv = ["desire", "node", "--user-data-file", str(big), "--token-file", str(token)]
     assert cli.main([*argv, "--url", "http://127.0.0.1:1"]) == 2
-    assert f"larger than {MAX_USER_DATA} bytes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--user-data-file: file {str(big)!r} is larger than 64 KiB" in err
 
 
 async def test_a_body_too_large_is_400_and_stores_nothing(running: Running) -> None:
