@@ -68,6 +68,12 @@ from maasflow.daemon.maas.decoding import (
     ignore_body,
     model_decoder,
 )
+from maasflow.daemon.maas.event_log import (
+    EVENTS_LEVEL,
+    EVENTS_LIMIT,
+    EventPage,
+    decode_event_page,
+)
 from maasflow.daemon.maas.listing import LISTING, ListedMachine
 from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.maas.responses import error_for, message_of
@@ -245,6 +251,25 @@ class MaasClient:
         The answer is parsed as it arrives (`maas.listing`), never held whole.
         """
         return await self._call("GET", "machines/", params=_form(filters), decode=LISTING)
+
+    async def list_machines_by_id(self, system_ids: Sequence[str]) -> list[ListedMachine]:
+        """The machines among `system_ids` MAAS still has, in one `GET machines/?id=a&id=b`
+        (facts §2.4); a machine deleted since is simply absent."""
+        for system_id in system_ids:
+            _machine_path("GET", system_id)  # only system_id-shaped values reach the query
+        return await self.list_machines(id=list(system_ids))
+
+    async def events_after(self, after: int | None, limit: int = EVENTS_LIMIT) -> EventPage:
+        """`GET events/?op=query&level=DEBUG&limit=<limit>[&after=<id>]`, oldest first.
+
+        With `after`, the `limit` oldest events newer than it; without, the newest `limit`
+        (facts §4; `maas.event_log`)."""
+        query: dict[str, FormValue] = {"level": EVENTS_LEVEL, "limit": limit}
+        if after is not None:
+            query["after"] = after
+        return await self._call(
+            "GET", "events/", op="query", params=_form(query), decode=decode_event_page
+        )
 
     async def get_machine(self, system_id: str) -> Machine:
         """One machine, `GET machines/<system_id>/`."""
