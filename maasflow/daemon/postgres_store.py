@@ -117,6 +117,7 @@ _SIGHTING = (
         adopted      BOOLEAN NOT NULL
     )""",
 )
+_CURSOR = "CREATE TABLE event_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), after BIGINT NOT NULL)"
 SCHEMA = Schema(
     (
         Migration(1, "provision records (deploy id, run), setbacks and retry counts", _TABLES),
@@ -125,6 +126,7 @@ SCHEMA = Schema(
         Migration(4, "the deploy parameters maasflow last sent each machine", _APPLIED),
         Migration(5, "desires stored over HTTP (`daemon.stored_desire`)", _DESIRE),
         Migration(6, "each machine's first sighting (`daemon.adoption`)", _SIGHTING),
+        Migration(7, "the cursor into MAAS's event log (`daemon.event_feed`)", (_CURSOR,)),
     )
 )
 _COLUMNS = (
@@ -357,6 +359,19 @@ class PostgresStore(ProvisionStore):
                 (sighting.system_id, sighting.first_status, sighting.first_seen,
                  sighting.adopted),
             )  # fmt: skip
+
+    def event_cursor(self) -> int | None:
+        with self._locked() as db:
+            row = db.execute("SELECT after FROM event_cursor WHERE id = 1").fetchone()
+        return None if row is None else int(row["after"])
+
+    def save_event_cursor(self, cursor: int) -> None:
+        with self._locked() as db:
+            db.execute(
+                "INSERT INTO event_cursor (id, after) VALUES (1, %s)"
+                " ON CONFLICT (id) DO UPDATE SET after = excluded.after",
+                (cursor,),
+            )
 
     # -- filling a new store (`maasflow migrate-store`) ----------------------------------------
 

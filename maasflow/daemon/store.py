@@ -13,6 +13,8 @@ parameters maasflow last sent each machine (`daemon.applied`, for a rule's `rede
 Version 6 adds the desires an orchestrator stored over HTTP (`daemon.stored_desire`), one
 row per machine; version 7 each machine's first sighting (`daemon.adoption`: was it already
 Deployed, is that deploy adopted).
+Version 8 adds the cursor into MAAS's event log (`daemon.event_feed`): one row, the id of
+the last event read.
 
 Each row names its deploy: `start` gives a new record a fresh `deploy_id` and keeps it for
 every retry, so the id is sent with each POST and a provisioner can tell a repeated request
@@ -54,6 +56,7 @@ from maasflow.common.sqlite import Migration, Schema, open_database, transaction
 from maasflow.common.supervision import RunHandle
 from maasflow.daemon.adoption import Sighting, SightingStore
 from maasflow.daemon.applied import AppliedStore
+from maasflow.daemon.event_feed import CursorStore
 from maasflow.daemon.history import HISTORY_LIMIT, Event, HistoryStore, clip
 from maasflow.daemon.lifecycle import ProvisionState  # a record is RUNNING, COMPLETE or FAILED
 from maasflow.daemon.retry_budget import Recovery, RetryStore
@@ -148,6 +151,9 @@ CREATE TABLE sighting (
     adopted      INTEGER NOT NULL
 )
 """
+_CURSOR = (
+    "CREATE TABLE event_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), after INTEGER NOT NULL)"
+)
 SCHEMA = Schema(
     (
         Migration(1, "the provision table", (_SCHEMA,)),
@@ -157,6 +163,7 @@ SCHEMA = Schema(
         Migration(5, "the deploy parameters maasflow last sent each machine", (_APPLIED,)),
         Migration(6, "desires stored over HTTP", (_DESIRE,)),
         Migration(7, "each machine's first sighting (`daemon.adoption`)", (_SIGHTING,)),
+        Migration(8, "the cursor into MAAS's event log", (_CURSOR,)),
     )
 )
 SCHEMA_VERSION = SCHEMA.version
@@ -220,13 +227,21 @@ def _clip(text: str) -> str:
 
 
 class ProvisionStore(
-    SetbackStore, RetryStore, HistoryStore, AppliedStore, DesireStore, SightingStore, Protocol
+    SetbackStore,
+    RetryStore,
+    HistoryStore,
+    AppliedStore,
+    DesireStore,
+    SightingStore,
+    CursorStore,
+    Protocol,
 ):
     """What the daemon needs from its provisioning records, whatever keeps them.
 
     It keeps the daemon's setbacks, retry counts, machines' recent histories, the deploy
-    parameters last sent and the desires stored over HTTP too (`SetbackStore`,
-    `RetryStore`, `HistoryStore`, `AppliedStore`, `DesireStore`).
+    parameters last sent, the desires stored over HTTP and the event log's cursor too
+    (`SetbackStore`, `RetryStore`, `HistoryStore`, `AppliedStore`, `DesireStore`,
+    `CursorStore`).
 
     The contract, for every implementation:
     - each call is atomic and safe from several threads at once (no update is lost);
@@ -500,6 +515,15 @@ class SqliteStore(ProvisionStore):
                 (sighting.system_id, sighting.first_status, sighting.first_seen,
                  int(sighting.adopted)),
             )  # fmt: skip
+
+    def event_cursor(self) -> int | None:
+        with self._locked() as db:
+            row = db.execute("SELECT after FROM event_cursor WHERE id = 1").fetchone()
+        return None if row is None else int(row["after"])
+
+    def save_event_cursor(self, cursor: int) -> None:
+        with self._locked() as db:
+            db.execute("INSERT OR REPLACE INTO event_cursor (id, after) VALUES (1, ?)", (cursor,))
 
     def close(self) -> None:
         with self._lock:

@@ -366,3 +366,16 @@ def test_applied_deploy_parameters_are_kept_and_replaced(
         "a": {"distro_series": "ubuntu/noble", "install_kvm": "true"},
         "b": {},
     }
+
+
+def test_the_event_cursor_is_kept_replaced_and_survives_reopening(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """A store holds one event cursor: none at first, the last one saved after that, and
+    the same in a store opened afterwards on the same database."""
+    store = open_store(clock)
+    assert store.event_cursor() is None
+    store.save_event_cursor(5)
+    store.save_event_cursor(2**40)  # MAAS's ids are PostgreSQL bigints
+    assert store.event_cursor() == 2**40
+    assert open_store(clock).event_cursor() == 2**40

@@ -87,12 +87,13 @@ def test_a_version_3_file_gains_the_history_and_keeps_its_records(tmp_path: Path
         db.execute("DROP TABLE applied_deploy")  # version 5's
         db.execute("DROP TABLE desire")  # version 6's
         db.execute("DROP TABLE sighting")  # version 7's
+        db.execute("DROP TABLE event_cursor")  # version 8's
         db.execute("PRAGMA user_version = 3")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.events("a1") == []
         store.add_events([Event("a1", "node-a", 2.0, "action", "deploy", "failed", "503")])
         assert [e.detail for e in store.events("a1")] == ["503"]
-    assert SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == 8
 
 
 def test_a_version_4_file_gains_the_applied_deploys_and_keeps_its_records(tmp_path: Path) -> None:
@@ -105,6 +106,7 @@ def test_a_version_4_file_gains_the_applied_deploys_and_keeps_its_records(tmp_pa
         db.execute("DROP TABLE applied_deploy")
         db.execute("DROP TABLE desire")  # version 6's
         db.execute("DROP TABLE sighting")  # version 7's
+        db.execute("DROP TABLE event_cursor")  # version 8's
         db.execute("PRAGMA user_version = 4")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.applied_deploys() == {}
@@ -122,6 +124,7 @@ def test_a_version_5_file_gains_the_desires_and_keeps_its_history(tmp_path: Path
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE desire")
         db.execute("DROP TABLE sighting")  # version 7's
+        db.execute("DROP TABLE event_cursor")  # version 8's
         db.execute("PRAGMA user_version = 5")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and store.desires() == []
@@ -131,20 +134,39 @@ def test_a_version_5_file_gains_the_desires_and_keeps_its_history(tmp_path: Path
 
 
 def test_a_version_6_file_gains_first_sightings_and_keeps_its_records(tmp_path: Path) -> None:
-    """A file of schema 6 (before sightings) opens at version 7, rows and history intact, with
-    an empty sighting table that takes sightings."""
+    """A file of schema 6 (before sightings) opens at the current version, rows and history
+    intact, with an empty sighting table that takes sightings."""
     path = tmp_path / "maasflow.sqlite"
     write_todays_file(path, 1)
     with closing(Store(path)) as store:
         store.add_events([Event("a1", "node-a", 1.0, "action", "deploy", "ok")])
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("DROP TABLE sighting")
+        db.execute("DROP TABLE event_cursor")  # version 8's
         db.execute("PRAGMA user_version = 6")
     with closing(Store(path)) as store:
         assert store.all() == TODAYS_ROWS and len(store.events("a1")) == 1
         assert store.sightings() == []
         store.save_sighting(Sighting("a1", 6, 5.0, adopted=True))
         assert store.sightings() == [Sighting("a1", 6, 5.0, adopted=True)]
+
+
+def test_a_version_7_file_gains_the_event_cursor_and_keeps_its_records(tmp_path: Path) -> None:
+    """A file of schema 7 (before the event cursor) opens at the current version, rows and
+    history intact, with no cursor until one is saved."""
+    path = tmp_path / "maasflow.sqlite"
+    write_todays_file(path, 1)
+    with closing(Store(path)) as store:
+        store.add_events([Event("a1", "node-a", 1.0, "action", "deploy", "ok")])
+        store.save_event_cursor(7)
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("DROP TABLE event_cursor")
+        db.execute("PRAGMA user_version = 7")
+    with closing(Store(path)) as store:
+        assert store.all() == TODAYS_ROWS and len(store.events("a1")) == 1
+        assert store.event_cursor() is None
+        store.save_event_cursor(42)
+        assert store.event_cursor() == 42
 
 
 def test_file_store_uses_wal_and_versions_its_schema(tmp_path: Path) -> None:
