@@ -47,6 +47,7 @@ from maasflow.common.supervision import sweep
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.control import control_routes
 from maasflow.daemon.desire_api import desire_routes
+from maasflow.daemon.event_feed import EventFeed
 from maasflow.daemon.leadership import Leadership, Role
 from maasflow.daemon.liveness import Liveness
 from maasflow.daemon.loop import Daemon
@@ -203,6 +204,17 @@ def _build(settings: Settings, metrics: Metrics, leadership: Leadership | None =
         health=health,
         liveness=liveness,
         targets=settings.targets,
+        feed=_feed(settings, client, store),
+    )
+
+
+def _feed(settings: Settings, client: MaasClient, store: ProvisionStore) -> EventFeed | None:
+    """With `-events on` (not for a preview's one pass), the cursor into MAAS's event log;
+    full listings never come closer than the period when the log fails."""
+    if not settings.events or settings.preview or settings.once:
+        return None
+    return EventFeed(
+        client.events_after, relist_s=settings.relist, min_full_s=settings.period, store=store
     )
 
 

@@ -71,6 +71,12 @@ OPTIONS: tuple[Option, ...] = (
            "shown (a warning says so): its shape is logged instead", boolean=True),
     Option("period", ("period",), ("MAAS_QUERY_INTERVAL",), "15s",
            "time from one pass's start to the next's (Go duration: 15s, 1m30s, 500ms)"),
+    Option("events", ("events",), ("MAAS_EVENTS",), "on",
+           "on: after a full listing, follow MAAS's event log about every second and re-read "
+           "only the machines it names; off: a full listing every period"),
+    Option("relist", ("relist",), ("MAAS_RELIST_INTERVAL",), "5m",
+           "with -events on: time between full listings (Go duration), which catch what "
+           "writes no event (tags, zones, deletions)"),
     Option("filter", ("filter",), ("HOST_FILTER_SPEC",), '{"zones":{"include":["^default$"]}}',
            "which machines to drive: filter JSON or @path ($VAR expanded); {} = all"),
     Option("mappings", ("mappings",), ("MAC_TO_NAME_MAPPINGS",), "{}",

@@ -56,6 +56,7 @@ from maasflow.daemon.adoption import Adoptions
 from maasflow.daemon.applied import AppliedDeploys
 from maasflow.daemon.desire import Provisioning
 from maasflow.daemon.desired_states import DesiredStates
+from maasflow.daemon.event_feed import POLL_S, EventFeed
 from maasflow.daemon.executor import Executor
 from maasflow.daemon.history import Event, EventKind, event_kind
 from maasflow.daemon.lifecycle import (
@@ -92,6 +93,9 @@ from maasflow.daemon.views import MachineViews
 log = structlog.get_logger(__name__)
 
 BACKOFF_CAP_S = 300.0
+MAX_REREAD = 1000  # more machines to re-read by id than this: list them all instead
+REREAD_BATCH = 200  # system_ids in one `GET machines/?id=...` (a URL of ~3 KB)
+RETRIED_STATUSES = frozenset({2, 11})  # Failed commissioning, Failed deployment (-retry-failed)
 MAX_UNWRITTEN_EVENTS = 1000  # history kept in memory while the store refuses it
 # MAAS's answers that mean "this name is refused" (taken, bad domain, not admin): the name is
 # not asked for again. Anything else (a 500, a 401 during a key rotation) is retried.
@@ -131,8 +135,10 @@ class Daemon:
         rand: Callable[[], float] = random.random,
         liveness: Liveness | None = None,
         targets: Targets | None = None,
+        feed: EventFeed | None = None,
     ) -> None:
         self.client = client
+        self.feed = feed  # None: `-events off`, a full listing every period
         self.actuator = actuator
         self.filters = filters
         self.targets = targets or Targets()  # `-targets`: what each machine should be
@@ -179,9 +185,15 @@ class Daemon:
         self._pass_started: float | None = None  # monotonic start of the pass under way
         self._acted_at: dict[str, float] = {}  # system_id -> monotonic time its action ended
         self._in_flight: dict[str, ActionKind] = {}  # system_id -> its action under way
+        # With events: system_id -> monotonic time it is due to be read again without one.
+        self.revisits: dict[str, float] = {}
         self._history: list[Event] = []  # noted, not yet written (`flush_history`)
         self.desired = DesiredStates(  # stored over HTTP (`daemon.desire_api`); read every pass
-            actuator.store, self.views, clock=clock.time, note=self._note, me=lambda: self.me
+            actuator.store,
+            self.views,
+            clock=clock.time,
+            note=self._desire_noted,
+            me=lambda: self.me,
         )
         self.paused = False  # `maasflow pause`: no new action but provisioning polls
         self.metrics.watch(lambda: self.executor.in_flight, lambda: self.health.check()[0])
@@ -236,6 +248,8 @@ class Daemon:
         """List once, decide per selected machine, start actions; never waits for them."""
         started_at = self.clock.time()
         self.flush_history()  # what the actions since the last pass noted: one transaction
+        if self.feed is not None:
+            await self.feed.before_full_listing()
         listed_at = self._pass_started = self.clock.monotonic()
         self.liveness.progressed()
         try:
@@ -251,7 +265,56 @@ class Daemon:
             return PassSummary(len(machines), 0, 0, {}, self.views.phase_counts())
         if self.passes == 0:
             self._warn_unrecorded(machines, records)
+        self.revisits.clear()  # every machine is decided again now
         summary = self._decide_all(machines, records, listed_at)
+        self._pass_ok(summary, started_at)
+        return summary
+
+    async def run_event_pass(self) -> PassSummary | None:
+        """Read the machines MAAS's event log names since the last look, and those due again
+        without an event (`revisits`), by id; decide for them alone. None when a full listing
+        is due instead (`EventFeed.full_due` says why); nothing is read when nothing changed."""
+        assert self.feed is not None, "event passes need an EventFeed"
+        started_at = self.clock.time()
+        self.flush_history()
+        self.liveness.progressed()
+        changed = await self.feed.changes()
+        self.liveness.progressed()
+        if changed is None:
+            return None
+        self.health.pass_ok(self.clock.time())  # MAAS answered: the daemon follows it
+        wanted = changed | self._due_revisits()
+        if not wanted:
+            return PassSummary(0, 0, 0, {}, {})
+        if len(wanted) > MAX_REREAD:
+            self.feed.ask_full()
+            return None
+        return await self._reread(sorted(wanted), started_at)
+
+    def _due_revisits(self) -> set[str]:
+        now = self.clock.monotonic()
+        return {sid for sid, due in self.revisits.items() if due <= now}
+
+    async def _reread(self, system_ids: list[str], started_at: float) -> PassSummary | None:
+        listed_at = self._pass_started = self.clock.monotonic()
+        try:
+            machines = []
+            for at in range(0, len(system_ids), REREAD_BATCH):
+                batch = system_ids[at : at + REREAD_BATCH]
+                machines += await self.client.list_machines_by_id(batch)
+                self.liveness.progressed()
+        except MaasError as exc:
+            self._pass_failed(exc, started_at)
+            if self.feed is not None:
+                self.feed.ask_full()
+            raise
+        finally:
+            self._pass_started = None
+        records = self._records()
+        if records is None:
+            return PassSummary(len(machines), 0, 0, {}, self.views.phase_counts())
+        summary = self._decide_some(machines, set(system_ids), records, listed_at)
+        summary.by_status = self.views.status_counts()  # the gauges count every machine
         self._pass_ok(summary, started_at)
         return summary
 
@@ -295,20 +358,49 @@ class Daemon:
     def _decide_all(
         self, machines: Sequence[MachineData], records: dict[str, ProvisionRecord], listed_at: float
     ) -> PassSummary:
+        self.views.begin_pass()
+        selected, started = self._decide_each(machines, records, listed_at)
+        self._forget_missing({m.system_id for m in selected})
+        self.views.end_pass({m.system_id for m in machines})
+        return self._summary(machines, selected, started)
+
+    def _decide_some(
+        self,
+        machines: Sequence[MachineData],
+        asked: set[str],
+        records: dict[str, ProvisionRecord],
+        listed_at: float,
+    ) -> PassSummary:
+        """An event pass: decide for the machines re-read by id; forget those asked for that
+        MAAS no longer has (deleted); leave every other machine as the last pass left it."""
+        selected, started = self._decide_each(machines, records, listed_at)
+        listed = {m.system_id for m in machines}
+        chosen = {m.system_id for m in selected}
+        self._forget_missing(asked & chosen | (set(self.flows) - asked))
+        for system_id in asked - listed:
+            self.revisits.pop(system_id, None)
+        return self._summary(machines, selected, started)
+
+    def _decide_each(
+        self, machines: Sequence[MachineData], records: dict[str, ProvisionRecord], listed_at: float
+    ) -> tuple[list[MachineData], int]:
         selected: list[MachineData] = []
         started = self._deferred = 0
         now = self.clock.monotonic()
-        self.views.begin_pass()
         for machine in machines:
             refusal = self.filters.reason(machine)
             if refusal is not None:
+                self.revisits.pop(machine.system_id, None)
                 self.views.left_out(machine, f"filtered out: {refusal}")
                 self._left_alone(machine, f"filtered out: {refusal}")
                 continue
             selected.append(machine)
             started += self._consider(machine, records, listed_at, now)
-        self._forget_missing({m.system_id for m in selected})
-        self.views.end_pass({m.system_id for m in machines})
+        return selected, started
+
+    def _summary(
+        self, machines: Sequence[MachineData], selected: list[MachineData], started: int
+    ) -> PassSummary:
         self.metrics.observe_backing_off(self.setbacks.waiting(self.clock.time()))
         return PassSummary(
             seen=len(machines),
@@ -329,6 +421,7 @@ class Daemon:
         """Decide for one selected machine and start its action, unless something holds it
         back; 1 when an action started. Whatever holds it back becomes its reason."""
         sid = machine.system_id
+        self.revisits[sid] = now  # read again at the next event pass unless settled below
         if self._stale_or_busy(sid, listed_at):
             return self._left_alone(machine, self._busy_reason(sid))
         if self.unseen.holds(machine, listed_at, now):
@@ -337,11 +430,14 @@ class Daemon:
         self._remember(machine, decision, records.get(sid))
         action = decision.action
         if action is None:
+            self._settle(machine, records.get(sid), now)
             return self._left_alone(machine, decision.reason)
         setback = self.held(machine, action)
         if setback is not None:
+            self.revisits[sid] = now + max(setback.retry_at - self.clock.time(), 0.0)
             return self._left_alone(machine, _backing_off(setback))
         if self.paused and action.kind is not ActionKind.PROVISION_POLL:
+            self.revisits.pop(sid)  # `resume` lists every machine again
             return self._left_alone(machine, f"paused: would {describe_action(action)}")
         if self.executor.room == 0:  # back-pressure: counted in the pass's line
             self._deferred += 1
@@ -350,6 +446,16 @@ class Daemon:
             )
         self.views.said(sid, decision.reason)
         return self._start(machine, action)
+
+    def _settle(self, machine: MachineData, record: ProvisionRecord | None, now: float) -> None:
+        """No action: the machine waits for an event, unless its decision depends on time
+        (a failed provisioning's retry, a `-retry-failed` backoff): then for a period."""
+        failed_retry = self.budgets.limit > 0 and machine.status in RETRIED_STATUSES
+        failed_run = record is not None and record.state != ProvisionState.COMPLETE
+        if failed_retry or failed_run:
+            self.revisits[machine.system_id] = now + self.period
+        else:
+            self.revisits.pop(machine.system_id, None)
 
     def _left_alone(self, machine: MachineData, reason: str) -> int:
         """The machine gets no action this pass, for `reason`: shown, and logged once per change."""
@@ -501,6 +607,7 @@ class Daemon:
                 self.desired.forget(system_id)
                 self.views.forget(system_id)
                 self._acted_at.pop(system_id, None)
+                self.revisits.pop(system_id, None)
                 self._refused_names.pop(system_id, None)
                 self.unseen.forget(system_id)
                 self.setbacks.cleared(system_id)
@@ -538,6 +645,9 @@ class Daemon:
         finally:
             structlog.contextvars.unbind_contextvars("system_id", "hostname")
         self._acted_at[machine.system_id] = self.clock.monotonic()
+        if self.feed is not None:  # read it again soon: not every write makes an event
+            wait = self.period if action.kind is ActionKind.PROVISION_POLL else 0.0
+            self.revisits[machine.system_id] = self._acted_at[machine.system_id] + wait
         self._record_action(machine, action, outcome, self._acted_at[machine.system_id] - started)
 
     async def _outcome(self, machine: MachineData, action: Action) -> Outcome:
@@ -653,6 +763,14 @@ class Daemon:
         )
         del self._history[:-MAX_UNWRITTEN_EVENTS]
 
+    def _desire_noted(
+        self, system_id: str, hostname: str, kind: str, action: str, outcome: str, detail: str
+    ) -> None:
+        """A desire stored or cleared over HTTP: noted in the history, and (with events) the
+        machine is read again at the next pass, since MAAS writes no event for it."""
+        self._note(system_id, hostname, kind, action, outcome, detail)
+        self.revisits[system_id] = self.clock.monotonic()
+
     def flush_history(self) -> None:
         """Write the noted events in one batch; a store that refuses them is reported and they
         are kept for the next try (the newest MAX_UNWRITTEN_EVENTS)."""
@@ -693,8 +811,10 @@ class Daemon:
         log.warning("paused: no MAAS writes or provisioning starts until resumed")
 
     def resume(self) -> None:
-        """Act again from the next pass."""
+        """Act again from the next pass (with events, a full one: paused machines wait for none)."""
         self.paused = False
+        if self.feed is not None:
+            self.feed.ask_full()
         self.metrics.observe_paused(False)
         log.warning("resumed")
 
@@ -708,6 +828,7 @@ class Daemon:
         sid = view.system_id
         cleared = self._clear_holds(sid)
         self._acted_at.pop(sid, None)
+        self.revisits[sid] = self.clock.monotonic()  # with events: read at the next pass
         detail = ", ".join(cleared) or "nothing held it back"
         self._note(sid, view.hostname, EventKind.OPERATOR, "retry", "ok", detail)
         log.warning("operator retry", system_id=sid, hostname=view.hostname, cleared=detail)
@@ -770,7 +891,8 @@ class Daemon:
         failed passes, the capped backoff drawn when the last one failed, counted from then."""
         if self.consecutive_failures:
             return self._retry_in
-        return max(self.period - spent, 0.0)
+        cycle = self.period if self.feed is None else POLL_S
+        return max(cycle - spent, 0.0)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -786,13 +908,26 @@ class Daemon:
             self.liveness.progressed(then_idle=delay)
             await interruptible_sleep(delay, stop, self.clock.sleep)
 
+    async def step(self) -> PassSummary | None:
+        """One turn of the loop: a full pass, or with events (`-events on`) a full pass when
+        one is due and else an event pass (None when it read nothing)."""
+        if self.feed is None:
+            return await self.run_pass()
+        if self.feed.full_due() is None and not self.feed.waiting():
+            summary = await self.run_event_pass()
+            if summary is not None or self.feed.full_due() is None:
+                return summary
+        if self.feed.full_due() is None:
+            return None  # the event log failed: plain polling, a full pass each period
+        return await self.run_pass()
+
     async def _pass_unless_stopped(self, stop: asyncio.Event) -> bool:
         """Run one pass; abandon it when `stop` is set first (it only reads, so that is safe).
 
         A pass can spend minutes retrying a busy MAAS (Retry-After); SIGTERM must not wait
         for that. Returns False when the pass was abandoned.
         """
-        pass_task = asyncio.create_task(self.run_pass())
+        pass_task = asyncio.create_task(self.step())
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({pass_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()

@@ -95,6 +95,17 @@ def boolean(text: str, origin: str, _env: Mapping[str, str]) -> bool:
     return parse_bool(text, origin)
 
 
+def on_off(text: str, origin: str, _env: Mapping[str, str]) -> bool:
+    """on/off (or a boolean spelling): True for on."""
+    lowered = text.strip().lower()
+    if lowered in ("on", "off"):
+        return lowered == "on"
+    try:
+        return parse_bool(text, origin)
+    except ConfigError:
+        raise ConfigError(f"{origin}: {text[:20]!r} is neither on nor off; use on or off") from None
+
+
 def filter_spec(text: str, origin: str, env: Mapping[str, str]) -> FilterSpec:
     return FilterSpec.load(text, origin, env) if text.strip() else FilterSpec.default()
 

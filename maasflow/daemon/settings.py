@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     api_version_asked: str = ""  # "<where>=1.0" when maas-flow's 1.0 was taken as 2.0
     show_key: Annotated[bool, checked(check.boolean)] = False
     period: Annotated[float, checked(check.positive_duration)] = 15.0
+    events: Annotated[bool, checked(check.on_off)] = True
+    relist: Annotated[float, checked(check.positive_duration)] = 300.0
     filter: Annotated[FilterSpec, checked(check.filter_spec)] = FilterSpec.default()
     mappings: Annotated[Mappings, checked(check.mappings)] = Mappings.empty()
     targets: Annotated[Targets, checked(check.targets)] = Targets()

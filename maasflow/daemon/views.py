@@ -149,6 +149,10 @@ class MachineViews:
     def phase_counts(self) -> dict[str, int]:
         return dict(Counter[str](v.phase for v in self._views.values() if v.phase is not None))
 
+    def status_counts(self) -> dict[str, int]:
+        """Selected machines by MAAS status name, as the last pass that read each saw it."""
+        return dict(Counter(v.status_name or str(v.status) for v in self._views.values()))
+
     def rows(self, *, left_out: bool = False) -> list[dict[str, Any]]:
         """Every selected machine's view (and with `left_out` the others') as JSON, by hostname."""
         views = [*self._views.values(), *(self._left_out.values() if left_out else ())]
