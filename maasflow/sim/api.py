@@ -255,7 +255,7 @@ class Api:
             is_admin=user is not None,
             deployed_field=self._config.deployed_enlistment,
         )
-        machine = self._world.add(new.spec)
+        machine = self._world.add(new.spec, announce=False)
         machine.power_type, machine.power_parameters = new.power_type, new.power_parameters
         call.system_id = machine.system_id
         if new.deployed and user is not None:

@@ -13,7 +13,9 @@ Only the rack's power monitor (`monitor.py`, through `monitor_query`) sends `Sys
 3.5+. Starting a machine for commissioning, deployment or disk erasure is MAAS's
 `Node._start`: a cycle when the machine is on, else on. Any other driver is a fake BMC
 that reaches the wanted state after `Durations.power`; `manual` cannot be driven at all.
-A failed action sets `power_state` to "error" and writes MAAS's failure event; a failed
+"Powering on/off" (INFO) is written by the rack's RPC path only (3.5's
+`provisioningserver/rpc/power.py`; MAAS 3.6 has no such event type). A failed action sets
+`power_state` to "error" and writes MAAS's failure event; a failed
 query sets "error" and writes "Failed to query node's BMC" (the rack's monitor does that;
 what 3.5+'s API does after its workflow's three query attempts is not modelled: a query
 here is one CLI run). Secrets and URIs are never put into error messages.
@@ -71,7 +73,8 @@ class PowerControl:
 
     async def _act(self, machine: Machine, action: PowerAction) -> bool:
         want = action.wanted
-        self._world.record(machine, f"NODE_POWER_{want.upper()}_STARTING")
+        if not self._agent_path:  # the rack's RPC path writes it (3.5 `rpc/power.py`); 3.6 none
+            self._world.record(machine, f"NODE_POWER_{want.upper()}_STARTING")
         try:
             await self._drive(machine, action)
         except PowerFailed as exc:

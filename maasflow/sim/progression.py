@@ -154,9 +154,10 @@ class Lifecycle:
         """Move to `new`, writing "Node changed status" and MAAS's status event."""
         old = machine.status
         machine.status = new
-        self._world.record(
-            machine, "NODE_CHANGED_STATUS", f"From '{status_name(old)}' to '{status_name(new)}'"
-        )
+        description = f"From '{status_name(old)}' to '{status_name(new)}'"
+        if new == Status.ALLOCATED:  # as MAAS 3.6's `emit_state_transition_event` says it
+            description += f" (to {machine.owner})"
+        self._world.record(machine, "NODE_CHANGED_STATUS", description)
         kind = status_event(new)
         if kind is not None:
             self._world.record(machine, kind)

@@ -98,8 +98,14 @@ class World:
             if candidate not in self.machines:
                 return candidate
 
-    def add(self, spec: MachineSpec) -> Machine:
-        """Create a live machine from a spec and return it."""
+    def add(self, spec: MachineSpec, *, announce: bool = True) -> Machine:
+        """Create a live machine from a spec and return it.
+
+        With `announce` it gets the status event of a machine that reached its status (a
+        scenario's machines, one enlisting itself). A machine created through the API gets
+        none: MAAS 3.6 writes "Node changed status" only when a saved status differs from
+        the one the object was built with (`maasserver/utils/signals.py`,
+        `connect_to_field_change`), so creating a machine writes no event."""
         number = self.new_id("machine")
         system_id = spec.system_id or self.new_system_id()
         if system_id in self.machines:
@@ -136,7 +142,7 @@ class World:
         if machine.status in (Status.DEPLOYED, Status.DEPLOYING):
             self.assign_ips(machine)
         kind = status_event(machine.status)
-        if kind is not None:
+        if kind is not None and announce:
             self.record(machine, kind)
         machine.to_json()  # pre-serialise: the first full listing is a join, too
         return machine

@@ -168,3 +168,46 @@ def test_audit_level_shows_only_audit_events() -> None:
     log.add("a", "host", "NODE_CHANGED_STATUS", "From 'New' to 'Ready'")
     assert log.query({"level": ["AUDIT"]}, {"a"})["count"] == 0
     assert log.query({"level": ["DEBUG"]}, {"a"})["count"] == 1
+
+
+async def test_creating_a_machine_writes_no_event_unless_it_commissions(
+    admin: httpx.AsyncClient, sim: Simulator
+) -> None:
+    """As in MAAS 3.6 (a status change event needs a saved status that differs from the
+    built one): creating with commission=false logs nothing; commissioning logs the change."""
+    before = len(sim.events)
+    quiet = await admin.post(
+        "machines/",
+        data={"architecture": "amd64", "mac_addresses": "52:54:00:aa:bb:03",
+              "commission": "false", "power_type": "manual"},
+    )  # fmt: skip
+    assert quiet.status_code == 200 and len(sim.events) == before
+    loud = await admin.post(
+        "machines/", data={"architecture": "amd64/generic", "mac_addresses": "52:54:00:aa:bb:04"}
+    )
+    page = await query(admin, level="DEBUG", after=str(before), id=loud.json()["system_id"])
+    assert "From 'New' to 'Commissioning'" in [e["description"] for e in page["events"]]
+
+
+async def test_a_deleted_machines_events_are_no_longer_listed(
+    admin: httpx.AsyncClient, sim: Simulator, wait_until: Wait
+) -> None:
+    """MAAS unlinks a deleted node's events (`pre_delete_update_events`), and the query lists
+    only events of existing nodes, so a poller hears nothing of a deletion."""
+    await commission_both(admin, sim, wait_until)
+    gone = sim.find("one")
+    assert (await admin.delete(f"machines/{gone.system_id}/")).status_code == 204
+    page = await query(admin, level="DEBUG", limit="1000")
+    assert page["events"] and gone.system_id not in {e["node"] for e in page["events"]}
+
+
+async def test_allocating_names_the_new_owner_in_the_status_change(
+    admin: httpx.AsyncClient, sim: Simulator, wait_until: Wait
+) -> None:
+    """Allocation's status change says "(to <user>)", as MAAS's emit_state_transition_event."""
+    await commission_both(admin, sim, wait_until)
+    one = sim.find("one").system_id
+    answer = await admin.post("machines/", params={"op": "allocate"}, data={"system_id": one})
+    assert answer.status_code == 200
+    page = await query(admin, level="DEBUG", limit="1", id=one)
+    assert page["events"][0]["description"] == "From 'Ready' to 'Allocated' (to admin)"

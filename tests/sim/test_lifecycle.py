@@ -116,7 +116,7 @@ async def test_deploy_from_ready_allocates_then_deploys(
     assert any(address in network for network in DOC_RANGES)
     assert listed["interface_set"][0]["links"][0]["ip_address"] == str(address)
     assert transitions(sim, "spare") == [
-        "From 'Ready' to 'Allocated'",
+        "From 'Ready' to 'Allocated' (to admin)",  # MAAS names the owner
         "From 'Allocated' to 'Deploying'",
         "From 'Deploying' to 'Deployed'",
     ]
