@@ -80,8 +80,10 @@ class EventFeed:
         min_full_s: float = 0.0,
         store: CursorStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        page: int = EVENTS_LIMIT,
     ) -> None:
         self._query = query
+        self._page = page  # events asked for at once (MAAS's most, but for tests)
         self.relist_s = relist_s
         self.min_full_s = min_full_s
         self._store = store
@@ -141,14 +143,14 @@ class EventFeed:
             nodes |= page.nodes
             if page.newest is not None:
                 self._moved(page.newest)
-            if len(page.events) < EVENTS_LIMIT:
+            if len(page.events) < self._page:
                 return nodes if page.events or await self._cursor_held() else None
-        self._want(Relist.FLOOD, f"more than {MAX_PAGES * EVENTS_LIMIT} events since the last look")
+        self._want(Relist.FLOOD, f"more than {MAX_PAGES * self._page} events since the last look")
         return None
 
     async def _read(self, after: int | None) -> EventPage | None:
         try:
-            page = await self._query(after, EVENTS_LIMIT)
+            page = await self._query(after, self._page)
         except MaasError as exc:
             self._failed(exc)
             return None
