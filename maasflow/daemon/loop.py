@@ -187,6 +187,7 @@ class Daemon:
         self._in_flight: dict[str, ActionKind] = {}  # system_id -> its action under way
         # With events: system_id -> monotonic time it is due to be read again without one.
         self.revisits: dict[str, float] = {}
+        self._pass_logged_at = float("-inf")  # monotonic time of the last "pass" line at info
         self._history: list[Event] = []  # noted, not yet written (`flush_history`)
         self.desired = DesiredStates(  # stored over HTTP (`daemon.desire_api`); read every pass
             actuator.store,
@@ -282,10 +283,11 @@ class Daemon:
         self.liveness.progressed()
         if changed is None:
             return None
-        self.health.pass_ok(self.clock.time())  # MAAS answered: the daemon follows it
         wanted = changed | self._due_revisits()
-        if not wanted:
-            return PassSummary(0, 0, 0, {}, {})
+        if not wanted:  # MAAS answered and nothing changed: a pass, logged at debug
+            summary = PassSummary(0, 0, 0, self.views.status_counts(), self.views.phase_counts())
+            self._pass_ok(summary, started_at, quiet=True)
+            return summary
         if len(wanted) > MAX_REREAD:
             self.feed.ask_full()
             return None
@@ -423,6 +425,8 @@ class Daemon:
         sid = machine.system_id
         self.revisits[sid] = now  # read again at the next event pass unless settled below
         if self._stale_or_busy(sid, listed_at):
+            if self.executor.busy(sid):
+                self.revisits.pop(sid)  # its action's end makes it due
             return self._left_alone(machine, self._busy_reason(sid))
         if self.unseen.holds(machine, listed_at, now):
             return self._left_alone(machine, "waiting for MAAS to show the write it accepted")
@@ -855,14 +859,19 @@ class Daemon:
 
     # -- pass bookkeeping -------------------------------------------------------------------
 
-    def _pass_ok(self, summary: PassSummary, started_at: float) -> None:
+    def _pass_ok(self, summary: PassSummary, started_at: float, quiet: bool = False) -> None:
         now = self.clock.time()
         self.passes += 1
         self.consecutive_failures = 0
         self.last_error = None
         self.health.pass_ok(now)
         self.metrics.observe_pass(now - started_at, True, summary.by_status, summary.by_phase)
-        log.info(
+        # An event pass that read nothing is logged at info at most once a period, as often
+        # as `-events off` logs its passes; else at debug.
+        loud = not quiet or self.clock.monotonic() - self._pass_logged_at >= self.period
+        if loud:
+            self._pass_logged_at = self.clock.monotonic()
+        (log.info if loud else log.debug)(
             "pass",
             seen=summary.seen,
             selected=summary.selected,

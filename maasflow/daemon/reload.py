@@ -54,6 +54,8 @@ class ReloadOutcome(enum.StrEnum):
 def reload_settings(daemon: Daemon, sources: Mapping[str, Given]) -> dict[str, ReloadOutcome]:
     """Read every `@file` setting in `sources` again and give `daemon` those that changed."""
     outcomes = {name: _reload_one(daemon, name, sources.get(name)) for name in _PARSERS}
+    if daemon.feed is not None and ReloadOutcome.RELOADED in outcomes.values():
+        daemon.feed.ask_full()  # with events: every machine is judged by the new files
     log.info("reload", **{name: outcome.value for name, outcome in outcomes.items()})
     return outcomes
 

@@ -8,6 +8,7 @@ oracle); the daemon's and the feed's time is a `FakeClock`, moved by the tests.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -195,3 +196,33 @@ async def test_a_machine_deleted_in_maas_is_forgotten_at_the_next_full_listing(r
     await rig.daemon.step()
     assert rig.daemon.views.get(target) is None
     assert len(rig.daemon.views) == MACHINES - 1
+
+
+async def _settled(daemon: Daemon) -> None:
+    for _ in range(500):
+        if daemon.executor.in_flight == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("actions still running")
+
+
+async def test_a_machine_acted_on_is_reread_after_its_action_though_no_event_says_so(
+    rig: Rig,
+) -> None:
+    """A rename is a PUT, which writes no event: the machine is re-read by id once the action
+    has ended, seen renamed, and then left to wait for events."""
+    mac = rig.sim.find("node-0").nics[0].mac
+    rig.daemon.mappings = Mappings.load(f'{{"{mac}": "renamed"}}', "test")
+    first = await rig.daemon.step()
+    assert first is not None and first.started == 1
+    await _settled(rig.daemon)
+    target = rig.sim.find("renamed").system_id
+    rig.forget()
+    await rig.daemon.step()
+    (read,) = rig.reads()
+    assert _ids(read) == [target]
+    view = rig.daemon.views.get(target)
+    assert view is not None and view.hostname == "renamed"
+    rig.forget()
+    await rig.daemon.step()
+    assert rig.reads() == []

@@ -21,6 +21,14 @@ SimFactory = Callable[[SimConfig], Simulator]
 DaemonFactory = Callable[[list[str], dict[str, str]], DaemonProcess]
 
 
+@pytest.fixture(params=["on", "off"])
+def events(request: pytest.FixtureRequest) -> str:
+    """`-events on` (the default: every e2e test runs with it) and `-events off` (plain
+    polling): the key end-to-end tests ask for this fixture and run with both."""
+    value: str = request.param
+    return value
+
+
 @pytest.fixture
 def sim_threads() -> Iterator[list[SimulatorThread]]:
     """The simulator threads a test started (stopped at teardown)."""

@@ -32,9 +32,10 @@ def drive(
     provision_url: str,
     tmp_path: Path,
     timeout: float = 60.0,
+    events: str = "on",
 ) -> None:
     """Run the daemon until every machine of `sim` is provisioned, then SIGTERM it (exit 0)."""
-    args = ["-period", "0.2s", "-listen", "127.0.0.1:0", "-log-format", "json"]
+    args = ["-period", "0.2s", "-listen", "127.0.0.1:0", "-log-format", "json", "-events", events]
     args += ["-db", str(tmp_path / "maasflow.sqlite"), "-provision-url", provision_url]
     daemon = start_daemon(args, env)
     url = daemon.telemetry_url()
@@ -70,10 +71,12 @@ def test_fifty_machines_are_provisioned_once_each_by_a_script(
     script: Path,
     runs_file: Path,
     tmp_path: Path,
+    events: str,
 ) -> None:
-    """60 New machines end Provisioned: one commission, allocate, deploy and script run each."""
+    """60 New machines end Provisioned: one commission, allocate, deploy and script run each,
+    following MAAS's event log or polling."""
     sim = start_sim(SimConfig(seed=11, time_factor=FAST, machines=generate_machines(60, 11)))
-    drive(sim, start_daemon, env_for(sim), str(script), tmp_path)
+    drive(sim, start_daemon, env_for(sim), str(script), tmp_path, events=events)
     assert_each_op_once(sim)
     assert [r for r in sim.request_log.writes() if not r.effective] == []
     assert_provisioned_once(sim, runs_file, argc=3)
@@ -115,8 +118,10 @@ def test_faults_change_nothing_but_the_path_no_op_is_duplicated(
     script: Path,
     runs_file: Path,
     tmp_path: Path,
+    events: str,
 ) -> None:
-    """503s, HTML 409s, latency, connections dropped before and after MAAS acted: no duplicate.
+    """503s, HTML 409s, latency, connections dropped before and after MAAS acted: no duplicate,
+    following MAAS's event log (whose reads fail too) or polling.
 
     A write whose answer is lost after MAAS acted must not be sent again: the next pass
     reads the new status instead.
@@ -132,7 +137,7 @@ def test_faults_change_nothing_but_the_path_no_op_is_duplicated(
     )
     machines = generate_machines(50, 13)
     sim = start_sim(SimConfig(seed=13, time_factor=FAST, machines=machines, faults=faults))
-    drive(sim, start_daemon, env_for(sim), str(script), tmp_path, timeout=75.0)
+    drive(sim, start_daemon, env_for(sim), str(script), tmp_path, timeout=75.0, events=events)
     assert_each_op_once(sim)
     assert_provisioned_once(sim, runs_file, argc=3)
     kinds = {r.fault for r in sim.request_log.faulted()}
