@@ -1,5 +1,11 @@
 """The daemon: one pass every period (start to start), from the listing to one action a machine.
 
+With an `EventFeed` (`-events on`) a turn of the loop comes about every second instead: a
+full pass when the feed says one is due, else an event pass that re-reads by id only the
+machines MAAS's event log names and those due again without an event (`revisits`: after
+an action, a backoff's end, a provisioning poll each period, a deferred action), and
+decides for them alone; every other machine keeps what the last pass made of it.
+
 A pass lists the machines once, keeps the ones the filters select, gives each its desire
 (`desire_for`: one stored over HTTP, else the first `-targets` rule that selects it, else
 Deployed with the global settings), lets each machine's long-lived `Flow` decide from what MAAS

@@ -158,6 +158,25 @@ def test_bad_flag_value_names_the_flag(env: dict[str, str]) -> None:
         load_settings(["-period=often"], env)
 
 
+def test_events_is_on_by_default_and_takes_on_or_off(env: dict[str, str]) -> None:
+    """Following MAAS's event log is on unless `-events off` (or MAAS_EVENTS=off) says not;
+    full listings come every 5 minutes unless `-relist` says otherwise."""
+    assert load_settings([], env).events is True
+    assert load_settings(["-events", "off"], env).events is False
+    assert load_settings(["-events=on", "-relist", "90s"], env).relist == 90.0
+    assert load_settings([], env | {"MAAS_EVENTS": "off"}).events is False
+    assert load_settings([], env).relist == 300.0
+
+
+def test_an_events_value_other_than_on_or_off_is_one_line_naming_the_flag(
+    env: dict[str, str],
+) -> None:
+    """`-events sometimes` is refused in one line that names the flag and the fix."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(["-events", "sometimes"], env)
+    assert str(info.value) == "-events: 'sometimes' is neither on nor off; use on or off"
+
+
 def test_api_version_other_than_maas_flows_one_is_refused_with_the_reason(
     env: dict[str, str],
 ) -> None:
