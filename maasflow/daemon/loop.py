@@ -440,7 +440,7 @@ class Daemon:
         self._remember(machine, decision, records.get(sid))
         action = decision.action
         if action is None:
-            self._settle(machine, records.get(sid), now)
+            self._settle(machine, decision, records.get(sid), now)
             return self._left_alone(machine, decision.reason)
         setback = self.held(machine, action)
         if setback is not None:
@@ -457,10 +457,13 @@ class Daemon:
         self.views.said(sid, decision.reason)
         return self._start(machine, action)
 
-    def _settle(self, machine: MachineData, record: ProvisionRecord | None, now: float) -> None:
+    def _settle(
+        self, machine: MachineData, decision: Decision, record: ProvisionRecord | None, now: float
+    ) -> None:
         """No action: the machine waits for an event, unless its decision depends on time
         (a failed provisioning's retry, a `-retry-failed` backoff): then for a period."""
-        failed_retry = self.budgets.limit > 0 and machine.status in RETRIED_STATUSES
+        retrying = decision.phase is Phase.RETRYING
+        failed_retry = retrying or (self.budgets.limit > 0 and machine.status in RETRIED_STATUSES)
         failed_run = record is not None and record.state != ProvisionState.COMPLETE
         if failed_retry or failed_run:
             self.revisits[machine.system_id] = now + self.period

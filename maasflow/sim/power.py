@@ -13,9 +13,11 @@ Only the rack's power monitor (`monitor.py`, through `monitor_query`) sends `Sys
 3.5+. Starting a machine for commissioning, deployment or disk erasure is MAAS's
 `Node._start`: a cycle when the machine is on, else on. Any other driver is a fake BMC
 that reaches the wanted state after `Durations.power`; `manual` cannot be driven at all.
-"Powering on/off" (INFO) is written by the rack's RPC path only (3.5's
-`provisioningserver/rpc/power.py`; MAAS 3.6 has no such event type). A failed action sets
-`power_state` to "error" and writes MAAS's failure event; a failed
+"Powering on/off" (INFO) and "Node powered on/off" (DEBUG) are written by the rack's RPC
+path only (3.5's `provisioningserver/rpc/power.py`, `power_change_starting` and
+`power_change_success`); MAAS 3.6 writes neither (only its migrations name them), so there a
+power change shows in `power_state` alone: a poller of the event log never hears of it.
+A failed action sets `power_state` to "error" and writes MAAS's failure event; a failed
 query sets "error" and writes "Failed to query node's BMC" (the rack's monitor does that;
 what 3.5+'s API does after its workflow's three query attempts is not modelled: a query
 here is one CLI run). Secrets and URIs are never put into error messages.
@@ -84,7 +86,8 @@ class PowerControl:
             return False
         if machine.power_type != "manual":
             machine.power_state = want
-            self._world.record(machine, f"NODE_POWERED_{want.upper()}")
+            if not self._agent_path:  # 3.5's `power_change_success`; 3.6 writes no event
+                self._world.record(machine, f"NODE_POWERED_{want.upper()}")
         return True
 
     async def _drive(self, machine: Machine, action: PowerAction) -> None:

@@ -18,6 +18,7 @@ from maasflow.common.clock import FakeClock
 from maasflow.common.errors import MaasError
 from maasflow.daemon.actions import Actuator
 from maasflow.daemon.loop import Daemon
+from maasflow.daemon.maas.event_log import EventPage, LoggedEvent
 from maasflow.daemon.maas.models import Machine, User
 from maasflow.daemon.mappings import Mappings
 from maasflow.daemon.selection import FilterSpec
@@ -52,6 +53,7 @@ class FakeMaas:
         self.fail_update: MaasError | None = None  # raised by update() after recording it
         self.whoami_errors: list[MaasError] = []  # whoami() raises these, one per call
         self.errors: dict[str, MaasError] = {}  # op -> raised by every call (after recording)
+        self.log: list[tuple[int, str]] = []  # the event log: (id, system_id), oldest first
 
     async def whoami(self) -> User:
         self.calls.append(("GET", "whoami", {}))
@@ -102,8 +104,20 @@ class FakeMaas:
         return 1
 
     def move(self, system_id: str, **fields: Any) -> None:
-        """MAAS changed the machine: the next listing shows `fields` updated."""
+        """MAAS changed the machine: the next listing shows `fields` updated, and its event
+        log names the machine."""
         self.machines[system_id] = self.machines[system_id].model_copy(update=fields)
+        self.log.append((len(self.log) + 1, system_id))
+
+    async def events_after(self, after: int | None, limit: int) -> EventPage:
+        """MAAS's event log (facts §4): the oldest `limit` after the cursor, else the newest."""
+        self.calls.append(("GET", "events", {"after": after}))
+        chosen = self.log[-limit:] if after is None else [e for e in self.log if e[0] > after]
+        return EventPage(tuple(LoggedEvent(i, node) for i, node in chosen[:limit]))
+
+    async def list_machines_by_id(self, system_ids: list[str]) -> list[Machine]:
+        self.calls.append(("GET", "list", {"id": list(system_ids)}))
+        return [self.machines[s] for s in system_ids if s in self.machines]
 
     async def update(self, system_id: str, **fields: str) -> None:
         await self._op("update", system_id, **fields)

@@ -207,6 +207,8 @@ async def test_maas_3_4_sends_system_id_with_every_request_and_no_final_query(
     assert bmc.requests() == [("POST", "/on"), ("GET", "/query"), ("GET", "/query")]
     assert [wire.named("system_id") for wire in bmc.seen] == [[("System_id", system_id)]] * 3
     assert bmc.seen[0].named("user-agent") == [("User-Agent", "MAAS 3.4.10")]
+    kinds = [e.type for e in sim.events.for_node(system_id)]
+    assert kinds[-2:] == ["Powering on", "Node powered on"]  # the rack's RPC path writes them
 
 
 async def test_the_power_monitor_sends_system_id_as_spelled_on_the_wire(wait_until: Wait) -> None:

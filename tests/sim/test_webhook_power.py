@@ -153,8 +153,10 @@ async def test_commission_drives_the_webhook_like_maas(wait_until: Wait) -> None
     assert on.headers["authorization"] == "Bearer s3cret"
     assert bmc.calls("GET", "/query")
     assert bmc.calls("POST", "/off")
+    posts = [seen.path for seen in bmc.seen if seen.method == "POST"]
+    assert posts.index("/on") < posts.index("/off")
     kinds = [e.type for e in sim.events.for_node(system_id)]
-    assert kinds.index("Node powered on") < kinds.index("Node powered off")
+    assert "Node powered on" not in kinds  # MAAS 3.6 writes no event for a power change
 
 
 async def test_confirm_loop_posts_again_until_the_query_agrees(wait_until: Wait) -> None:
