@@ -280,7 +280,8 @@ class Daemon:
     async def run_event_pass(self) -> PassSummary | None:
         """Read the machines MAAS's event log names since the last look, and those due again
         without an event (`revisits`), by id; decide for them alone. None when a full listing
-        is due instead (`EventFeed.full_due` says why); nothing is read when nothing changed."""
+        is due instead (`EventFeed.full_due` says why); no machine is read when nothing
+        changed and nothing is due."""
         assert self.feed is not None, "event passes need an EventFeed"
         started_at = self.clock.time()
         self.flush_history()
@@ -319,7 +320,8 @@ class Daemon:
         finally:
             self._pass_started = None
         records = self._records()
-        if records is None:
+        if records is None:  # undecided: asked for again at the next pass
+            self.revisits.update(dict.fromkeys(system_ids, listed_at))
             return PassSummary(len(machines), 0, 0, {}, self.views.phase_counts())
         summary = self._decide_some(machines, set(system_ids), records, listed_at)
         summary.by_status = self.views.status_counts()  # the gauges count every machine
@@ -928,7 +930,8 @@ class Daemon:
 
     async def step(self) -> PassSummary | None:
         """One turn of the loop: a full pass, or with events (`-events on`) a full pass when
-        one is due and else an event pass (None when it read nothing)."""
+        one is due and else an event pass. None when neither ran: a full listing is due but
+        waits out the period since the last (the event log failed)."""
         if self.feed is None:
             return await self.run_pass()
         if self.feed.full_due() is None and not self.feed.waiting():
