@@ -908,10 +908,12 @@ class Daemon:
     def next_delay(self, spent: float = 0.0) -> float:
         """What is left of the period after a pass that took `spent` seconds (none when it
         took longer: periods count start to start, so `-period 15s` is a 15 s cycle); after
-        failed passes, the capped backoff drawn when the last one failed, counted from then."""
+        failed passes, the capped backoff drawn when the last one failed, counted from then.
+        With events the cycle is a second (the period when shorter: health expects a pass
+        within three periods)."""
         if self.consecutive_failures:
             return self._retry_in
-        cycle = self.period if self.feed is None else POLL_S
+        cycle = self.period if self.feed is None else min(self.period, POLL_S)
         return max(cycle - spent, 0.0)
 
     # -- the loop ----------------------------------------------------------------------
