@@ -433,8 +433,8 @@ class Daemon:
         sid = machine.system_id
         self.revisits[sid] = now  # read again at the next event pass unless settled below
         if self._stale_or_busy(sid, listed_at):
-            if self.executor.busy(sid):
-                self.revisits.pop(sid)  # its action's end makes it due
+            if sid in self._in_flight:  # its action's end makes it due (the executor may
+                self.revisits.pop(sid)  # still say busy for a moment after that end)
             return self._left_alone(machine, self._busy_reason(sid))
         if self.unseen.holds(machine, listed_at, now):
             return self._left_alone(machine, "waiting for MAAS to show the write it accepted")

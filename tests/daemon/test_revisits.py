@@ -109,3 +109,26 @@ async def test_resume_lists_every_machine_again(make_daemon: Any, mk: Any, Fake:
     await _settle(daemon)
     assert _reads(fake) == [None, None]
     assert fake.ops() == [("commission", "m1")]
+
+
+async def test_a_machine_whose_action_just_ended_is_not_dropped_while_the_executor_says_busy(
+    make_daemon: Any, mk: Any, Fake: Any
+) -> None:
+    """The executor forgets an action a moment after it ended: a pass in that moment still
+    leaves the machine due, so it is read again and not left waiting for an event."""
+    fake = Fake([mk("m1", 0, power_state="off")])
+    fake.hold = asyncio.Event()
+    daemon = _following(fake, make_daemon)
+    await daemon.identify(retry=False)
+    await daemon.step()
+    fake.hold.set()
+    while "m1" in daemon._in_flight:
+        await asyncio.sleep(0)
+    assert daemon.executor.busy("m1")  # the moment: ended, not yet forgotten
+    daemon.clock.advance(1)
+    await daemon.step()
+    assert "m1" in daemon.revisits
+    await _settle(daemon)
+    daemon.clock.advance(1)
+    await daemon.step()
+    assert _reads(fake)[-1] == ["m1"]
