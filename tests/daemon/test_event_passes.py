@@ -80,6 +80,7 @@ async def rig() -> AsyncIterator[Rig]:
             period=15.0,
             clock=clock,
             feed=feed,
+            provision_existing=True,  # the machines first seen Deployed are ours to act on
         )
         await daemon.identify(retry=False)
         async with api_client(sim, sim.admin_key) as admin:
