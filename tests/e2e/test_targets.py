@@ -135,3 +135,62 @@ def test_preview_names_each_machines_rule_and_plan(
         assert all(word in lines[host] for word in words), (host, lines[host])
     assert "sha256" in lines["db-1"] and "runcmd" not in result.stdout
     assert {r.method for r in sim.request_log} == {"GET"}
+
+
+DESIRE_TOKEN = "e2e-mixed-desire-token-0123456789"
+
+
+def test_a_mixed_fleet_with_an_enlisted_machine_and_a_desire_put_over_http_converges(
+    start_sim: SimFactory, start_daemon: DaemonFactory, env_for: EnvFor, tmp_path: Path
+) -> None:
+    """Issue 10's fleet: the rules above, a machine `maasflow enlist` recorded as running, and a
+    desire PUT over HTTP (power keep-1 on) all converge; the enlisted machine, the Ignore rule's
+    and another user's get no write at all, and nothing else is written twice."""
+    sim = start_fleet(start_sim)
+    targets = write_targets(tmp_path)
+    enlisted = run_cli(
+        ["enlist", "--hostname", "enl-1", "--mac", "52:54:00:0e:00:01"], env_for(sim)
+    )
+    assert enlisted.returncode == 0, enlisted.stderr
+    ids = {m.hostname: sid for sid, m in sim.machines.items()}
+    before = {host: len(sim.request_log.for_machine(sid)) for host, sid in ids.items()}
+    token = tmp_path / "desire-token"
+    token.write_text(DESIRE_TOKEN + "\n")
+    token.chmod(0o600)
+    args = ["-period", "0.2s", "-listen", "127.0.0.1:0", "-log-format", "json", "-filter", "{}"]
+    args += ["-targets", f"@{targets}", "-db", str(tmp_path / "state.sqlite")]
+    daemon = start_daemon(args, env_for(sim, DESIRE_TOKEN_FILE=str(token)))
+    url = daemon.telemetry_url()
+    put = run_cli(
+        ["desire", "keep-1", "--power", "on"],
+        env_for(sim, DESIRE_TOKEN_FILE=str(token), MAASFLOW_STATUS_URL=url),
+    )
+    assert put.returncode == 0, put.stderr
+
+    def now() -> dict[str, Any]:
+        return converged(sim, ids) | {"keep-1": sim.machines[ids["keep-1"]].power_state}
+
+    goal = {"cloud-1": "off", "scrap-1": 4, "spare-1": 10, "db-1": 6, "keep-1": "on"}
+    wait_until(now, lambda seen: seen == goal, 30, "the mixed fleet to converge")
+    passes = daemon.state(url)["pass"]["count"]
+    wait_until(
+        lambda: daemon.state(url)["pass"]["count"], lambda n: n >= passes + 3, 10, "3 passes"
+    )
+    assert daemon.terminate() == 0
+    writes = {
+        host: [
+            r.action for r in sim.request_log.for_machine(sid)[before[host] :] if r.method != "GET"
+        ]
+        for host, sid in ids.items()
+    }
+    assert writes == {
+        "cloud-1": ["power_off"],
+        "scrap-1": ["release"],
+        "spare-1": ["commission", "allocate"],
+        "db-1": ["deploy"],
+        "keep-1": ["power_on"],
+        "enl-1": [],
+        "lab-1": [],
+        "theirs-1": [],
+    }
+    assert sim.machines[ids["enl-1"]].status == 6  # still Deployed, never touched
