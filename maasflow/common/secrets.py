@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from maasflow.common.errors import ConfigError
+from maasflow.common.text_file import read_capped_text
 
 # --- reading and validating -------------------------------------------------------------
 # One rule for every secret file (the daemon's key and token files, systemd credentials,
@@ -53,18 +54,7 @@ def read_secret_file(path: Path, origin: str, what: str) -> str:
 
 def _stripped_text(path: Path, label: str, what: str) -> str:
     """The file's text, stripped, after the size and UTF-8 checks; errors start with `label`."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(SECRET_FILE_LIMIT + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"{label}: cannot read the {what}: {reason}") from None
-    if len(data) > SECRET_FILE_LIMIT:
-        raise ConfigError(f"{label}: larger than 4 KiB, too large to hold a {what}")
-    try:
-        return data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise ConfigError(f"{label}: not UTF-8 text; write the {what} as UTF-8") from None
+    return read_capped_text(path, label, SECRET_FILE_LIMIT, subject=f"the {what}").strip()
 
 
 def readable_by_others(path: Path) -> bool:

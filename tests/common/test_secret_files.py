@@ -50,8 +50,8 @@ def test_a_secret_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
         (b" \n\t\r\n", "the file is empty"),
         (b"first\nsecond\n", "must be one line"),
         (b"first\rsecond", "must be one line"),
-        (b"\xff\xfe" + SECRET.encode(), "not UTF-8"),
-        (b"k" * (SECRET_FILE_LIMIT + 1), "too large"),
+        (b"\xff\xfe" + SECRET.encode(), "the token is not UTF-8 text"),
+        (b"k" * (SECRET_FILE_LIMIT + 1), "the token is larger than 4 KiB"),
     ],
     ids=["empty", "blank", "two-lines", "carriage-return", "not-utf8", "over-4KiB"],
 )
