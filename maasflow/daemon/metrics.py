@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
@@ -32,6 +31,7 @@ from prometheus_client import (
 )
 
 from maasflow import __version__
+from maasflow.common.metric_registry import program_registry
 
 MAX_SERIES = 64
 
@@ -44,7 +44,7 @@ class Metrics:
     """The daemon's counters, gauges and histograms, and their text rendering."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = program_registry(__version__)
         self._pass_metrics()
         self._action_metrics()
         self._request_metrics()
@@ -161,11 +161,6 @@ class Metrics:
 
     def _process_metrics(self) -> None:
         r = self.registry
-        build = Gauge(
-            "maasflow_build_info", "The running maasflow's version (always 1).", ["version"],
-            registry=r,
-        )  # fmt: skip
-        build.labels(version=__version__).set(1)
         self.healthy = Gauge(
             "maasflow_healthy", "1 while /healthz answers healthy, else 0.", registry=r
         )

@@ -25,13 +25,13 @@ from collections.abc import Callable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
 
+from maasflow.common.metric_registry import program_registry
 from maasflow.serve.records import Status
 
 _JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
@@ -42,11 +42,7 @@ class ServeMetrics:
     """The service's series and their text rendering."""
 
     def __init__(self, version: str) -> None:
-        r = self.registry = CollectorRegistry(auto_describe=True)
-        build = Gauge(
-            "maasflow_build_info", "The running maasflow's version.", ["version"], registry=r
-        )
-        build.labels(version=version).set(1)
+        r = self.registry = program_registry(version)
         self.jobs = Gauge(
             "maasflow_serve_jobs", "Provisioning jobs by state.", ["state"], registry=r
         )
