@@ -13,11 +13,10 @@ import io
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-import structlog
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -67,16 +66,6 @@ async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
         return True
     except TimeoutError:
         return False
-
-
-@pytest.fixture
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def test_idle_connections_at_the_cap_give_way_to_a_client_that_asks() -> None:
@@ -145,9 +134,7 @@ async def test_embedded_servers_take_the_guard_and_keep_the_callers_ceiling() ->
     assert EmbeddedServer(config).guard is guard
 
 
-def test_accept_failures_are_logged_once_per_interval_with_a_count(
-    _restore_logging: None,
-) -> None:
+def test_accept_failures_are_logged_once_per_interval_with_a_count() -> None:
     """asyncio's 'out of system resource' record, sent 1,000 times, makes one log line."""
     out = io.StringIO()
     configure_logging("info", "text", out)
@@ -174,7 +161,7 @@ def test_accept_failures_are_logged_once_per_interval_with_a_count(
     assert "Too many open files" in out.getvalue() and "Traceback" not in out.getvalue()
 
 
-def test_other_asyncio_errors_are_never_throttled(_restore_logging: None) -> None:
+def test_other_asyncio_errors_are_never_throttled() -> None:
     """Only accept failures are rate-limited: every other asyncio error is a line of its own."""
     out = io.StringIO()
     configure_logging("info", "text", out)

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -25,18 +24,6 @@ from maasflow.common.logs import (
 )
 
 SECRET = "cccccccccccccccccccccccccccccccc"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Leave structlog and the root logger as other tests expect them."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.contextvars.clear_contextvars()
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def _lines(stream: io.StringIO) -> list[str]:
